@@ -1,0 +1,80 @@
+"""Pipe enrichment: screen a batch of stream records into ``TransactionAuthorized`` details.
+
+EventBridge Pipes sends the batch as a JSON list of DynamoDB stream records and puts one event
+on the bus per element of the list returned. Every INSERT yields exactly one element, valid or
+not, so nothing written to the table is lost; an exception fails the batch and Pipes retries it
+(which is why screening is idempotent).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+    DynamoDBRecordEventName,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from payments.dedup_store import DynamoDBFingerprintStore
+from payments.events import StreamPosition
+from payments.screening import InvalidRecord, Screener, parse_record, safe_transaction_id
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+NO_IMAGE_REASON = "stream record has no new image: the table stream must include NEW_IMAGE"
+
+
+@cache
+def screener() -> Screener:
+    """Built on first use, not at import, so configuration errors surface as invocation errors."""
+    store = DynamoDBFingerprintStore(boto3.client("dynamodb"), os.environ["DEDUP_TABLE_NAME"])
+    return Screener(store, timedelta(seconds=int(os.environ["DEDUP_WINDOW_SECONDS"])))
+
+
+@logger.inject_lambda_context(log_event=False)  # records hold card data: never log the event
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: list[dict[str, Any]], context: LambdaContext) -> list[dict[str, Any]]:
+    details: list[dict[str, Any]] = []
+    duplicates = invalid = 0
+    for raw in event:
+        record = DynamoDBRecord(raw)
+        if record.event_name is not DynamoDBRecordEventName.INSERT:
+            # The pipe filters to INSERT; a MODIFY or REMOVE is not a new transaction, and
+            # emitting it would give a transaction a second lifecycle.
+            logger.warning(
+                "skipped a stream record that is not an INSERT",
+                extra={"eventName": raw.get("eventName"), "eventID": raw.get("eventID")},
+            )
+            continue
+        keys = {name: str(value) for name, value in (record.dynamodb.keys or {}).items()}
+        origin = StreamPosition(table_key=keys, sequence_number=record.dynamodb.sequence_number)
+        image = record.dynamodb.new_image
+        parsed = (
+            parse_record(image, origin)
+            if image
+            else InvalidRecord(
+                safe_transaction_id(keys.get("transactionId")), NO_IMAGE_REASON, origin
+            )
+        )
+        event_out = screener().screen(parsed)
+        duplicates += event_out.screening.duplicate
+        invalid += not event_out.screening.valid
+        details.append(event_out.to_detail())
+    metrics.add_metric(name="RecordsScreened", unit=MetricUnit.Count, value=len(details))
+    metrics.add_metric(name="DuplicatesFlagged", unit=MetricUnit.Count, value=duplicates)
+    metrics.add_metric(name="InvalidRecords", unit=MetricUnit.Count, value=invalid)
+    logger.info(
+        "screened a batch",
+        extra={"records": len(details), "duplicates": duplicates, "invalid": invalid},
+    )
+    return details

@@ -1,0 +1,56 @@
+"""Sample source ("visa-mock"): writes N generated transactions to the transactions table.
+
+Invoke with ``{"count": 100}`` and optionally a ``seed`` and the generator's rates, e.g.
+``{"count": 500, "seed": 7, "duplicateRate": 0.1, "malformedRate": 0.02}``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from payments.generator import Knobs, TransactionGenerator
+from payments.transaction_table import TransactionTable
+
+logger = Logger()
+tracer = Tracer()
+
+MAX_COUNT = 10_000  # keeps one invocation well inside the function timeout
+
+
+class SourceRequest(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    count: int = Field(default=100, ge=1, le=MAX_COUNT)
+    seed: int | None = None
+    duplicate_rate: float = Field(default=0.05, ge=0, le=1)
+    foreign_rate: float = Field(default=0.15, ge=0, le=1)
+    high_value_rate: float = Field(default=0.03, ge=0, le=1)
+    unknown_account_rate: float = Field(default=0.02, ge=0, le=1)
+    malformed_rate: float = Field(default=0.02, ge=0, le=1)
+
+
+@cache
+def transaction_table() -> TransactionTable:
+    resource = boto3.resource("dynamodb")
+    return TransactionTable(resource.Table(os.environ["TRANSACTIONS_TABLE_NAME"]))
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, Any]:
+    request = SourceRequest.model_validate(event or {})
+    knobs = Knobs(**request.model_dump(exclude={"count", "seed"}))
+    records = list(TransactionGenerator(knobs=knobs, seed=request.seed).generate(request.count))
+    written = transaction_table().put_all(record.item for record in records)
+    kinds = Counter(record.kind.value for record in records)
+    logger.info("wrote sample transactions", extra={"written": written, **kinds})
+    return {"written": written, "kinds": dict(kinds)}

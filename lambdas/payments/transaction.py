@@ -1,0 +1,120 @@
+"""The authorized transaction record, as the authorization system writes it to the table.
+
+Field names follow what card authorizations carry (ISO 8583 data elements in brackets). The
+card is identified by a vault token only: a clear PAN is refused by validation, and because
+errors hide their input, it is never echoed back in the message.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import pycountry
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+from pydantic.alias_generators import to_camel
+
+from payments.money import Money
+from payments.pan import looks_like_pan, redact_pans
+
+
+def _not_a_pan(value: str) -> str:
+    if looks_like_pan(value):
+        raise ValueError("holds what looks like a clear card number; send the vault token instead")
+    return value
+
+
+def _country(code: str) -> str:
+    if pycountry.countries.get(alpha_2=code) is None:
+        raise ValueError("is not an ISO 3166-1 alpha-2 country code")
+    return code
+
+
+def _rate(value: Any) -> Any:
+    # A conversion rate is exact decimal data (DE 10); a float would already have lost digits.
+    if isinstance(value, float | bool):
+        raise ValueError("must be a decimal string, not a binary float")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+Token = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{12,64}$"), AfterValidator(_not_a_pan)]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$"), AfterValidator(_not_a_pan)]
+Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$"), AfterValidator(_country)]
+ConversionRate = Annotated[
+    Decimal, BeforeValidator(_rate), Field(gt=0, max_digits=12, decimal_places=8)
+]
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+
+_MODEL_CONFIG = ConfigDict(
+    alias_generator=to_camel,
+    populate_by_name=True,
+    frozen=True,
+    extra="forbid",
+    hide_input_in_errors=True,
+)
+
+
+class AuthorizedTransaction(BaseModel):
+    """An authorized card, ATM or real-time payment transaction awaiting posting."""
+
+    model_config = _MODEL_CONFIG
+
+    transaction_id: Identifier
+    mti: str = Field(pattern=r"^0[1-9][0-9]{2}$", description="message type indicator")
+    pan_token: Token = Field(description="vault token standing for the card number [2]")
+    processing_code: str = Field(pattern=r"^\d{6}$", description="[3]")
+    transaction_amount: Money = Field(description="amount in the transaction currency [4, 49]")
+    billing_amount: Money = Field(description="amount in the cardholder billing currency [6, 51]")
+    conversion_rate: ConversionRate = Field(description="transaction to billing rate [10]")
+    stan: str = Field(pattern=r"^\d{6}$", description="system trace audit number [11]")
+    rrn: str = Field(pattern=r"^[A-Za-z0-9]{12}$", description="retrieval reference number [37]")
+    auth_code: str = Field(pattern=r"^[A-Za-z0-9]{6}$", description="authorization code [38]")
+    mcc: str = Field(pattern=r"^\d{4}$", description="merchant category code [18]")
+    pos_entry_mode: str = Field(pattern=r"^\d{3}$", description="[22]")
+    acquirer_country: Country = Field(description="[19]")
+    # Optional here on purpose: a record without it is well formed but fails the business
+    # rules, which reject it with a reason code instead of quarantining it.
+    issuer_country: Country | None = None
+    terminal_id: str = Field(pattern=r"^[A-Za-z0-9]{1,8}$", description="[41]")
+    merchant_id: str = Field(pattern=r"^[A-Za-z0-9]{1,15}$", description="[42]")
+    account_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,34}$")
+    transmitted_at: UtcDatetime = Field(description="transmission date and time [7]")
+
+    @property
+    def is_foreign(self) -> bool:
+        """Billed in another currency than the one the cardholder paid in."""
+        return self.transaction_amount.currency != self.billing_amount.currency
+
+    def to_item(self) -> dict[str, Any]:
+        """The record as a table item: camelCase names, exact numbers, no floats."""
+        item = self.model_dump(by_alias=True, exclude_none=True)
+        item["conversionRate"] = str(self.conversion_rate)
+        item["transmittedAt"] = self.transmitted_at.isoformat()
+        return item
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """A reason a person can act on, naming fields and rules but never the values.
+
+    The input may be a clear PAN, so only locations and messages are used, and the result is
+    passed through the PAN redaction in case a field name itself carried digits.
+    """
+    parts = []
+    for detail in error.errors(include_input=False, include_url=False):
+        location = ".".join(str(part) for part in detail["loc"]) or "record"
+        message = detail["msg"].removeprefix("Value error, ")
+        parts.append(f"{location}: {message}")
+    return redact_pans("; ".join(parts))

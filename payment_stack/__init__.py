@@ -1,0 +1,8 @@
+"""CDK constructs of the payment-posting pipeline and the stack that composes them."""
+
+from payment_stack.config import StageConfig
+from payment_stack.ingest_pipe import IngestPipe
+from payment_stack.payment_function import PaymentFunction
+from payment_stack.stack import PaymentPostingStack
+
+__all__ = ["IngestPipe", "PaymentFunction", "PaymentPostingStack", "StageConfig"]

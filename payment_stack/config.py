@@ -1,0 +1,70 @@
+"""Per-stage settings, read from the ``stages`` context in cdk.json."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+# The retentions CloudWatch Logs offers that a payments team is likely to pick, in days.
+RETENTION_BY_DAYS = {
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+STAGES_CONTEXT_KEY = "payment-posting:stages"
+STAGE_CONTEXT_KEY = "stage"
+DEFAULT_STAGE = "dev"
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """What differs between stages; everything else is the same everywhere on purpose."""
+
+    name: str
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS
+    sample_source: bool = False
+
+    @classmethod
+    def from_context(cls, scope: Construct) -> StageConfig:
+        """The stage named by ``-c stage=NAME`` (default ``dev``), as cdk.json defines it."""
+        name = scope.node.try_get_context(STAGE_CONTEXT_KEY) or DEFAULT_STAGE
+        stages: dict[str, dict[str, Any]] = scope.node.try_get_context(STAGES_CONTEXT_KEY) or {}
+        if name not in stages:
+            known = ", ".join(sorted(stages)) or "none"
+            raise ValueError(
+                f"stage {name!r} is not defined in the {STAGES_CONTEXT_KEY!r} context of "
+                f"cdk.json (defined: {known})"
+            )
+        return cls.from_dict(name, stages[name])
+
+    @classmethod
+    def from_dict(cls, name: str, values: dict[str, Any]) -> StageConfig:
+        unknown = set(values) - {"removalPolicy", "logRetentionDays", "sampleSource"}
+        if unknown:
+            raise ValueError(f"stage {name!r} has unknown settings: {', '.join(sorted(unknown))}")
+        policy = values.get("removalPolicy", "retain")
+        if policy not in ("retain", "destroy"):
+            raise ValueError(f"stage {name!r}: removalPolicy must be 'retain' or 'destroy'")
+        days = int(values.get("logRetentionDays", 90))
+        retention = RETENTION_BY_DAYS.get(days)
+        if retention is None:
+            choices = ", ".join(str(d) for d in RETENTION_BY_DAYS)
+            raise ValueError(f"stage {name!r}: logRetentionDays must be one of {choices}")
+        return cls(
+            name=name,
+            removal_policy=RemovalPolicy.DESTROY if policy == "destroy" else RemovalPolicy.RETAIN,
+            log_retention=retention,
+            sample_source=bool(values.get("sampleSource", False)),
+        )

@@ -1,0 +1,372 @@
+"""IngestPipe: from a write to the transactions table to ``TransactionAuthorized`` on the bus.
+
+transactions table ──stream (INSERT)──▶ EventBridge Pipe ──▶ payments event bus
+                                          │ enrichment: deduplication function
+                                          └─ after bounded retries: dead-letter queue
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Stack, Token
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_pipes as pipes
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from payment_stack.encrypted_table import customer_key_table
+from payment_stack.nag import acknowledge
+from payment_stack.payment_function import PaymentFunction
+
+# EventBridge PutEvents accepts at most 10 entries per call, and Pipes sends a batch in one call.
+MAX_BUS_BATCH = 10
+TRANSACTIONS_PARTITION_KEY = "transactionId"
+DEDUP_PARTITION_KEY = "fingerprint"
+DEDUP_TTL_ATTRIBUTE = "expiresAt"
+TRANSACTION_AUTHORIZED = "TransactionAuthorized"
+DEFAULT_EVENT_SOURCE = "payments.ingest"
+
+
+class IngestPipe(Construct):
+    """Reads authorized transactions from a DynamoDB table and publishes them to a bus.
+
+    Every INSERT becomes exactly one ``TransactionAuthorized`` event: valid records carry the
+    transaction and a duplicate flag (with the id of the first sighting), malformed ones are
+    flagged invalid with a reason. A batch that still fails after the bounded retries is sent
+    to ``dead_letter_queue``, never silently dropped.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        event_bus: events.IEventBus | None = None,
+        encryption_key: kms.IKey | None = None,
+        transactions_table: dynamodb.ITableV2 | None = None,
+        batch_size: int = MAX_BUS_BATCH,
+        maximum_batching_window: Duration | None = None,
+        starting_position: str = "TRIM_HORIZON",
+        maximum_retry_attempts: int = 3,
+        maximum_record_age: Duration | None = None,
+        parallelization_factor: int = 10,
+        dedup_window: Duration | None = None,
+        event_source: str = DEFAULT_EVENT_SOURCE,
+        archive_retention: Duration | None = None,
+        log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        """
+        :param event_bus: bus to publish to. Default: a new bus, encrypted with
+            ``encryption_key``, with a dead-letter queue and an archive.
+        :param encryption_key: customer-managed key for the tables, queues, bus and archive.
+            Default: a new key with yearly rotation.
+        :param transactions_table: an existing table with a NEW_IMAGE (or NEW_AND_OLD_IMAGES)
+            stream and ``transactionId`` as partition key. Default: a new TableV2 with
+            point-in-time recovery, encrypted with ``encryption_key``.
+        :param batch_size: records per pipe batch, 1 to 10. Default 10, the most a bus target
+            takes in one PutEvents call.
+        :param maximum_batching_window: how long the pipe waits to fill a batch. Default: none,
+            each batch goes as soon as records are there (latency first).
+        :param starting_position: ``TRIM_HORIZON`` (default: nothing already in the stream is
+            missed when the pipe starts) or ``LATEST``.
+        :param maximum_retry_attempts: retries of a failing batch before it goes to the
+            dead-letter queue, 0 to 10,000. Default 3. Unbounded retries are refused: one poison
+            batch would block its shard.
+        :param maximum_record_age: records older than this go to the dead-letter queue. Between
+            60 seconds and 7 days. Default 1 hour.
+        :param parallelization_factor: concurrent batches per stream shard, 1 to 10. Default 10,
+            so one shard sustains the throughput target; ordering matters only per transaction.
+        :param dedup_window: how far apart two sightings of one authorization still count as
+            duplicates. Default 24 hours (an RRN is unique per acquirer for about a day).
+        :param event_source: the ``source`` of the published events. Default ``payments.ingest``.
+        :param archive_retention: retention of the archive of a bus this construct creates.
+            Default 365 days. No archive is created on a bus that is passed in.
+        :param log_retention: retention of the pipe and function logs. Default three months.
+        :param removal_policy: for the tables and the key. Default RETAIN: payment data is kept.
+        """
+        super().__init__(scope, construct_id)
+        maximum_record_age = maximum_record_age or Duration.hours(1)
+        dedup_window = dedup_window or Duration.hours(24)
+        _validate(
+            batch_size=batch_size,
+            maximum_batching_window=maximum_batching_window,
+            starting_position=starting_position,
+            maximum_retry_attempts=maximum_retry_attempts,
+            maximum_record_age=maximum_record_age,
+            parallelization_factor=parallelization_factor,
+            dedup_window=dedup_window,
+        )
+
+        self._removal_policy = removal_policy
+        self.encryption_key: kms.IKey = encryption_key or kms.Key(
+            self,
+            "Key",
+            description="Encrypts payment transactions at rest: tables, queues, bus, archive",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+        )
+
+        self.transactions_table: dynamodb.ITableV2 = transactions_table or customer_key_table(
+            self,
+            "TransactionsTable",
+            encryption_key=self.encryption_key,
+            partition_key=dynamodb.Attribute(
+                name=TRANSACTIONS_PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            billing=dynamodb.Billing.on_demand(),
+            dynamo_stream=dynamodb.StreamViewType.NEW_IMAGE,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=removal_policy,
+        )
+        stream_arn = self.transactions_table.table_stream_arn
+        if stream_arn is None:
+            raise ValueError(
+                "IngestPipe: the transactions table has no stream. Create it with "
+                "dynamo_stream=StreamViewType.NEW_IMAGE, or import it with table_stream_arn."
+            )
+
+        self.dedup_table = customer_key_table(
+            self,
+            "DedupTable",
+            encryption_key=self.encryption_key,
+            partition_key=dynamodb.Attribute(
+                name=DEDUP_PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            billing=dynamodb.Billing.on_demand(),
+            time_to_live_attribute=DEDUP_TTL_ATTRIBUTE,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=removal_policy,
+        )
+
+        self.dead_letter_queue = _dead_letter_queue(self, "DeadLetterQueue", self.encryption_key)
+
+        self.archive: events.Archive | None = None
+        self.archive_key: kms.IKey | None = None
+        self.event_bus: events.IEventBus = event_bus or self._create_bus(
+            archive_retention or Duration.days(365)
+        )
+
+        dedup = PaymentFunction(
+            self,
+            "Dedup",
+            handler="handlers.dedup.handler",
+            description="Deduplication enrichment of the ingest pipe",
+            service_name="ingest-dedup",
+            environment={
+                "DEDUP_TABLE_NAME": self.dedup_table.table_name,
+                "DEDUP_WINDOW_SECONDS": str(int(dedup_window.to_seconds())),
+            },
+            log_retention=log_retention,
+        )
+        self.dedup_function = dedup.function
+        # Read (to judge a duplicate) and update (to claim a fingerprint); no delete or scan.
+        self.dedup_table.grant(dedup.role, "dynamodb:UpdateItem")
+        # grant() names only the table actions; an encrypted table also needs the key.
+        self.encryption_key.grant_encrypt_decrypt(dedup.role)
+
+        self.pipe_role = iam.Role(
+            self,
+            "PipeRole",
+            assumed_by=iam.ServicePrincipal(
+                "pipes.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            ),
+            description="Execution role of the ingest pipe",
+        )
+        self.pipe_log_group = logs.LogGroup(
+            self, "PipeLogGroup", retention=log_retention, removal_policy=RemovalPolicy.RETAIN
+        )
+        self.transactions_table.grant_stream_read(self.pipe_role)
+        # Written out rather than grant_invoke(), which adds the function's versions (":*").
+        self.pipe_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"], resources=[self.dedup_function.function_arn]
+            )
+        )
+        self.event_bus.grant_put_events_to(self.pipe_role)
+        self.dead_letter_queue.grant_send_messages(self.pipe_role)
+        self.pipe_log_group.grant_write(self.pipe_role)
+
+        self.pipe = pipes.CfnPipe(
+            self,
+            "Pipe",
+            description="Authorized transactions from the table stream to the payments bus",
+            role_arn=self.pipe_role.role_arn,
+            source=stream_arn,
+            source_parameters=pipes.CfnPipe.PipeSourceParametersProperty(
+                filter_criteria=pipes.CfnPipe.FilterCriteriaProperty(
+                    filters=[pipes.CfnPipe.FilterProperty(pattern='{"eventName":["INSERT"]}')]
+                ),
+                dynamo_db_stream_parameters=pipes.CfnPipe.PipeSourceDynamoDBStreamParametersProperty(
+                    starting_position=starting_position,
+                    batch_size=batch_size,
+                    maximum_batching_window_in_seconds=(
+                        int(maximum_batching_window.to_seconds())
+                        if maximum_batching_window
+                        else None
+                    ),
+                    maximum_retry_attempts=maximum_retry_attempts,
+                    maximum_record_age_in_seconds=int(maximum_record_age.to_seconds()),
+                    parallelization_factor=parallelization_factor,
+                    # Split a failing batch to isolate the record that fails, instead of
+                    # sending its healthy neighbours to the dead-letter queue with it.
+                    on_partial_batch_item_failure="AUTOMATIC_BISECT",
+                    dead_letter_config=pipes.CfnPipe.DeadLetterConfigProperty(
+                        arn=self.dead_letter_queue.queue_arn
+                    ),
+                ),
+            ),
+            enrichment=self.dedup_function.function_arn,
+            target=self.event_bus.event_bus_arn,
+            target_parameters=pipes.CfnPipe.PipeTargetParametersProperty(
+                event_bridge_event_bus_parameters=pipes.CfnPipe.PipeTargetEventBridgeEventBusParametersProperty(
+                    detail_type=TRANSACTION_AUTHORIZED, source=event_source
+                )
+            ),
+            log_configuration=pipes.CfnPipe.PipeLogConfigurationProperty(
+                # ERROR without execution data: failures are logged, card data never is.
+                level="ERROR",
+                cloudwatch_logs_log_destination=pipes.CfnPipe.CloudwatchLogsLogDestinationProperty(
+                    log_group_arn=self.pipe_log_group.log_group_arn
+                ),
+            ),
+            desired_state="RUNNING",
+        )
+        # The role's policy must exist before the pipe starts polling, or the first polls fail.
+        self.pipe.node.add_dependency(self.pipe_role)
+
+        self._acknowledge_findings()
+
+    def grant_write_transactions(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` write transactions into the table, which starts their lifecycle."""
+        return self.transactions_table.grant_write_data(grantee)
+
+    def metric_dead_letter_messages(
+        self, *, period: Duration | None = None, statistic: str = "Maximum"
+    ) -> cloudwatch.Metric:
+        """Batches that failed all retries and wait in the dead-letter queue for redrive.
+
+        Alarm on any value above zero: each message is up to ten transactions not yet on the bus.
+        """
+        return self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+            period=period or Duration.minutes(1), statistic=statistic
+        )
+
+    def _create_bus(self, archive_retention: Duration) -> events.IEventBus:
+        # Events land here when the bus cannot encrypt or decrypt them with the key, so this
+        # queue must not depend on that key: SQS-managed encryption (which also breaks the
+        # key -> bus -> queue -> key cycle the key policy would otherwise create).
+        bus_dlq = _dead_letter_queue(self, "BusDeadLetterQueue", None)
+        bus = events.EventBus(
+            self,
+            "EventBus",
+            description="Lifecycle events of payment transactions",
+            kms_key=self.encryption_key,
+            dead_letter_queue=bus_dlq,
+        )
+        # The archive gets a key of its own: its key policy must name the bus, and the bus
+        # already depends on the pipeline key, so sharing that key would be a dependency cycle.
+        self.archive_key = kms.Key(
+            self,
+            "ArchiveKey",
+            description="Encrypts the archive of payment lifecycle events",
+            enable_key_rotation=True,
+            removal_policy=self._removal_policy,
+        )
+        self.archive = events.Archive(
+            self,
+            "Archive",
+            source_event_bus=bus,
+            description="Every lifecycle event, for replay and audit",
+            event_pattern=events.EventPattern(account=[Stack.of(self).account]),
+            kms_key=self.archive_key,
+            retention=archive_retention,
+        )
+        return bus
+
+    def _acknowledge_findings(self) -> None:
+        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+            acknowledge(
+                self,
+                f"AwsSolutions-IAM5[Action::{action}]",
+                "CDK grants on a KMS-encrypted table or queue use these action wildcards; "
+                "the resource is the one customer-managed key of this pipeline.",
+            )
+
+
+def _dead_letter_queue(scope: Construct, construct_id: str, key: kms.IKey | None) -> sqs.Queue:
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.KMS if key else sqs.QueueEncryption.SQS_MANAGED,
+        encryption_master_key=key,
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+    )
+    acknowledge(
+        queue,
+        "AwsSolutions-SQS3",
+        "This queue is itself the dead-letter queue; messages here wait for inspection and "
+        "redrive, and a queue behind it would only hide them further.",
+    )
+    return queue
+
+
+def _validate(
+    *,
+    batch_size: int,
+    maximum_batching_window: Duration | None,
+    starting_position: str,
+    maximum_retry_attempts: int,
+    maximum_record_age: Duration,
+    parallelization_factor: int,
+    dedup_window: Duration,
+) -> None:
+    def unresolved(value: object) -> bool:
+        return Token.is_unresolved(value)
+
+    if not unresolved(batch_size) and not 1 <= batch_size <= MAX_BUS_BATCH:
+        raise ValueError(
+            f"IngestPipe: batch_size must be between 1 and {MAX_BUS_BATCH}, got {batch_size}. "
+            "The target is an event bus, and PutEvents takes at most 10 entries per call."
+        )
+    if maximum_batching_window is not None and maximum_batching_window.to_seconds() > 300:
+        raise ValueError(
+            "IngestPipe: maximum_batching_window must be at most 300 seconds "
+            "(the EventBridge Pipes limit); transactions are meant to post within seconds."
+        )
+    if starting_position not in ("TRIM_HORIZON", "LATEST"):
+        raise ValueError(
+            f"IngestPipe: starting_position must be 'TRIM_HORIZON' or 'LATEST', "
+            f"got {starting_position!r}."
+        )
+    if not unresolved(maximum_retry_attempts) and not 0 <= maximum_retry_attempts <= 10_000:
+        raise ValueError(
+            f"IngestPipe: maximum_retry_attempts must be between 0 and 10000, got "
+            f"{maximum_retry_attempts}. Retries must be bounded, or one failing batch blocks "
+            "its shard forever."
+        )
+    if not 60 <= maximum_record_age.to_seconds() <= 604_800:
+        raise ValueError(
+            "IngestPipe: maximum_record_age must be between 60 seconds and 7 days "
+            "(the EventBridge Pipes limits for a DynamoDB stream)."
+        )
+    if not unresolved(parallelization_factor) and not 1 <= parallelization_factor <= 10:
+        raise ValueError(
+            f"IngestPipe: parallelization_factor must be between 1 and 10, got "
+            f"{parallelization_factor}."
+        )
+    if not 1 <= dedup_window.to_seconds() <= 7 * 86_400:
+        raise ValueError(
+            "IngestPipe: dedup_window must be between 1 second and 7 days; a longer window "
+            "would flag legitimate repeat payments as duplicates."
+        )

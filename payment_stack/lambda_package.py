@@ -1,0 +1,89 @@
+"""The one code asset and dependency layer that every function of a stack shares.
+
+Built without Docker (docs/adr/0001-lambda-bundling-without-docker.md): the code is the plain
+``lambdas/`` folder, and the dependency layer is ``pip install``-ed at synth for the Lambda
+platform from wheels only, so no compiler and no container are needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling, Stack
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
+REQUIREMENTS = LAMBDAS_DIR / "requirements.txt"
+# The project's full lock, so the layer's transitive versions are the ones tested too.
+CONSTRAINTS = LAMBDAS_DIR.parent / "constraints.txt"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.ARM_64
+_PYTHON_VERSION = "3.14"
+_PLATFORM = "manylinux2014_aarch64"
+# What never belongs in the function asset; caches also change the asset hash at random.
+_CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "requirements.txt", ".mypy_cache"]
+
+
+@jsii.implements(ILocalBundling)
+class PipInstallForLambda:
+    """Installs ``lambdas/requirements.txt`` into ``python/`` for the Lambda platform."""
+
+    def try_bundle(self, output_dir: str, options: Any = None, **_: Any) -> bool:
+        command = [
+            sys.executable, "-m", "pip", "install", "-qq", "--disable-pip-version-check",
+            "--no-compile", "--only-binary=:all:", "--implementation", "cp",
+            "--python-version", _PYTHON_VERSION, "--platform", _PLATFORM,
+            "--target", str(Path(output_dir) / "python"), "--requirement", str(REQUIREMENTS),
+        ]  # fmt: skip
+        if CONSTRAINTS.exists():
+            command += ["--constraint", str(CONSTRAINTS)]
+        subprocess.run(command, check=True)  # noqa: S603 - fixed argv, no shell
+        return True
+
+
+def _pins_hash() -> str:
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes())
+    if CONSTRAINTS.exists():
+        digest.update(CONSTRAINTS.read_bytes())
+    return digest.hexdigest()
+
+
+class LambdaPackage(Construct):
+    """Shared per stack: ``LambdaPackage.of(scope)`` returns the stack's one instance."""
+
+    _ID = "PaymentLambdaPackage"
+
+    @classmethod
+    def of(cls, scope: Construct) -> LambdaPackage:
+        stack = Stack.of(scope)
+        existing = stack.node.try_find_child(cls._ID)
+        return existing if isinstance(existing, LambdaPackage) else cls(stack, cls._ID)
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.code = lambda_.Code.from_asset(str(LAMBDAS_DIR), exclude=_CODE_EXCLUDES)
+        self.dependencies_layer = lambda_.LayerVersion(
+            self,
+            "Dependencies",
+            description="Powertools, pydantic and the pinned AWS SDK for the payment functions",
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            code=lambda_.Code.from_asset(
+                str(LAMBDAS_DIR),
+                # The layer depends on the pins alone, so only they decide when it is rebuilt.
+                asset_hash_type=AssetHashType.CUSTOM,
+                asset_hash=_pins_hash(),
+                bundling=BundlingOptions(
+                    # Required by the API, never pulled: local bundling always succeeds or
+                    # raises, so Docker is not needed.
+                    image=DockerImage.from_registry("local-bundling-only"),
+                    local=PipInstallForLambda(),
+                ),
+            ),
+        )

@@ -1,0 +1,88 @@
+"""A Lambda function with the project's defaults: its own role, log group and tracing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from payment_stack.lambda_package import ARCHITECTURE, RUNTIME, LambdaPackage
+from payment_stack.nag import acknowledge
+
+METRICS_NAMESPACE = "PaymentPosting"
+
+
+class PaymentFunction(Construct):
+    """A function from the shared ``lambdas/`` asset.
+
+    Its role starts empty (no AWS managed policy): it may write to its own log group and to
+    X-Ray, and everything else is granted by the construct that uses it.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        service_name: str,
+        environment: Mapping[str, str] | None = None,
+        timeout: Duration | None = None,
+        memory_size: int = 256,
+        log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
+        log_removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        """
+        :param handler: module and function inside ``lambdas/``, e.g. ``handlers.dedup.handler``.
+        :param service_name: Powertools service name, shown in every log line and metric.
+        :param timeout: default 30 seconds.
+        :param memory_size: default 256 MB (also buys CPU: pydantic validation is CPU-bound).
+        :param log_retention: default three months.
+        :param log_removal_policy: default RETAIN, logs are audit material.
+        """
+        super().__init__(scope, construct_id)
+        package = LambdaPackage.of(self)
+        self.log_group = logs.LogGroup(
+            self, "LogGroup", retention=log_retention, removal_policy=log_removal_policy
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Execution role of {description}",
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            code=package.code,
+            layers=[package.dependencies_layer],
+            handler=handler,
+            role=self.role,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            tracing=lambda_.Tracing.ACTIVE,
+            timeout=timeout or Duration.seconds(30),
+            memory_size=memory_size,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": service_name,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                **(environment or {}),
+            },
+        )
+        self.log_group.grant_write(self.role)
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray PutTraceSegments and PutTelemetryRecords do not support resource-level "
+            "permissions; AWS documents '*' as the only resource for them.",
+        )

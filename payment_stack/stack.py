@@ -1,0 +1,69 @@
+"""The payment-posting stack: the reusable constructs composed into one deployable unit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, Stack, Tags
+from constructs import Construct
+
+from payment_stack.config import StageConfig
+from payment_stack.ingest_pipe import IngestPipe
+from payment_stack.nag import acknowledge
+from payment_stack.payment_function import PaymentFunction
+
+
+class PaymentPostingStack(Stack):
+    """Authorized transactions in, lifecycle events out, on one payments event bus."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="Event-driven payment posting: ingest, rules and posting of transactions",
+            **kwargs,
+        )
+        Tags.of(self).add("project", "payment-posting")
+        Tags.of(self).add("stage", config.name)
+
+        self.ingest = IngestPipe(
+            self,
+            "Ingest",
+            removal_policy=config.removal_policy,
+            log_retention=config.log_retention,
+        )
+
+        self.sample_source: PaymentFunction | None = None
+        if config.sample_source:
+            self.sample_source = PaymentFunction(
+                self,
+                "SampleSource",
+                handler="handlers.source.handler",
+                description="Sample source (visa-mock): writes generated transactions",
+                service_name="sample-source",
+                environment={"TRANSACTIONS_TABLE_NAME": self.ingest.transactions_table.table_name},
+                timeout=Duration.minutes(5),
+                memory_size=512,
+                log_retention=config.log_retention,
+                log_removal_policy=config.removal_policy,
+            )
+            self.ingest.grant_write_transactions(self.sample_source.role)
+            for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+                acknowledge(
+                    self.sample_source,
+                    f"AwsSolutions-IAM5[Action::{action}]",
+                    "CDK's grant to write an encrypted table uses these action wildcards; "
+                    "the resource is the pipeline's one customer-managed key.",
+                )
+            CfnOutput(
+                self,
+                "SampleSourceFunctionName",
+                value=self.sample_source.function.function_name,
+                description='Invoke with {"count": 100} to write sample transactions',
+            )
+
+        CfnOutput(self, "TransactionsTableName", value=self.ingest.transactions_table.table_name)
+        CfnOutput(self, "EventBusName", value=self.ingest.event_bus.event_bus_name)
+        CfnOutput(self, "IngestDeadLetterQueueUrl", value=self.ingest.dead_letter_queue.queue_url)
