@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from payments.dedup_store import DynamoDBFingerprintStore
 from payments.events import StreamPosition
 from payments.screening import InvalidRecord, Screener, parse_record, safe_transaction_id
+from payments.transaction import AuthorizedTransaction
 
 logger = Logger()
 tracer = Tracer()
@@ -38,6 +39,20 @@ def screener() -> Screener:
     """Built on first use, not at import, so configuration errors surface as invocation errors."""
     store = DynamoDBFingerprintStore(boto3.client("dynamodb"), os.environ["DEDUP_TABLE_NAME"])
     return Screener(store, timedelta(seconds=int(os.environ["DEDUP_WINDOW_SECONDS"])))
+
+
+def _parse(record: DynamoDBRecord) -> AuthorizedTransaction | InvalidRecord:
+    stream = record.dynamodb
+    keys = {name: str(value) for name, value in ((stream.keys if stream else None) or {}).items()}
+    origin = StreamPosition(
+        table_key=keys, sequence_number=stream.sequence_number if stream else None
+    )
+    image = stream.new_image if stream else None
+    if not image:
+        return InvalidRecord(
+            safe_transaction_id(keys.get("transactionId")), NO_IMAGE_REASON, origin
+        )
+    return parse_record(image, origin)
 
 
 @logger.inject_lambda_context(log_event=False)  # records hold card data: never log the event
@@ -56,16 +71,7 @@ def handler(event: list[dict[str, Any]], context: LambdaContext) -> list[dict[st
                 extra={"eventName": raw.get("eventName"), "eventID": raw.get("eventID")},
             )
             continue
-        keys = {name: str(value) for name, value in (record.dynamodb.keys or {}).items()}
-        origin = StreamPosition(table_key=keys, sequence_number=record.dynamodb.sequence_number)
-        image = record.dynamodb.new_image
-        parsed = (
-            parse_record(image, origin)
-            if image
-            else InvalidRecord(
-                safe_transaction_id(keys.get("transactionId")), NO_IMAGE_REASON, origin
-            )
-        )
+        parsed = _parse(record)
         event_out = screener().screen(parsed)
         duplicates += event_out.screening.duplicate
         invalid += not event_out.screening.valid

@@ -4,10 +4,12 @@ The rules, which the DynamoDB store expresses as one conditional write:
 
 - the first sighting of a fingerprint owns it;
 - a later sighting by another transaction within the window (either side, since records can
-  arrive out of order) is a duplicate of the owner, and that verdict is remembered;
+  arrive out of order) is a duplicate of the owner;
 - a sighting outside the owner's window takes the fingerprint over;
-- asking again for a transaction already judged gives the same verdict (Pipes re-runs the
-  enrichment when a target batch fails), so a record is never its own duplicate.
+- every verdict is remembered, and asking again for a transaction already judged gives that
+  verdict (Pipes re-runs the enrichment when a target batch fails): a record is never its own
+  duplicate, and a re-run cannot turn a first sighting into a duplicate after the
+  fingerprint changed hands in between.
 
 Times are integer milliseconds since the epoch, so both stores compare exactly alike.
 """
@@ -48,10 +50,10 @@ FIRST_SIGHTING = Verdict()
 
 @dataclass(frozen=True)
 class FingerprintEntry:
-    """What is stored per fingerprint: its owner and the duplicates already judged."""
+    """What is stored per fingerprint: its owner and every verdict already given."""
 
     owner: Sighting
-    verdicts: dict[str, str] = field(default_factory=dict)
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
 
 
 def within_window(a_ms: int, b_ms: int, window_ms: int) -> bool:
@@ -64,9 +66,7 @@ def judge(entry: FingerprintEntry | None, candidate: Sighting, window_ms: int) -
     if entry is None:
         return FIRST_SIGHTING
     if candidate.transaction_id in entry.verdicts:
-        return Verdict(entry.verdicts[candidate.transaction_id])
-    if entry.owner.transaction_id == candidate.transaction_id:
-        return FIRST_SIGHTING
+        return entry.verdicts[candidate.transaction_id]
     if within_window(entry.owner.transmitted_at_ms, candidate.transmitted_at_ms, window_ms):
         return Verdict(entry.owner.transaction_id)
     return FIRST_SIGHTING
@@ -75,13 +75,12 @@ def judge(entry: FingerprintEntry | None, candidate: Sighting, window_ms: int) -
 def record(
     entry: FingerprintEntry | None, candidate: Sighting, verdict: Verdict
 ) -> FingerprintEntry:
-    """The stored entry after a verdict: a first sighting owns, a duplicate is remembered."""
-    verdicts = dict(entry.verdicts) if entry else {}
-    if verdict.duplicate_of is None:
-        return FingerprintEntry(owner=candidate, verdicts=verdicts)
-    assert entry is not None  # a duplicate always has an owner to be the duplicate of
-    verdicts[candidate.transaction_id] = verdict.duplicate_of
-    return FingerprintEntry(owner=entry.owner, verdicts=verdicts)
+    """The stored entry after a verdict: a new first sighting owns, every verdict is kept."""
+    if entry is not None and candidate.transaction_id in entry.verdicts:
+        return entry  # a re-run changes nothing
+    verdicts = {**(entry.verdicts if entry else {}), candidate.transaction_id: verdict}
+    owner = candidate if entry is None or verdict.duplicate_of is None else entry.owner
+    return FingerprintEntry(owner=owner, verdicts=verdicts)
 
 
 class FingerprintStore(Protocol):

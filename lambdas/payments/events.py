@@ -6,9 +6,11 @@ rendered into docs/events.md by ``python -m payments.events``.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -92,32 +94,62 @@ class TransactionAuthorized(LifecycleEvent):
 CATALOGUE: tuple[type[LifecycleEvent], ...] = (TransactionAuthorized,)
 
 
+def _type_name(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _type_name(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        return " \\| ".join(_type_name(arg) for arg in get_args(annotation))
+    if annotation is type(None):
+        return "None"
+    if origin is None and hasattr(annotation, "__name__"):
+        return str(annotation.__name__)
+    # "dict[str, str]" and the like: drop module paths, keep the shape.
+    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+(\w+)", r"\1", str(annotation))
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]
+
+
+def _field_table(model: type[BaseModel]) -> list[str]:
+    lines = ["| field | type | required | description |", "| --- | --- | --- | --- |"]
+    for name, field in model.model_fields.items():
+        lines.append(
+            f"| `{field.alias or name}` | {_type_name(field.annotation)} "
+            f"| {'yes' if field.is_required() else 'no'} | {field.description or ''} |"
+        )
+    return lines
+
+
 def render_catalogue() -> str:
-    """The event catalogue as Markdown: name, source and the fields of each detail."""
+    """The event catalogue as Markdown: each event's source and detail, then the shared types."""
     lines = [
         "# Event catalogue",
         "",
-        "Generated from `lambdas/payments/events.py` by `python -m payments.events`;"
-        " do not edit by hand.",
-        f"Every event detail carries schema version `{SCHEMA_VERSION}`.",
+        "Generated from `lambdas/payments/events.py` by `make events-doc`; do not edit by hand.",
+        f"Every event detail carries schema version `{SCHEMA_VERSION}`; `detail-type` is the"
+        " event name.",
         "",
     ]
+    shared: list[type[BaseModel]] = []
+    pending = [model for event in CATALOGUE for f in event.model_fields.values()
+               for model in _models_in(f.annotation)]  # fmt: skip
+    while pending:
+        model = pending.pop(0)
+        if model not in shared:
+            shared.append(model)
+            pending += [m for f in model.model_fields.values() for m in _models_in(f.annotation)]
     for event in CATALOGUE:
-        lines += [
-            f"## {event.NAME.value}",
-            "",
-            f"- source: `{event.SOURCE.value}`",
-            f"- {(event.__doc__ or '').strip().splitlines()[0]}",
-            "",
-            "| field | type | required |",
-            "| --- | --- | --- |",
-        ]
-        for name, field in event.model_fields.items():
-            alias = field.alias or name
-            annotation = getattr(field.annotation, "__name__", str(field.annotation))
-            annotation = annotation.replace("payments.", "").replace("|", "\\|")
-            lines.append(f"| `{alias}` | {annotation} | {'yes' if field.is_required() else 'no'} |")
-        lines.append("")
+        doc = (event.__doc__ or "").strip().splitlines()[0]
+        lines += [f"## {event.NAME.value}", "", f"Source `{event.SOURCE.value}`. {doc}", ""]
+        lines += [*_field_table(event), ""]
+    lines += ["## Shared types", ""]
+    for model in shared:
+        doc = (model.__doc__ or "").strip().splitlines()[0]
+        lines += [f"### {model.__name__}", "", doc, "", *_field_table(model), ""]
     return "\n".join(lines)
 
 

@@ -1,0 +1,76 @@
+"""moto-backed fixtures for handler tests: real tables, a real stream, no AWS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+TRANSACTIONS_TABLE = "transactions"
+DEDUP_TABLE = "dedup"
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def dynamodb(aws: None) -> Any:
+    return boto3.client("dynamodb")
+
+
+@pytest.fixture
+def dedup_table(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    dynamodb.create_table(
+        TableName=DEDUP_TABLE,
+        KeySchema=[{"AttributeName": "fingerprint", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "fingerprint", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    monkeypatch.setenv("DEDUP_TABLE_NAME", DEDUP_TABLE)
+    monkeypatch.setenv("DEDUP_WINDOW_SECONDS", "3600")
+    from handlers import dedup
+
+    dedup.screener.cache_clear()  # the handler caches its store per process, as Lambda does
+    return DEDUP_TABLE
+
+
+@pytest.fixture
+def transactions_table(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    dynamodb.create_table(
+        TableName=TRANSACTIONS_TABLE,
+        KeySchema=[{"AttributeName": "transactionId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "transactionId", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )
+    monkeypatch.setenv("TRANSACTIONS_TABLE_NAME", TRANSACTIONS_TABLE)
+    from handlers import source
+
+    source.transaction_table.cache_clear()
+    return TRANSACTIONS_TABLE
+
+
+def read_stream(dynamodb: Any, table_name: str) -> list[dict[str, Any]]:
+    """Every record on the table's stream, shaped exactly as Pipes hands them to enrichment."""
+    streams = boto3.client("dynamodbstreams")
+    stream_arn = dynamodb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
+    shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+    records: list[dict[str, Any]] = []
+    for shard in shards:
+        iterator = streams.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        response = streams.get_records(ShardIterator=iterator, Limit=1000)
+        for record in response["Records"]:
+            record["eventSourceARN"] = stream_arn
+            record["dynamodb"]["ApproximateCreationDateTime"] = record["dynamodb"][
+                "ApproximateCreationDateTime"
+            ].timestamp()
+            records.append(record)
+    return records

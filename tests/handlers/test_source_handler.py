@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from pydantic import ValidationError
+
+from handlers import source
+from payments.transaction import AuthorizedTransaction
+
+
+def scan(table: str) -> list[dict[str, Any]]:
+    return list(boto3.resource("dynamodb").Table(table).scan()["Items"])
+
+
+def test_writes_the_requested_number_of_records(
+    transactions_table: str, lambda_context: Any
+) -> None:
+    result = source.handler({"count": 80, "seed": 5, "malformedRate": 0.1}, lambda_context)
+
+    items = scan(transactions_table)
+    assert result["written"] == 80 == len(items)
+    assert sum(result["kinds"].values()) == 80
+    assert result["kinds"]["malformed"] > 0
+    valid = 0
+    for item in items:
+        try:
+            AuthorizedTransaction.model_validate(item)
+            valid += 1
+        except ValidationError:
+            pass
+    assert valid == 80 - result["kinds"]["malformed"]
+
+
+def test_an_empty_event_writes_the_default_count(
+    transactions_table: str, lambda_context: Any
+) -> None:
+    assert source.handler({}, lambda_context)["written"] == 100
+    assert len(scan(transactions_table)) == 100
+
+
+@pytest.mark.parametrize(
+    "event",
+    [{"count": 0}, {"count": source.MAX_COUNT + 1}, {"duplicateRate": 1.5}, {"colour": "red"}],
+)
+def test_a_bad_request_is_refused_and_writes_nothing(
+    transactions_table: str, lambda_context: Any, event: dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationError):
+        source.handler(event, lambda_context)
+    assert scan(transactions_table) == []

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from payments.events import (
+    CATALOGUE,
+    SCHEMA_VERSION,
+    EventName,
+    Screening,
+    TransactionAuthorized,
+    render_catalogue,
+)
+from payments.transaction import AuthorizedTransaction
+from tests.factories import valid_item
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "events.md"
+
+
+def test_detail_is_camel_case_json_with_the_envelope() -> None:
+    event = TransactionAuthorized(
+        transaction_id="tx-00000001",
+        occurred_at=datetime(2026, 11, 24, 12, 0, tzinfo=UTC),
+        screening=Screening(valid=True, fingerprint="v1:abc"),
+        transaction=AuthorizedTransaction.model_validate(valid_item()),
+    )
+    detail = event.to_detail()
+    assert detail["name"] == "TransactionAuthorized"
+    assert detail["source"] == "payments.ingest"
+    assert detail["schemaVersion"] == SCHEMA_VERSION
+    assert detail["transactionId"] == "tx-00000001"
+    assert detail["occurredAt"] == "2026-11-24T12:00:00Z"
+    assert detail["transaction"]["transactionAmount"] == {"amount": 1250, "currency": "USD"}
+    assert detail["transaction"]["conversionRate"] == "0.92150000"  # a string: exact
+    assert TransactionAuthorized.model_validate(detail) == event
+
+
+def test_every_event_name_has_a_catalogue_entry() -> None:
+    assert {event.NAME for event in CATALOGUE} == set(EventName)
+
+
+def test_docs_event_catalogue_is_current() -> None:
+    # Regenerate with `make events-doc` when an event model changes.
+    assert DOCS.read_text() == render_catalogue() + "\n"
