@@ -56,15 +56,24 @@ class StageConfig:
             raise ValueError(f"stage {name!r} has unknown settings: {', '.join(sorted(unknown))}")
         policy = values.get("removalPolicy", "retain")
         if policy not in ("retain", "destroy"):
-            raise ValueError(f"stage {name!r}: removalPolicy must be 'retain' or 'destroy'")
-        days = int(values.get("logRetentionDays", 90))
-        retention = RETENTION_BY_DAYS.get(days)
+            raise ValueError(
+                f"stage {name!r}: removalPolicy must be 'retain' or 'destroy', got {policy!r}"
+            )
+        days = values.get("logRetentionDays", 90)
+        retention = RETENTION_BY_DAYS.get(days) if isinstance(days, int) else None
         if retention is None:
             choices = ", ".join(str(d) for d in RETENTION_BY_DAYS)
-            raise ValueError(f"stage {name!r}: logRetentionDays must be one of {choices}")
+            raise ValueError(
+                f"stage {name!r}: logRetentionDays must be one of {choices}, got {days!r}"
+            )
+        sample_source = values.get("sampleSource", False)
+        if not isinstance(sample_source, bool):
+            raise ValueError(
+                f"stage {name!r}: sampleSource must be true or false, got {sample_source!r}"
+            )
         return cls(
             name=name,
             removal_policy=RemovalPolicy.DESTROY if policy == "destroy" else RemovalPolicy.RETAIN,
             log_retention=retention,
-            sample_source=bool(values.get("sampleSource", False)),
+            sample_source=sample_source,
         )

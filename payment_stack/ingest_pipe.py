@@ -87,9 +87,15 @@ class IngestPipe(Construct):
         :param archive_retention: retention of the archive of a bus this construct creates.
             Default 365 days. No archive is created on a bus that is passed in.
         :param log_retention: retention of the pipe and function logs. Default three months.
-        :param removal_policy: for the tables and the key. Default RETAIN: payment data is kept.
+        :param removal_policy: for the tables, keys, dead-letter queues and log groups.
+            Default RETAIN: payment data, failed batches and logs outlive the stack.
         """
         super().__init__(scope, construct_id)
+        if event_bus is not None and archive_retention is not None:
+            raise ValueError(
+                "IngestPipe: archive_retention applies only to a bus this construct creates; "
+                "archive a bus you pass in where you own it, or omit event_bus."
+            )
         maximum_record_age = maximum_record_age or Duration.hours(1)
         dedup_window = dedup_window or Duration.hours(24)
         _validate(
@@ -125,12 +131,7 @@ class IngestPipe(Construct):
             ),
             removal_policy=removal_policy,
         )
-        stream_arn = self.transactions_table.table_stream_arn
-        if stream_arn is None:
-            raise ValueError(
-                "IngestPipe: the transactions table has no stream. Create it with "
-                "dynamo_stream=StreamViewType.NEW_IMAGE, or import it with table_stream_arn."
-            )
+        stream_arn = _stream_arn_with_images(self.transactions_table)
 
         self.dedup_table = customer_key_table(
             self,
@@ -147,7 +148,9 @@ class IngestPipe(Construct):
             removal_policy=removal_policy,
         )
 
-        self.dead_letter_queue = _dead_letter_queue(self, "DeadLetterQueue", self.encryption_key)
+        self.dead_letter_queue = _dead_letter_queue(
+            self, "DeadLetterQueue", self.encryption_key, removal_policy
+        )
 
         self.archive: events.Archive | None = None
         self.archive_key: kms.IKey | None = None
@@ -166,6 +169,7 @@ class IngestPipe(Construct):
                 "DEDUP_WINDOW_SECONDS": str(int(dedup_window.to_seconds())),
             },
             log_retention=log_retention,
+            log_removal_policy=removal_policy,
         )
         self.dedup_function = dedup.function
         # Read (to judge a duplicate) and update (to claim a fingerprint); no delete or scan.
@@ -183,7 +187,7 @@ class IngestPipe(Construct):
             description="Execution role of the ingest pipe",
         )
         self.pipe_log_group = logs.LogGroup(
-            self, "PipeLogGroup", retention=log_retention, removal_policy=RemovalPolicy.RETAIN
+            self, "PipeLogGroup", retention=log_retention, removal_policy=removal_policy
         )
         self.transactions_table.grant_stream_read(self.pipe_role)
         # Written out rather than grant_invoke(), which adds the function's versions (":*").
@@ -265,13 +269,23 @@ class IngestPipe(Construct):
         # Events land here when the bus cannot encrypt or decrypt them with the key, so this
         # queue must not depend on that key: SQS-managed encryption (which also breaks the
         # key -> bus -> queue -> key cycle the key policy would otherwise create).
-        bus_dlq = _dead_letter_queue(self, "BusDeadLetterQueue", None)
+        bus_dlq = _dead_letter_queue(self, "BusDeadLetterQueue", None, self._removal_policy)
         bus = events.EventBus(
             self,
             "EventBus",
             description="Lifecycle events of payment transactions",
             kms_key=self.encryption_key,
             dead_letter_queue=bus_dlq,
+        )
+        # EventBridge delivers to a bus dead-letter queue with its service principal, which
+        # the queue must allow, for this bus only.
+        bus_dlq.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[bus_dlq.queue_arn],
+                conditions={"ArnEquals": {"aws:SourceArn": bus.event_bus_arn}},
+            )
         )
         # The archive gets a key of its own: its key policy must name the bus, and the bus
         # already depends on the pipeline key, so sharing that key would be a dependency cycle.
@@ -303,10 +317,33 @@ class IngestPipe(Construct):
             )
 
 
-def _dead_letter_queue(scope: Construct, construct_id: str, key: kms.IKey | None) -> sqs.Queue:
+def _stream_arn_with_images(table: dynamodb.ITableV2) -> str:
+    """The table's stream ARN, refusing a table whose stream cannot feed the pipe."""
+    problem = (
+        "IngestPipe: the transactions table has no stream with new images. Create it with "
+        "dynamo_stream=StreamViewType.NEW_IMAGE (or NEW_AND_OLD_IMAGES), or import it with "
+        "table_stream_arn."
+    )
+    resource = table.node.default_child
+    if isinstance(resource, dynamodb.CfnGlobalTable):
+        # A TableV2 offers a stream ARN token whether or not it has a stream; only its L1
+        # knows. The typed getter cannot read the lazily rendered value, the (protected)
+        # untyped property bag can.
+        spec = Stack.of(table).resolve(resource._cfn_properties.get("streamSpecification"))
+        if (spec or {}).get("streamViewType") not in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"):
+            raise ValueError(problem)
+    if table.table_stream_arn is None:
+        raise ValueError(problem)
+    return table.table_stream_arn
+
+
+def _dead_letter_queue(
+    scope: Construct, construct_id: str, key: kms.IKey | None, removal_policy: RemovalPolicy
+) -> sqs.Queue:
     queue = sqs.Queue(
         scope,
         construct_id,
+        removal_policy=removal_policy,
         encryption=sqs.QueueEncryption.KMS if key else sqs.QueueEncryption.SQS_MANAGED,
         encryption_master_key=key,
         enforce_ssl=True,
