@@ -22,58 +22,99 @@ SEEN_PREFIX = "seen:"
 FIRST_MARKER = "FIRST"
 
 _CLAIM_UPDATE = "SET ownerId = :id, ownerAtMs = :at, expiresAt = :exp, #seen = :first"
-# Claim when nobody owns the fingerprint, or when this transaction has no verdict yet and
-# the owner is outside its window; otherwise fail and return the item, to judge from it.
-_CLAIM_CONDITION = (
+# Take over only if the item is as judged: this transaction has no verdict yet and the owner
+# is still outside its window (or the item expired and is gone).
+_TAKE_OVER_CONDITION = (
     "attribute_not_exists(ownerId)"
     " OR (attribute_not_exists(#seen) AND (ownerAtMs < :lo OR ownerAtMs > :hi))"
 )
 
 
 class DynamoDBFingerprintStore:
-    """Judges and records a sighting in one conditional write, plus one for a duplicate."""
+    """Judges and records a sighting: one conditional write for a first sighting (the common
+    case), one more to remember a duplicate or to take an expired fingerprint over."""
 
-    def __init__(self, client: Any, table_name: str) -> None:
+    def __init__(self, client: Any, table_name: str, max_contention_retries: int = 3) -> None:
         """``client`` is a boto3 DynamoDB client."""
         self._client = client
         self._table_name = table_name
+        self._max_contention_retries = max_contention_retries
 
     def screen(self, fingerprint: str, candidate: Sighting, window_ms: int) -> Verdict:
-        at = candidate.transmitted_at_ms
+        key = {"fingerprint": {"S": fingerprint}}
         seen = {"#seen": SEEN_PREFIX + candidate.transaction_id}
-        try:
-            self._client.update_item(
-                TableName=self._table_name,
-                Key={"fingerprint": {"S": fingerprint}},
+        claim_values = {
+            ":id": {"S": candidate.transaction_id},
+            ":at": {"N": str(candidate.transmitted_at_ms)},
+            ":exp": {"N": str(_expires_at(candidate, window_ms))},
+            ":first": {"S": FIRST_MARKER},
+        }
+        # A fingerprint nobody has seen: a plain conditional put, the cheapest write.
+        item = self._conditional(
+            "put_item",
+            Item={
+                **key,
+                "ownerId": claim_values[":id"],
+                "ownerAtMs": claim_values[":at"],
+                "expiresAt": claim_values[":exp"],
+                SEEN_PREFIX + candidate.transaction_id: claim_values[":first"],
+            },
+            ConditionExpression="attribute_not_exists(fingerprint)",
+        )
+        for _ in range(self._max_contention_retries):
+            if item is None:
+                return FIRST_SIGHTING
+            entry = _entry(item)
+            verdict = judge(entry, candidate, window_ms)
+            if candidate.transaction_id in entry.verdicts:
+                return verdict  # judged before: a re-run
+            if verdict.duplicate_of is not None:
+                self._client.update_item(
+                    TableName=self._table_name,
+                    Key=key,
+                    UpdateExpression="SET #seen = :verdict",
+                    ExpressionAttributeNames=seen,
+                    ExpressionAttributeValues={":verdict": {"S": _encode(verdict)}},
+                )
+                return verdict
+            # Outside the owner's window: take the fingerprint over, unless it changed since
+            # it was read (then judge again from what the failed condition returns).
+            item = self._conditional(
+                "update_item",
+                Key=key,
                 UpdateExpression=_CLAIM_UPDATE,
-                ConditionExpression=_CLAIM_CONDITION,
+                ConditionExpression=_TAKE_OVER_CONDITION,
                 ExpressionAttributeNames=seen,
                 ExpressionAttributeValues={
-                    ":id": {"S": candidate.transaction_id},
-                    ":at": {"N": str(at)},
-                    ":lo": {"N": str(at - window_ms)},
-                    ":hi": {"N": str(at + window_ms)},
-                    ":exp": {"N": str((at + window_ms + RETENTION_SLACK_MS) // 1000)},
-                    ":first": {"S": FIRST_MARKER},
+                    **claim_values,
+                    ":lo": {"N": str(candidate.transmitted_at_ms - window_ms)},
+                    ":hi": {"N": str(candidate.transmitted_at_ms + window_ms)},
                 },
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            return FIRST_SIGHTING
+        raise RuntimeError(f"fingerprint {fingerprint} kept changing; the batch will be retried")
+
+    def _conditional(self, operation: str, **request: Any) -> dict[str, Any] | None:
+        """Run a conditional write; None if it succeeded, else the item that failed it."""
+        try:
+            getattr(self._client, operation)(
+                TableName=self._table_name, ReturnValuesOnConditionCheckFailure="ALL_OLD", **request
+            )
+            return None
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            entry = _entry(error.response.get("Item"))
-        verdict = judge(entry, candidate, window_ms)
-        if candidate.transaction_id not in entry.verdicts:
-            # A duplicate (the condition failed within the window): remember it for re-runs.
-            self._client.update_item(
-                TableName=self._table_name,
-                Key={"fingerprint": {"S": fingerprint}},
-                UpdateExpression="SET #seen = :verdict",
-                ExpressionAttributeNames=seen,
-                ExpressionAttributeValues={":verdict": {"S": _encode(verdict)}},
-            )
-        return verdict
+            item: dict[str, Any] | None = error.response.get("Item")
+            if not item:
+                # The condition only fails against an existing item; without it a verdict
+                # would be a guess that could drop a payment, so fail and let Pipes retry.
+                raise RuntimeError(
+                    "conditional check failed but DynamoDB returned no item"
+                ) from None
+            return item
+
+
+def _expires_at(candidate: Sighting, window_ms: int) -> int:
+    return (candidate.transmitted_at_ms + window_ms + RETENTION_SLACK_MS) // 1000
 
 
 def _encode(verdict: Verdict) -> str:
@@ -84,11 +125,7 @@ def _decode(value: str) -> Verdict:
     return FIRST_SIGHTING if value == FIRST_MARKER else Verdict(value)
 
 
-def _entry(item: dict[str, Any] | None) -> FingerprintEntry:
-    if not item:
-        # The condition only fails against an existing item; no item means the service did not
-        # return it, and guessing a verdict could drop a payment, so fail and let Pipes retry.
-        raise RuntimeError("conditional check failed but DynamoDB returned no item")
+def _entry(item: dict[str, Any]) -> FingerprintEntry:
     return FingerprintEntry(
         owner=Sighting(item["ownerId"]["S"], int(item["ownerAtMs"]["N"])),
         verdicts={

@@ -1,0 +1,114 @@
+"""Lambda functions run in this process, with the environment the template gives them.
+
+The handler is the one the template names, from the asset it names; ``check_fresh`` has
+already made sure that asset is byte-for-byte the code this process imports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from payments.pan import redact_pans
+
+# Locally, tracing has no daemon to talk to and EMF metrics would only be printed.
+LOCAL_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"}
+
+
+class FunctionError(Exception):
+    """A function invocation failed, reported the way Lambda reports it."""
+
+    def __init__(self, function_name: str, error_type: str, message: str) -> None:
+        super().__init__(f"{function_name}: {error_type}: {message}")
+        self.function_name = function_name
+        self.error_type = error_type
+        self.error_message = message
+
+
+@dataclass
+class _Context:
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    timeout_ms: int
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.timeout_ms
+
+
+@dataclass
+class LocalFunction:
+    """One ``AWS::Lambda::Function`` of the template."""
+
+    logical_id: str
+    name: str
+    arn: str
+    handler: str
+    code_path: Path
+    environment: dict[str, str]
+    timeout_seconds: int = 3
+    memory_mb: int = 128
+    log: TextIO | None = None
+    invocations: int = 0
+    errors: int = 0
+    _entry: Callable[[Any, Any], Any] | None = field(default=None, repr=False)
+
+    def invoke(self, payload: Any) -> Any:
+        """Invoke synchronously; raise FunctionError as Lambda would report one."""
+        self.invocations += 1
+        event = json.loads(json.dumps(payload))  # what crosses the wire is JSON
+        context = _Context(self.name, self.arn, self.memory_mb, self.timeout_seconds * 1000)
+        with self._environment():
+            try:
+                result = self._handler()(event, context)
+                return json.loads(json.dumps(result))
+            except Exception as error:  # the function's failure, reported, not raised as is
+                self.errors += 1
+                message = redact_pans(str(error))[:1000]
+                raise FunctionError(self.name, type(error).__name__, message) from error
+
+    def _handler(self) -> Callable[[Any, Any], Any]:
+        if self._entry is None:
+            module_name, _, function_name = self.handler.rpartition(".")
+            module = importlib.import_module(module_name)
+            staged = self.code_path / Path(*module_name.split(".")).with_suffix(".py")
+            imported = Path(module.__file__) if module.__file__ else None
+            if imported and staged.is_file() and imported.read_bytes() != staged.read_bytes():
+                raise RuntimeError(
+                    f"{self.handler} imported from {imported} is not the synthesized "
+                    f"{staged}; run `make synth`"
+                )
+            self._entry = getattr(module, function_name)
+        return self._entry
+
+    @contextlib.contextmanager
+    def _environment(self) -> Iterator[None]:
+        saved = dict(os.environ)
+        os.environ.update(
+            {
+                **self.environment,
+                **LOCAL_ENVIRONMENT,
+                "AWS_LAMBDA_FUNCTION_NAME": self.name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
+            }
+        )
+        try:
+            if self.log is not None:
+                with contextlib.redirect_stdout(self.log):
+                    yield
+            else:
+                yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)

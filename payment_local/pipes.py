@@ -1,0 +1,167 @@
+"""EventBridge Pipes, which moto defines but does not run: a DynamoDB stream to an event bus.
+
+What a pipe does, as documented for a DynamoDB stream source: read records in order, keep
+those matching the filter, group them into batches of ``BatchSize``, call the enrichment
+function with the batch (a JSON list), put one event per element it returns on the target
+bus, and on failure retry the whole batch (enrichment included) up to
+``MaximumRetryAttempts``, splitting it in halves first with ``AUTOMATIC_BISECT``, before
+sending a failure record to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from moto.events.models import EventPattern
+
+from payment_local.functions import FunctionError, LocalFunction
+from payment_local.moto_internals import get_stream_records
+
+PUT_EVENTS_LIMIT = 10
+
+
+@dataclass
+class PipeStats:
+    records_read: int = 0
+    records_filtered_out: int = 0
+    events_published: int = 0
+    batch_failures: int = 0
+    batches_dead_lettered: int = 0
+
+
+@dataclass
+class _Batch:
+    records: list[dict[str, Any]]
+    attempts: int = 0
+
+
+@dataclass
+class StreamPipe:
+    """One ``AWS::Pipes::Pipe`` with a DynamoDB stream source and an event bus target."""
+
+    name: str
+    stream_arn: str
+    bus_name: str
+    source: str | None
+    detail_type: str | None
+    batch_size: int
+    maximum_retry_attempts: int
+    bisect: bool
+    starting_position: str
+    filters: list[EventPattern]
+    enrichment: LocalFunction | None
+    dead_letter_queue_url: str | None
+    clients: Any
+    account: str
+    region: str
+    stats: PipeStats = field(default_factory=PipeStats)
+    _iterators: dict[str, str] = field(default_factory=dict)
+    _pending: deque[_Batch] = field(default_factory=deque)
+    _buffer: list[dict[str, Any]] = field(default_factory=list)
+
+    def poll(self) -> int:
+        """Read what the stream has, deliver ready batches; return how much work was done."""
+        work = self._read()
+        # No batching window: whatever is there goes now, in batches of at most BatchSize.
+        for start in range(0, len(self._buffer), self.batch_size):
+            self._pending.append(_Batch(self._buffer[start : start + self.batch_size]))
+        self._buffer.clear()
+        while self._pending:
+            self._deliver(self._pending.popleft())
+            work += 1
+        return work
+
+    def _read(self) -> int:
+        streams = self.clients.dynamodbstreams
+        if not self._iterators:
+            shards = streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
+            for shard in shards["Shards"]:
+                self._iterators[shard["ShardId"]] = streams.get_shard_iterator(
+                    StreamArn=self.stream_arn,
+                    ShardId=shard["ShardId"],
+                    ShardIteratorType=self.starting_position,
+                )["ShardIterator"]
+        read = 0
+        for shard_id, iterator in list(self._iterators.items()):
+            self._iterators[shard_id], records = get_stream_records(
+                self.account, self.region, iterator, 1000
+            )
+            for record in records:
+                read += 1
+                record["eventSourceARN"] = self.stream_arn
+                if all(f.matches_event(cast(Any, record)) for f in self.filters):
+                    self._buffer.append(record)
+                else:
+                    self.stats.records_filtered_out += 1
+        self.stats.records_read += read
+        return read
+
+    def _deliver(self, batch: _Batch) -> None:
+        try:
+            items = self._enrich(batch.records)
+            self._put_events(items)
+        except (FunctionError, _TargetError):
+            self.stats.batch_failures += 1
+            batch.attempts += 1
+            if self.bisect and len(batch.records) > 1:
+                middle = len(batch.records) // 2
+                for half in (batch.records[:middle], batch.records[middle:]):
+                    self._pending.append(_Batch(half, batch.attempts))
+            elif batch.attempts <= self.maximum_retry_attempts:
+                self._pending.append(batch)
+            else:
+                self._dead_letter(batch)
+
+    def _enrich(self, records: list[dict[str, Any]]) -> list[Any]:
+        if self.enrichment is None:
+            return records
+        result = self.enrichment.invoke(records)
+        return result if isinstance(result, list) else [result]
+
+    def _put_events(self, items: list[Any]) -> None:
+        # Pipes publishes the whole enriched batch; a partial failure fails the batch, and the
+        # retry publishes it again (downstream is idempotent for that reason).
+        for start in range(0, len(items), PUT_EVENTS_LIMIT):
+            chunk = items[start : start + PUT_EVENTS_LIMIT]
+            response = self.clients.events.put_events(
+                Entries=[
+                    {
+                        "EventBusName": self.bus_name,
+                        "Source": self.source or "Pipe " + self.name,
+                        "DetailType": self.detail_type or "Event from aws:dynamodb",
+                        "Detail": json.dumps(item),
+                    }
+                    for item in chunk
+                ]
+            )
+            if response.get("FailedEntryCount"):
+                raise _TargetError(f"{response['FailedEntryCount']} entries failed")
+            self.stats.events_published += len(chunk)
+
+    def _dead_letter(self, batch: _Batch) -> None:
+        self.stats.batches_dead_lettered += 1
+        if self.dead_letter_queue_url is None:
+            return
+        # Like Pipes, the message locates the records in the stream; it does not copy them.
+        sequence_numbers = [r["dynamodb"]["SequenceNumber"] for r in batch.records]
+        self.clients.sqs.send_message(
+            QueueUrl=self.dead_letter_queue_url,
+            MessageBody=json.dumps(
+                {
+                    "context": {"pipeName": self.name, "attempts": batch.attempts},
+                    "streamArn": self.stream_arn,
+                    "startSequenceNumber": min(sequence_numbers),
+                    "endSequenceNumber": max(sequence_numbers),
+                    "batchSize": len(batch.records),
+                    "failedAt": time.time(),
+                }
+            ),
+        )
+
+
+class _TargetError(Exception):
+    """The target refused part of a batch."""

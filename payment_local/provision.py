@@ -1,0 +1,423 @@
+"""Creating a template's resources on moto, in dependency order, and wiring up the glue.
+
+Each supported resource type has a small handler that creates the resource on moto (or, for
+what moto does not run, the local stand-in) and records what ``Ref`` and ``Fn::GetAtt`` of it
+return, so later resources resolve against real local names. Types that need nothing locally
+are listed with the reason; any other type is reported by name before the run starts.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from moto.events.models import EventPattern
+
+from payment_local.assembly import StackAssembly
+from payment_local.clients import AwsClients
+from payment_local.functions import LocalFunction
+from payment_local.intrinsics import Resolver, references
+from payment_local.pipes import StreamPipe
+from payment_local.rules import (
+    AsyncLambdaInvocation,
+    Delivery,
+    StateMachineExecution,
+    TapTarget,
+)
+from payment_local.sqs_source import SqsEventSource
+
+IGNORED_TYPES = {
+    "AWS::IAM::Role": "IAM is not enforced locally",
+    "AWS::IAM::Policy": "IAM is not enforced locally",
+    "AWS::SQS::QueuePolicy": "resource policies are not enforced locally",
+    "AWS::Lambda::Permission": "resource policies are not enforced locally",
+    "AWS::Logs::LogGroup": "function output goes to the local function log",
+    "AWS::Lambda::LayerVersion": "dependencies come from the project's virtual environment",
+    "AWS::CDK::Metadata": "CDK bookkeeping",
+}
+
+
+class UnsupportedResourceError(Exception):
+    """The template holds resources the local runtime cannot run."""
+
+
+@dataclass
+class Topology:
+    """What the local runtime drives: the glue moto lacks, and the names of what it made."""
+
+    functions: dict[str, LocalFunction] = field(default_factory=dict)
+    pipes: list[StreamPipe] = field(default_factory=list)
+    event_sources: list[SqsEventSource] = field(default_factory=list)
+    tap_targets: list[TapTarget] = field(default_factory=list)
+    buses: dict[str, str] = field(default_factory=dict)  # logical id -> name
+    tables: dict[str, str] = field(default_factory=dict)
+    queues: dict[str, str] = field(default_factory=dict)  # logical id -> url
+    ignored: dict[str, str] = field(default_factory=dict)  # logical id -> reason
+    unsupported: dict[str, str] = field(default_factory=dict)  # logical id -> type
+
+
+@dataclass
+class Provisioner:
+    assembly: StackAssembly
+    clients: AwsClients
+    resolver: Resolver
+    function_log: TextIO | None = None
+    topology: Topology = field(default_factory=Topology)
+    _queue_urls_by_arn: dict[str, str] = field(default_factory=dict)
+    _functions_by_arn: dict[str, LocalFunction] = field(default_factory=dict)
+    _async_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def survey(self) -> Topology:
+        """Classify every resource without creating anything."""
+        for logical_id, resource in self.assembly.resources.items():
+            kind = resource["Type"]
+            if kind in IGNORED_TYPES:
+                self.topology.ignored[logical_id] = IGNORED_TYPES[kind]
+            elif kind not in self._handlers():
+                self.topology.unsupported[logical_id] = kind
+        return self.topology
+
+    def provision(self) -> Topology:
+        self.survey()
+        if self.topology.unsupported:
+            listed = ", ".join(f"{lid} ({kind})" for lid, kind in self.topology.unsupported.items())
+            raise UnsupportedResourceError(f"the local runtime cannot run: {listed}")
+        resources = self.assembly.resources
+        graph = {
+            logical_id: {
+                ref
+                for ref in references(resource.get("Properties", {}))
+                | set(_as_list(resource.get("DependsOn")))
+                if ref in resources
+            }
+            for logical_id, resource in resources.items()
+        }
+        for logical_id in graphlib.TopologicalSorter(graph).static_order():
+            resource = resources[logical_id]
+            handler = self._handlers().get(resource["Type"])
+            if handler is None:
+                self._placeholder(logical_id, resource["Type"])
+                continue
+            handler(logical_id, self.resolver.resolve(resource.get("Properties", {})))
+        self._finish_async_configs()
+        return self.topology
+
+    def _handlers(self) -> dict[str, Callable[[str, dict[str, Any]], None]]:
+        return {
+            "AWS::KMS::Key": self._key,
+            "AWS::DynamoDB::GlobalTable": self._table,
+            "AWS::DynamoDB::Table": self._table,
+            "AWS::SQS::Queue": self._queue,
+            "AWS::SNS::Topic": self._topic,
+            "AWS::Events::EventBus": self._bus,
+            "AWS::Events::Archive": self._archive,
+            "AWS::Events::Rule": self._rule,
+            "AWS::Lambda::Function": self._function,
+            "AWS::Lambda::EventInvokeConfig": self._event_invoke_config,
+            "AWS::Lambda::EventSourceMapping": self._event_source_mapping,
+            "AWS::Pipes::Pipe": self._pipe,
+        }
+
+    # -- naming ---------------------------------------------------------------------------
+
+    def _name(self, logical_id: str, given: Any, limit: int = 80) -> str:
+        if isinstance(given, str) and given:
+            return given
+        return f"{self.assembly.stack_name}-{logical_id}"[:limit]
+
+    def _arn(self, service: str, resource: str) -> str:
+        env = self.resolver.environment
+        return f"arn:{env.partition}:{service}:{env.region}:{env.account}:{resource}"
+
+    def _record(self, logical_id: str, ref: Any, **attributes: Any) -> None:
+        self.resolver.refs[logical_id] = ref
+        for name, value in attributes.items():
+            self.resolver.attributes[(logical_id, name)] = value
+
+    def _placeholder(self, logical_id: str, kind: str) -> None:
+        # Ignored types still get names, so what refers to them resolves.
+        service = kind.split("::")[1].lower()
+        arn = self._arn(service, f"{logical_id}")
+        if kind == "AWS::IAM::Role":
+            arn = f"arn:aws:iam::{self.resolver.environment.account}:role/{logical_id}"
+        self._record(logical_id, logical_id, Arn=arn)
+
+    # -- resources ------------------------------------------------------------------------
+
+    def _key(self, logical_id: str, props: dict[str, Any]) -> None:
+        key = self.clients.kms.create_key(Description=props.get("Description", logical_id))
+        metadata = key["KeyMetadata"]
+        self._record(logical_id, metadata["KeyId"], Arn=metadata["Arn"], KeyId=metadata["KeyId"])
+
+    def _table(self, logical_id: str, props: dict[str, Any]) -> None:
+        name = self._name(logical_id, props.get("TableName"))
+        request: dict[str, Any] = {
+            "TableName": name,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        stream = props.get("StreamSpecification")
+        if stream:
+            request["StreamSpecification"] = {
+                "StreamEnabled": True,
+                "StreamViewType": stream["StreamViewType"],
+            }
+        for index_kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            if props.get(index_kind):
+                request[index_kind] = [
+                    {
+                        k: v
+                        for k, v in index.items()
+                        if k in ("IndexName", "KeySchema", "Projection")
+                    }
+                    for index in props[index_kind]
+                ]
+        table = self.clients.dynamodb.create_table(**request)["TableDescription"]
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            self.clients.dynamodb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+            )
+        self._record(
+            logical_id, name, Arn=table["TableArn"], StreamArn=table.get("LatestStreamArn")
+        )
+        self.topology.tables[logical_id] = name
+
+    def _queue(self, logical_id: str, props: dict[str, Any]) -> None:
+        fifo = bool(props.get("FifoQueue"))
+        name = self._name(logical_id, props.get("QueueName"), 75) + (
+            ".fifo" if fifo and not str(props.get("QueueName", "")).endswith(".fifo") else ""
+        )
+        attributes = {
+            key: json.dumps(value)
+            if isinstance(value, dict)
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+            for key, value in props.items()
+            if key
+            in (
+                "VisibilityTimeout",
+                "MessageRetentionPeriod",
+                "DelaySeconds",
+                "ReceiveMessageWaitTimeSeconds",
+                "RedrivePolicy",
+                "FifoQueue",
+                "ContentBasedDeduplication",
+                "MaximumMessageSize",
+            )
+        }
+        url = self.clients.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = self._arn("sqs", name)
+        self._queue_urls_by_arn[arn] = url
+        self._record(logical_id, url, Arn=arn, QueueName=name, QueueUrl=url)
+        self.topology.queues[logical_id] = url
+
+    def _topic(self, logical_id: str, props: dict[str, Any]) -> None:
+        name = self._name(logical_id, props.get("TopicName"), 256)
+        arn = self.clients.sns.create_topic(Name=name)["TopicArn"]
+        for subscription in props.get("Subscription", []):
+            self.clients.sns.subscribe(
+                TopicArn=arn,
+                Protocol=subscription["Protocol"],
+                Endpoint=subscription["Endpoint"],
+            )
+        self._record(logical_id, arn, TopicArn=arn, TopicName=name)
+
+    def _bus(self, logical_id: str, props: dict[str, Any]) -> None:
+        name = self._name(logical_id, props.get("Name"), 256)
+        arn = self.clients.events.create_event_bus(Name=name)["EventBusArn"]
+        self._record(logical_id, name, Arn=arn, Name=name)
+        self.topology.buses[logical_id] = name
+
+    def _archive(self, logical_id: str, props: dict[str, Any]) -> None:
+        name = self._name(logical_id, props.get("ArchiveName"), 48)
+        request: dict[str, Any] = {"ArchiveName": name, "EventSourceArn": props["SourceArn"]}
+        if props.get("EventPattern"):
+            request["EventPattern"] = json.dumps(props["EventPattern"])
+        if props.get("RetentionDays") is not None:
+            request["RetentionDays"] = int(props["RetentionDays"])
+        arn = self.clients.events.create_archive(**request)["ArchiveArn"]
+        self._record(logical_id, name, Arn=arn)
+
+    def _function(self, logical_id: str, props: dict[str, Any]) -> None:
+        name = self._name(logical_id, props.get("FunctionName"), 64)
+        arn = self._arn("lambda", f"function:{name}")
+        function = LocalFunction(
+            logical_id=logical_id,
+            name=name,
+            arn=arn,
+            handler=props["Handler"],
+            code_path=self.assembly.asset_path(props["Code"]["S3Key"]),
+            environment={
+                k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()
+            },
+            timeout_seconds=int(props.get("Timeout", 3)),
+            memory_mb=int(props.get("MemorySize", 128)),
+            log=self.function_log,
+        )
+        dead_letter = props.get("DeadLetterConfig", {}).get("TargetArn")
+        self._async_configs.setdefault(arn, {})["dead_letter_arn"] = dead_letter
+        self.topology.functions[logical_id] = function
+        self._functions_by_arn[arn] = function
+        self._record(logical_id, name, Arn=arn)
+
+    def _event_invoke_config(self, logical_id: str, props: dict[str, Any]) -> None:
+        function = self._function_named(props["FunctionName"])
+        config = self._async_configs.setdefault(function.arn, {})
+        if "MaximumRetryAttempts" in props:
+            config["maximum_retry_attempts"] = int(props["MaximumRetryAttempts"])
+        on_failure = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        if on_failure:
+            config["on_failure_arn"] = on_failure
+        self._record(logical_id, logical_id)
+
+    def _event_source_mapping(self, logical_id: str, props: dict[str, Any]) -> None:
+        source_arn = props["EventSourceArn"]
+        if source_arn not in self._queue_urls_by_arn:
+            self.topology.unsupported[logical_id] = "AWS::Lambda::EventSourceMapping (non-SQS)"
+            raise UnsupportedResourceError(
+                f"{logical_id}: only SQS event sources run locally, not {source_arn}"
+            )
+        self.topology.event_sources.append(
+            SqsEventSource(
+                function=self._function_named(props["FunctionName"]),
+                queue_url=self._queue_urls_by_arn[source_arn],
+                queue_arn=source_arn,
+                batch_size=int(props.get("BatchSize", 10)),
+                report_batch_item_failures="ReportBatchItemFailures"
+                in props.get("FunctionResponseTypes", []),
+                clients=self.clients,
+                region=self.resolver.environment.region,
+            )
+        )
+        self._record(logical_id, logical_id)
+
+    def _rule(self, logical_id: str, props: dict[str, Any]) -> None:
+        name = self._name(logical_id, props.get("Name"), 64)
+        bus = props.get("EventBusName", "default")
+        self.clients.events.put_rule(
+            Name=name,
+            EventBusName=bus,
+            EventPattern=json.dumps(props["EventPattern"]),
+            State=props.get("State", "ENABLED"),
+        )
+        moto_targets = []
+        for target in props.get("Targets", []):
+            arn = target["Arn"]
+            service = arn.split(":")[2]
+            if service in ("sqs", "events"):
+                moto_targets.append(
+                    {k: v for k, v in target.items() if k not in ("RetryPolicy", "RoleArn")}
+                )
+                continue
+            tap_url, tap_arn = self._tap_queue(name, target["Id"])
+            moto_targets.append({"Id": target["Id"], "Arn": tap_arn})
+            self.topology.tap_targets.append(
+                TapTarget(
+                    rule_name=name,
+                    target_id=target["Id"],
+                    queue_url=tap_url,
+                    delivery=self._delivery(service, target),
+                    input_constant=target.get("Input"),
+                    input_path=target.get("InputPath"),
+                    input_transformer=target.get("InputTransformer"),
+                )
+            )
+        if moto_targets:
+            self.clients.events.put_targets(Rule=name, EventBusName=bus, Targets=moto_targets)
+        self._record(logical_id, name, Arn=self._arn("events", f"rule/{bus}/{name}"))
+
+    def _tap_queue(self, rule_name: str, target_id: str) -> tuple[str, str]:
+        name = f"tap-{rule_name}-{target_id}"[:80]
+        url = self.clients.sqs.create_queue(QueueName=name)["QueueUrl"]
+        return url, self._arn("sqs", name)
+
+    def _delivery(self, service: str, target: dict[str, Any]) -> Delivery:
+        dead_letter = target.get("DeadLetterConfig", {}).get("Arn")
+        dead_letter_url = self._queue_urls_by_arn.get(dead_letter) if dead_letter else None
+        retries = int(target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 185))
+        if service == "lambda":
+            function = self._functions_by_arn[target["Arn"]]
+            # Completed by _finish_async_configs once every EventInvokeConfig is known.
+            return AsyncLambdaInvocation(function=function, clients=self.clients)
+        if service == "states":
+            return StateMachineExecution(
+                state_machine_arn=target["Arn"],
+                clients=self.clients,
+                maximum_retry_attempts=retries,
+                dead_letter_queue_url=dead_letter_url,
+            )
+        raise UnsupportedResourceError(f"rule targets of {service} are not supported locally")
+
+    def _finish_async_configs(self) -> None:
+        for tap in self.topology.tap_targets:
+            delivery = tap.delivery
+            if not isinstance(delivery, AsyncLambdaInvocation):
+                continue
+            config = self._async_configs.get(delivery.function.arn, {})
+            delivery.maximum_retry_attempts = config.get("maximum_retry_attempts", 2)
+            failure_arn = config.get("on_failure_arn") or config.get("dead_letter_arn")
+            if failure_arn:
+                delivery.on_failure_queue_url = self._queue_urls_by_arn.get(failure_arn)
+
+    def _pipe(self, logical_id: str, props: dict[str, Any]) -> None:
+        name = self._name(logical_id, props.get("Name"), 64)
+        source = props["Source"]
+        target = props["Target"]
+        if ":dynamodb:" not in source or ":event-bus/" not in target:
+            raise UnsupportedResourceError(
+                f"{logical_id}: only DynamoDB stream -> event bus pipes run locally"
+            )
+        parameters = props.get("SourceParameters", {})
+        stream = parameters.get("DynamoDBStreamParameters", {})
+        bus_parameters = props.get("TargetParameters", {}).get("EventBridgeEventBusParameters", {})
+        dead_letter = stream.get("DeadLetterConfig", {}).get("Arn")
+        enrichment = props.get("Enrichment")
+        self.topology.pipes.append(
+            StreamPipe(
+                name=name,
+                stream_arn=source,
+                bus_name=target.split(":event-bus/")[1],
+                source=bus_parameters.get("Source"),
+                detail_type=bus_parameters.get("DetailType"),
+                batch_size=int(stream.get("BatchSize", 100)),
+                # -1 means "until the record expires"; locally that is a large bound.
+                maximum_retry_attempts=_bounded(int(stream.get("MaximumRetryAttempts", -1))),
+                bisect=stream.get("OnPartialBatchItemFailure") == "AUTOMATIC_BISECT",
+                starting_position=stream.get("StartingPosition", "LATEST"),
+                filters=[
+                    EventPattern.load(f["Pattern"])
+                    for f in parameters.get("FilterCriteria", {}).get("Filters", [])
+                ],
+                enrichment=self._functions_by_arn[enrichment] if enrichment else None,
+                dead_letter_queue_url=self._queue_urls_by_arn.get(dead_letter)
+                if dead_letter
+                else None,
+                clients=self.clients,
+                account=self.resolver.environment.account,
+                region=self.resolver.environment.region,
+            )
+        )
+        self._record(logical_id, name, Arn=self._arn("pipes", f"pipe/{name}"))
+
+    def _function_named(self, reference: str) -> LocalFunction:
+        for function in self.topology.functions.values():
+            if reference in (function.name, function.arn):
+                return function
+        raise UnsupportedResourceError(f"no function {reference} in the template")
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _bounded(retries: int) -> int:
+    return 10_000 if retries < 0 else retries

@@ -1,0 +1,180 @@
+"""The local runtime: a synthesized stack, provisioned on moto, driven in this process.
+
+moto provides the services; this module provides the turning of the crank that AWS would do
+on its own: poll the pipes, dispatch rule targets, poll the SQS event sources, and log every
+event. moto is not thread-safe, so everything runs in one thread, one step at a time:
+
+- ``run_until_idle()`` steps until nothing moves (deterministic, for tests);
+- ``run(until=...)`` keeps stepping, pausing briefly when idle, until a condition holds
+  (continuous, for the demo, where records keep arriving).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TextIO
+
+from moto import mock_aws
+
+from payment_local import moto_internals
+from payment_local.assembly import StackAssembly
+from payment_local.clients import AwsClients
+from payment_local.event_log import EventLog
+from payment_local.intrinsics import Environment, Resolver
+from payment_local.provision import Provisioner, Topology
+from payment_local.rules import RuleDispatcher
+
+MOTO_CONFIG: Any = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+}
+
+
+class NotIdleError(RuntimeError):
+    """The pipeline kept moving past the step limit: something loops."""
+
+
+@contextmanager
+def local_aws_environment(environment: Environment) -> Iterator[None]:
+    """Fake credentials and the local region, so nothing can reach a real AWS account."""
+    saved = dict(os.environ)
+    for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        os.environ.pop(proxy, None)
+    os.environ.update(
+        {
+            # Placeholders: moto accepts any credentials, and no real ones may be picked up.
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_SESSION_TOKEN": "local",
+            "AWS_DEFAULT_REGION": environment.region,
+            "AWS_REGION": environment.region,
+            # botocore sends DynamoDB Streams calls to an account-specific host moto does not
+            # route.
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+            "MOTO_ACCOUNT_ID": environment.account,
+        }
+    )
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@dataclass
+class StepCounts:
+    pipes: int = 0
+    rules: int = 0
+    event_sources: int = 0
+    events_logged: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.pipes + self.rules + self.event_sources + self.events_logged
+
+
+class LocalRuntime:
+    """Use as a context manager: entering provisions the stack on a fresh moto."""
+
+    def __init__(
+        self,
+        assembly: StackAssembly,
+        *,
+        environment: Environment | None = None,
+        function_log: TextIO | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.assembly = assembly
+        self.environment = environment or Environment(stack_name=assembly.stack_name)
+        self.function_log = function_log
+        self.clock = clock
+        self.topology = Topology()
+        self._stack: list[Any] = []
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalRuntime:
+        moto_internals.apply_patches()
+        environment = local_aws_environment(self.environment)
+        environment.__enter__()
+        self._stack.append(environment)
+        mock = mock_aws(config=MOTO_CONFIG)
+        mock.start()
+        self._stack.append(mock)
+        self.clients = AwsClients(self.environment.region)
+        self.resolver = Resolver(self.environment)
+        self.topology = Provisioner(
+            self.assembly, self.clients, self.resolver, self.function_log
+        ).provision()
+        self.rules = RuleDispatcher(self.clients, self.topology.tap_targets)
+        self.event_log = EventLog(self.clients, self.clock)
+        self.event_log.attach(self.topology.buses.values())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        while self._stack:
+            item = self._stack.pop()
+            if hasattr(item, "stop"):
+                item.stop()
+            else:
+                item.__exit__(exc_type, exc, traceback)
+
+    # -- what the stack exposes -----------------------------------------------------------
+
+    def output(self, name: str) -> Any:
+        """A stack output, resolved against the local resources (as ``cdk deploy`` prints)."""
+        outputs = self.assembly.template.get("Outputs", {})
+        if name not in outputs:
+            raise KeyError(f"the stack has no output {name!r} (it has: {', '.join(outputs)})")
+        return self.resolver.resolve(outputs[name]["Value"])
+
+    # -- turning the crank ----------------------------------------------------------------
+
+    def step(self) -> StepCounts:
+        """One pass over every poller; the counts say how much moved."""
+        counts = StepCounts()
+        for pipe in self.topology.pipes:
+            counts.pipes += pipe.poll()
+        counts.events_logged += self.event_log.poll()
+        counts.rules += self.rules.poll()
+        for source in self.topology.event_sources:
+            counts.event_sources += source.poll()
+        counts.events_logged += self.event_log.poll()
+        return counts
+
+    def run_until_idle(self, max_steps: int = 10_000) -> int:
+        """Step until a whole pass moves nothing; return the number of steps taken."""
+        for steps in range(1, max_steps + 1):
+            if self.step().total == 0:
+                return steps
+        raise NotIdleError(f"still busy after {max_steps} steps")
+
+    def run(
+        self,
+        until: Callable[[], bool],
+        *,
+        timeout: float = 600.0,
+        idle_pause: float = 0.01,
+        on_step: Callable[[StepCounts], None] | None = None,
+    ) -> bool:
+        """Keep stepping until ``until()`` holds or ``timeout`` seconds pass; True if it held."""
+        deadline = self.clock() + timeout
+        while not until():
+            if self.clock() > deadline:
+                return False
+            counts = self.step()
+            if on_step is not None:
+                on_step(counts)
+            if counts.total == 0:
+                time.sleep(idle_pause)
+        return True
