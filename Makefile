@@ -1,7 +1,8 @@
 # One entry point for a new machine: every target sets up what it needs first.
 #   make test    lint, type-check, synthesize with the real CDK CLI, run the tests
 #   make synth   synthesize cdk.out with the pinned CDK CLI
-#   make demo    run the pipeline locally on generated transactions (see README)
+#   make demo    run the pipeline locally on generated transactions (N=300 by default)
+#   make bench   local throughput and latency at a few sizes
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -17,6 +18,8 @@ export PATH := $(NODE_BIN):$(BIN):$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 CDK := $(CURDIR)/node_modules/.bin/cdk --no-notices --no-version-reporting
 STAGE ?= dev
+N ?= 300
+SIZES ?= 100,300,1000
 
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
@@ -62,13 +65,21 @@ pytest: $(VENV_STAMP)
 .PHONY: test
 test: lint typecheck synth pytest ## everything CI runs
 
+.PHONY: demo
+demo: synth ## run the pipeline locally on N generated transactions (default 300), with a summary
+	$(BIN)/payments-local run -n $(N)
+
+.PHONY: bench
+bench: synth ## measure local throughput and latency at SIZES (default 100,300,1000)
+	$(BIN)/python -m payment_local.bench --sizes $(SIZES)
+
 .PHONY: events-doc
 events-doc: $(VENV_STAMP) ## regenerate docs/events.md from the event models
 	$(BIN)/python -m payments.events > docs/events.md
 
 .PHONY: clean
 clean: ## remove build output (keeps the virtual environment)
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .payments-local reports
 
 .PHONY: distclean
 distclean: clean ## remove everything make created

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any, TextIO, cast
 
 import click
 
+from payment_local.assembly import AssemblyError, check_fresh, load_assembly
+from payment_local.event_log import load_events
+from payment_local.pipeline_run import InputRecord, LabelledRecord, run_transactions
+from payment_local.report import build_report
+from payment_local.runtime import LocalRuntime
 from payments.generator import Knobs, TransactionGenerator
+
+STATE_DIR = Path(".payments-local")
+EVENT_LOG = STATE_DIR / "events.jsonl"
+FUNCTION_LOG = STATE_DIR / "functions.log"
+DEFAULT_REPORT = Path("reports") / "demo-report.json"
 
 
 def _json_default(value: Any) -> Any:
@@ -19,12 +32,46 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
+def _rate_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The generator's knobs, shared by the commands that generate."""
+    options = [
+        click.option("--duplicate-rate", type=click.FloatRange(0, 1), default=0.05,
+                     show_default=True,
+                     help="Fraction of records that retransmit an earlier authorization."),
+        click.option("--foreign-rate", type=click.FloatRange(0, 1), default=0.15,
+                     show_default=True,
+                     help="Fraction paid in a currency other than the billing currency."),
+        click.option("--high-value-rate", type=click.FloatRange(0, 1), default=0.03,
+                     show_default=True,
+                     help="Fraction above the high-value threshold (10,000.00 EUR)."),
+        click.option("--unknown-account-rate", type=click.FloatRange(0, 1), default=0.02,
+                     show_default=True, help="Fraction for accounts the bank does not hold."),
+        click.option("--malformed-rate", type=click.FloatRange(0, 1), default=0.02,
+                     show_default=True, help="Fraction with a planted defect, to be quarantined."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _knobs(rates: dict[str, float]) -> Knobs:
+    try:
+        return Knobs(**cast(dict[str, Any], rates))
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+
+
 @click.group()
 def main() -> None:
-    """Try the event-driven payment-posting pipeline locally, without an AWS account."""
+    """Try the event-driven payment-posting pipeline locally, without an AWS account.
+
+    `run` is the demo; `send` pushes your own transactions through; `events` shows the
+    lifecycle of one transaction from the last run; `generate` writes sample transactions.
+    The pipeline is the one in cdk.out (`make synth`), run on moto in this process.
+    """
 
 
-@main.command()
+@main.command(short_help="Generate sample transactions as JSON lines.")
 @click.option(
     "--count",
     "-n",
@@ -45,41 +92,7 @@ def main() -> None:
     default=None,
     help="Transmission time of the first record, UTC if no zone (default: now).",
 )
-@click.option(
-    "--duplicate-rate",
-    type=click.FloatRange(0, 1),
-    default=0.05,
-    show_default=True,
-    help="Fraction of records that retransmit an earlier authorization.",
-)
-@click.option(
-    "--foreign-rate",
-    type=click.FloatRange(0, 1),
-    default=0.15,
-    show_default=True,
-    help="Fraction paid in a currency other than the billing currency.",
-)
-@click.option(
-    "--high-value-rate",
-    type=click.FloatRange(0, 1),
-    default=0.03,
-    show_default=True,
-    help="Fraction above the high-value threshold (10,000.00 EUR).",
-)
-@click.option(
-    "--unknown-account-rate",
-    type=click.FloatRange(0, 1),
-    default=0.02,
-    show_default=True,
-    help="Fraction for accounts the bank does not hold.",
-)
-@click.option(
-    "--malformed-rate",
-    type=click.FloatRange(0, 1),
-    default=0.02,
-    show_default=True,
-    help="Fraction with a planted defect, to be quarantined.",
-)
+@_rate_options
 @click.option(
     "--output",
     "-o",
@@ -96,28 +109,15 @@ def generate(
     count: int,
     seed: int | None,
     start: datetime | None,
-    duplicate_rate: float,
-    foreign_rate: float,
-    high_value_rate: float,
-    unknown_account_rate: float,
-    malformed_rate: float,
     output: TextIO,
     with_kind: bool,
+    **rates: float,
 ) -> None:
     """Generate sample authorized transactions as JSON lines (the guidance's visa-mock).
 
     Each line is a transactions-table item; amounts are integer minor units.
     """  # fmt: skip
-    try:
-        knobs = Knobs(
-            duplicate_rate=duplicate_rate,
-            foreign_rate=foreign_rate,
-            high_value_rate=high_value_rate,
-            unknown_account_rate=unknown_account_rate,
-            malformed_rate=malformed_rate,
-        )
-    except ValueError as error:
-        raise click.UsageError(str(error)) from None
+    knobs = _knobs(rates)
     first = datetime.now(UTC) if start is None else start
     first = first if first.tzinfo else first.replace(tzinfo=UTC)
     for record in TransactionGenerator(knobs=knobs, seed=seed, start=first).generate(count):
@@ -130,6 +130,173 @@ def generate(
                 "item": record.item,
             }
         output.write(json.dumps(line, default=_json_default) + "\n")
+
+
+_cdk_out_option = click.option(
+    "--cdk-out", type=click.Path(path_type=Path), default=Path("cdk.out"), show_default=True,
+    help="The cloud assembly `make synth` wrote; the pipeline that runs is the one in it.",
+)  # fmt: skip
+_report_option = click.option(
+    "--report", type=click.Path(path_type=Path), default=DEFAULT_REPORT, show_default=True,
+    help="Where to write the JSON report (format: docs/report-format.md).",
+)  # fmt: skip
+_progress_option = click.option(
+    "--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal)."
+)
+
+
+@main.command(short_help="Run the pipeline locally on generated transactions (the demo).")
+@click.option(
+    "--count",
+    "-n",
+    type=click.IntRange(min=1),
+    default=300,
+    show_default=True,
+    help="How many transactions to generate and send.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=7,
+    show_default=True,
+    help="Seed of the generator, for a repeatable mix.",
+)
+@_rate_options
+@_cdk_out_option
+@_report_option
+@_progress_option
+def run(count: int, seed: int, cdk_out: Path, report: Path, progress: bool, **rates: float) -> None:
+    """Run the synthesized pipeline on this machine, on moto, with generated transactions.
+
+    Every transaction written is followed to its last lifecycle event; the summary counts
+    them per stage and final state, and the command fails if any is unaccounted for.
+    """  # fmt: skip
+    knobs = _knobs(rates)
+    records = list(TransactionGenerator(knobs=knobs, seed=seed).generate(count))
+    inputs = {"count": count, "seed": seed, "knobs": rates}
+    _run_and_report(records, inputs, cdk_out, report, progress)
+
+
+@main.command(short_help="Send transactions from a JSON-lines file through the pipeline.")
+@click.argument("source", type=click.File("r"))
+@_cdk_out_option
+@_report_option
+@_progress_option
+def send(source: TextIO, cdk_out: Path, report: Path, progress: bool | None) -> None:
+    """Send table items from SOURCE (JSON lines, '-' for standard input) through the pipeline.
+
+    Lines are items as `payments-local generate` writes them, optionally wrapped by its
+    --with-kind flag so the summary can check duplicates against what was planted.
+    """  # fmt: skip
+    records = _read_records(source)
+    inputs = {"count": len(records), "source": source.name}
+    _run_and_report(records, inputs, cdk_out, report, progress)
+
+
+@main.command(short_help="Show the lifecycle of one transaction from the last run.")
+@click.argument("transaction_id")
+@click.option(
+    "--log",
+    "log_path",
+    type=click.Path(path_type=Path),
+    default=EVENT_LOG,
+    show_default=True,
+    help="The event log a run or send wrote.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the events as JSON.")
+def events(transaction_id: str, log_path: Path, as_json: bool) -> None:
+    """Show every event of TRANSACTION_ID, in order, from the last `run` or `send`."""  # fmt: skip
+    if not log_path.is_file():
+        raise click.ClickException(f"no event log at {log_path}: run `payments-local run` first")
+    found = [e for e in load_events(log_path) if e.transaction_id == transaction_id]
+    if not found:
+        raise click.ClickException(f"no events for transaction {transaction_id} in {log_path}")
+    if as_json:
+        click.echo(json.dumps([e.to_json() for e in found], indent=2))
+        return
+    first = found[0].seen_at
+    for event in found:
+        click.echo(f"+{(event.seen_at - first) * 1000:7.1f} ms  {event.detail_type:<26} "
+                   f"{event.source:<20} {_essentials(event.detail)}")  # fmt: skip
+
+
+def _essentials(detail: dict[str, Any]) -> str:
+    """The fields of a detail that say what happened, never the card token or amounts."""
+    screening = detail.get("screening") or {}
+    parts = [f"{k}={screening[k]}" for k in ("valid", "duplicate", "duplicateOf") if k in screening]
+    if screening.get("invalidReason"):
+        parts.append(f"reason={screening['invalidReason']!r}")
+    return " ".join(parts)
+
+
+def _read_records(source: TextIO) -> list[InputRecord]:
+    records: list[InputRecord] = []
+    for number, line in enumerate(source, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line, parse_float=Decimal)
+        except json.JSONDecodeError as error:
+            raise click.ClickException(f"line {number} is not JSON: {error.msg}") from None
+        labelled = isinstance(data, dict) and "item" in data and "kind" in data
+        item = data["item"] if labelled else data
+        if not isinstance(item, dict) or not isinstance(item.get("transactionId"), str):
+            raise click.ClickException(f"line {number} has no string transactionId")
+        records.append(
+            LabelledRecord(
+                item=item,
+                kind_label=data["kind"] if labelled else None,
+                duplicate_of=data.get("duplicateOf") if labelled else None,
+            )
+        )
+    return records
+
+
+def _run_and_report(
+    records: Sequence[InputRecord],
+    inputs: dict[str, Any],
+    cdk_out: Path,
+    report_path: Path,
+    progress: bool | None,
+) -> None:
+    show_progress = sys.stderr.isatty() if progress is None else progress
+    try:
+        assembly = load_assembly(cdk_out)
+        check_fresh(assembly)
+    except AssemblyError as error:
+        raise click.ClickException(str(error)) from None
+    STATE_DIR.mkdir(exist_ok=True)
+    with (
+        FUNCTION_LOG.open("w") as function_log,
+        LocalRuntime(assembly, function_log=function_log) as runtime,
+    ):
+        click.echo(_start_banner(runtime))
+        with click.progressbar(
+            length=len(records), label="transactions accounted for", file=sys.stderr,
+            hidden=not show_progress, show_pos=True,
+        ) as bar:  # fmt: skip
+            result = run_transactions(runtime, records, on_progress=bar.update)
+        runtime.event_log.save(EVENT_LOG)
+        summary = build_report(runtime, result, inputs)
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(summary.to_json())
+    click.echo(summary.to_text())
+    click.echo(f"\nReport {report_path}   event log {EVENT_LOG}   function log {FUNCTION_LOG}")
+    if summary.unaccounted:
+        raise click.ClickException(
+            f"{len(summary.unaccounted)} transactions have no lifecycle event, e.g. "
+            f"{', '.join(summary.unaccounted[:5])}"
+        )
+
+
+def _start_banner(runtime: LocalRuntime) -> str:
+    topology = runtime.topology
+    return (
+        f"Running {runtime.assembly.stack_name} from {runtime.assembly.directory} on moto: "
+        f"{len(topology.functions)} functions, {len(topology.pipes)} pipes, "
+        f"{len(topology.tap_targets)} rule targets, {len(topology.event_sources)} queue "
+        f"sources; not run locally: {len(topology.ignored)} resources (IAM, logs, layers)"
+    )
 
 
 if __name__ == "__main__":

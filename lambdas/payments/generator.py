@@ -97,6 +97,10 @@ class GeneratedRecord:
     def transaction_id(self) -> str:
         return str(self.item["transactionId"])
 
+    @property
+    def kind_label(self) -> str:
+        return self.kind.value
+
 
 @dataclass
 class TransactionGenerator:

@@ -1,0 +1,100 @@
+"""``make bench``: local throughput and latency at a few sizes, as a table.
+
+Each size runs on a fresh runtime (fresh moto), with the demo's generator and seed, writing in
+the demo's chunks while the pipeline runs. Not a test: numbers depend on the machine; the
+target (50 transactions a second end to end on 2 cores) is checked by reading the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import resource
+from pathlib import Path
+
+from payment_local.assembly import check_fresh, load_assembly
+from payment_local.pipeline_run import run_transactions
+from payment_local.report import build_report
+from payment_local.runtime import LocalRuntime
+from payments.generator import Knobs, TransactionGenerator
+
+TARGET_PER_SECOND = 50.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sizes", default="100,300,1000", help="comma-separated run sizes")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"))
+    parser.add_argument("--output", type=Path, default=Path("reports") / "bench.json")
+    args = parser.parse_args(argv)
+    assembly = load_assembly(args.cdk_out)
+    check_fresh(assembly)
+
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        records = list(TransactionGenerator(knobs=Knobs(), seed=args.seed).generate(size))
+        with LocalRuntime(assembly, function_log=io.StringIO()) as runtime:
+            result = run_transactions(runtime, records)
+            report = build_report(runtime, result, {"count": size, "seed": args.seed}).data
+        rows.append(
+            {
+                "transactions": size,
+                "accounted": report["transactions"]["accounted"],
+                "seconds": report["elapsedSeconds"],
+                "perSecond": report["throughputPerSecond"],
+                "p50Ms": report["latencyMs"]["p50"],
+                "p95Ms": report["latencyMs"]["p95"],
+                "peakMemoryMb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            }
+        )
+        print(_table(rows[-1:], header=len(rows) == 1), flush=True)
+
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(
+        json.dumps(
+            {
+                "machine": {"python": platform.python_version(), "cpus": _cpus()},
+                "stack": assembly.stack_name,
+                "targetPerSecond": TARGET_PER_SECOND,
+                "runs": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    slowest = min(row["perSecond"] for row in rows)
+    verdict = "meets" if slowest >= TARGET_PER_SECOND else "MISSES"
+    print(f"\nslowest run {slowest:.1f}/s {verdict} the {TARGET_PER_SECOND:.0f}/s target; "
+          f"written to {args.output}")  # fmt: skip
+    return 0
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+def _table(rows: list[dict[str, float]], header: bool) -> str:
+    columns = [
+        ("transactions", "{:>12}"),
+        ("accounted", "{:>9}"),
+        ("seconds", "{:>8.2f}"),
+        ("perSecond", "{:>9.1f}"),
+        ("p50Ms", "{:>7.0f}"),
+        ("p95Ms", "{:>7.0f}"),
+        ("peakMemoryMb", "{:>12}"),
+    ]
+    lines = []
+    if header:
+        lines.append(" ".join(f"{name:>{len(fmt.format(0))}}" for name, fmt in columns))
+    for row in rows:
+        lines.append(" ".join(fmt.format(row[name]) for name, fmt in columns))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

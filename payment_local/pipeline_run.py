@@ -1,0 +1,116 @@
+"""Feeding transactions into a running local pipeline and waiting until each is accounted for.
+
+Records are written to the transactions table a chunk at a time while the runtime keeps
+stepping (the continuous mode), as an authorization system would keep writing. The run ends
+when every transaction written has a lifecycle event and the pipeline is idle, or, if some
+never get one, when it has been idle for a while: those are reported, never waited on forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import boto3
+
+from payment_local.runtime import LocalRuntime
+from payments.transaction_table import TransactionTable
+
+TRANSACTIONS_TABLE_OUTPUT = "TransactionsTableName"
+
+
+class InputRecord(Protocol):
+    """A table item to write, and what it was made to be, when that is known."""
+
+    @property
+    def item(self) -> dict[str, Any]: ...
+
+    @property
+    def transaction_id(self) -> str: ...
+
+    @property
+    def kind_label(self) -> str | None: ...
+
+    @property
+    def duplicate_of(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class LabelledRecord:
+    """An item from a file; the label comes from ``payments-local generate --with-kind``."""
+
+    item: dict[str, Any]
+    kind_label: str | None = None
+    duplicate_of: str | None = None
+
+    @property
+    def transaction_id(self) -> str:
+        return str(self.item["transactionId"])
+
+
+@dataclass
+class RunResult:
+    """What was written, when, and how long the whole run took."""
+
+    records: list[InputRecord]
+    written_at: dict[str, float] = field(default_factory=dict)
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    steps: int = 0
+
+    @property
+    def elapsed(self) -> float:
+        return self.finished_at - self.started_at
+
+
+def run_transactions(
+    runtime: LocalRuntime,
+    records: Sequence[InputRecord],
+    *,
+    chunk_size: int = 25,
+    settle_steps: int = 50,
+    timeout: float = 3600.0,
+    on_progress: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Write ``records`` in chunks while stepping the runtime; return when all are accounted.
+
+    ``on_progress`` gets the number of transactions newly accounted for after each step.
+    """
+    table = TransactionTable(
+        boto3.resource("dynamodb").Table(runtime.output(TRANSACTIONS_TABLE_OUTPUT))
+    )
+    result = RunResult(records=list(records))
+    pending = list(records)
+    accounted: set[str] = set()
+    cursor = 0  # events of the log already looked at
+    idle_steps = 0
+    clock = runtime.clock
+    result.started_at = clock()
+    deadline = result.started_at + timeout
+    while clock() < deadline:
+        if pending:
+            chunk, pending = pending[:chunk_size], pending[chunk_size:]
+            now = clock()
+            table.put_all(record.item for record in chunk)
+            for record in chunk:
+                result.written_at[record.transaction_id] = now
+        moved = runtime.step().total
+        result.steps += 1
+        before = len(accounted)
+        events = runtime.event_log.events
+        accounted.update(
+            event.transaction_id
+            for event in events[cursor:]
+            if event.transaction_id in result.written_at
+        )
+        cursor = len(events)
+        if on_progress is not None and len(accounted) > before:
+            on_progress(len(accounted) - before)
+        idle_steps = 0 if moved or pending else idle_steps + 1
+        if not pending and idle_steps and len(accounted) == len(result.written_at):
+            break
+        if idle_steps >= settle_steps:
+            break  # idle and still missing some: report them rather than wait forever
+    result.finished_at = clock()
+    return result

@@ -1,0 +1,171 @@
+"""The summary of a local run, for a person (text) and for other programs (JSON).
+
+The JSON format is documented in docs/report-format.md; ``REPORT_VERSION`` changes when a
+field changes meaning or goes away (adding a field does not change it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from payment_local.event_log import LoggedEvent
+from payment_local.pipeline_run import RunResult
+from payment_local.runtime import LocalRuntime
+
+REPORT_VERSION = 1
+
+
+def final_state(events: list[LoggedEvent]) -> str:
+    """The state a transaction's last lifecycle event puts it in."""
+    last = events[-1]
+    if last.detail_type == "TransactionAuthorized":
+        screening = last.detail.get("screening", {})
+        if not screening.get("valid", True):
+            return "flagged invalid"
+        if screening.get("duplicate"):
+            return "flagged duplicate"
+        return "authorized"
+    return last.detail_type
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class RunReport:
+    data: dict[str, Any]
+
+    @property
+    def unaccounted(self) -> list[str]:
+        unaccounted: list[str] = self.data["transactions"]["unaccounted"]
+        return unaccounted
+
+    def to_json(self) -> str:
+        return json.dumps(self.data, indent=2, sort_keys=False) + "\n"
+
+    def to_text(self) -> str:
+        d = self.data
+        tx = d["transactions"]
+        lines = [
+            f"Transactions written   {tx['written']:>7}   "
+            + ", ".join(f"{kind} {n}" for kind, n in d["input"]["generated"].items()),
+            f"Accounted for          {tx['accounted']:>7}   unaccounted {len(tx['unaccounted'])}",
+            "",
+            "Events by type",
+            *(f"  {name:<28}{count:>7}" for name, count in d["events"].items()),
+            "",
+            "Final state per transaction",
+            *(f"  {state:<28}{count:>7}" for state, count in d["finalStates"].items()),
+            "",
+            f"Duplicates flagged     {d['duplicates']['flagged']:>7}   "
+            f"with the generator's first id {d['duplicates']['matchingGenerator']}",
+            f"Quarantined (invalid)  {d['quarantine']['count']:>7}",
+            *(f"  {count:>5} x {reason}" for reason, count in d["quarantine"]["reasons"].items()),
+            "",
+            "Dead-letter queues     "
+            + (", ".join(f"{name} {n}" for name, n in d["deadLetterQueues"].items()) or "none"),
+            f"Latency write -> last event   p50 {d['latencyMs']['p50']:.0f} ms   "
+            f"p95 {d['latencyMs']['p95']:.0f} ms   max {d['latencyMs']['max']:.0f} ms",
+            f"Throughput             {d['throughputPerSecond']:>7.1f} transactions/s "
+            f"({tx['written']} in {d['elapsedSeconds']:.1f} s, peak memory "
+            f"{d['peakMemoryMb']:.0f} MB)",
+        ]
+        return "\n".join(lines)
+
+
+def build_report(runtime: LocalRuntime, run: RunResult, inputs: dict[str, Any]) -> RunReport:
+    by_tx = runtime.event_log.by_transaction
+    written = run.written_at
+    accounted = [tx for tx in written if by_tx.get(tx)]
+    states = Counter(final_state(by_tx[tx]) for tx in accounted)
+    expected = {r.transaction_id: r for r in run.records}
+
+    duplicates = [tx for tx in accounted if final_state(by_tx[tx]) == "flagged duplicate"]
+    matching = sum(
+        1
+        for tx in duplicates
+        if by_tx[tx][-1].detail["screening"].get("duplicateOf") == expected[tx].duplicate_of
+    )
+    invalid = [tx for tx in accounted if final_state(by_tx[tx]) == "flagged invalid"]
+    reasons = Counter(str(by_tx[tx][-1].detail["screening"].get("invalidReason")) for tx in invalid)
+    latencies = [(by_tx[tx][-1].seen_at - written[tx]) * 1000 for tx in accounted]
+    events = Counter(
+        event.detail_type for event in runtime.event_log.events if event.transaction_id in written
+    )
+    data = {
+        "reportVersion": REPORT_VERSION,
+        "generatedAt": datetime.now(UTC).isoformat(),
+        "stack": runtime.assembly.stack_name,
+        "input": {
+            **inputs,
+            "generated": dict(Counter(r.kind_label or "unlabelled" for r in run.records)),
+        },
+        "transactions": {
+            "written": len(written),
+            "accounted": len(accounted),
+            "unaccounted": sorted(set(written) - set(accounted)),
+        },
+        "events": dict(events.most_common()),
+        "finalStates": dict(states.most_common()),
+        "duplicates": {"flagged": len(duplicates), "matchingGenerator": matching},
+        "quarantine": {"count": len(invalid), "reasons": dict(reasons.most_common())},
+        "deadLetterQueues": dead_letter_depths(runtime),
+        "latencyMs": {
+            "p50": round(percentile(latencies, 0.50), 1),
+            "p95": round(percentile(latencies, 0.95), 1),
+            "max": round(max(latencies, default=0.0), 1),
+        },
+        "elapsedSeconds": round(run.elapsed, 3),
+        "throughputPerSecond": round(len(written) / run.elapsed, 1) if run.elapsed else 0.0,
+        "peakMemoryMb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "functions": {
+            f.logical_id: {"invocations": f.invocations, "errors": f.errors}
+            for f in runtime.topology.functions.values()
+        },
+    }
+    return RunReport(data)
+
+
+def dead_letter_depths(runtime: LocalRuntime) -> dict[str, int]:
+    """Messages waiting in each queue the template uses as a dead-letter queue."""
+    depths = {}
+    for logical_id in sorted(dead_letter_queue_ids(runtime.assembly.template)):
+        url = runtime.topology.queues.get(logical_id)
+        if url is None:
+            continue
+        attributes = runtime.clients.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        depths[logical_id] = int(attributes["ApproximateNumberOfMessages"])
+    return depths
+
+
+def dead_letter_queue_ids(template: dict[str, Any]) -> set[str]:
+    """Logical ids of queues named in any dead-letter setting of the template."""
+    found: set[str] = set()
+
+    def visit(value: Any, inside: bool) -> None:
+        if isinstance(value, dict):
+            if inside and "Fn::GetAtt" in value:
+                found.add(value["Fn::GetAtt"][0])
+            for key, item in value.items():
+                visit(item, inside or key in ("DeadLetterConfig", "RedrivePolicy", "OnFailure"))
+        elif isinstance(value, list):
+            for item in value:
+                visit(item, inside)
+
+    visit(template.get("Resources", {}), False)
+    resources = template.get("Resources", {})
+    return {lid for lid in found if resources.get(lid, {}).get("Type") == "AWS::SQS::Queue"}

@@ -1,0 +1,145 @@
+"""The ingest slice end to end: a table write to one lifecycle event per transaction."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from payment_local.assembly import StackAssembly
+from payment_local.cli import main
+from payment_local.pipeline_run import run_transactions
+from payment_local.report import build_report, final_state
+from payment_local.runtime import LocalRuntime
+from payments.generator import Kind, Knobs, TransactionGenerator
+from tests.factories import TEST_PAN
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_transaction_written_is_accounted_for(runtime: LocalRuntime) -> None:
+    knobs = Knobs(duplicate_rate=0.15, malformed_rate=0.1)
+    records = list(TransactionGenerator(knobs=knobs, seed=21).generate(150))
+    kinds = Counter(r.kind for r in records)
+    assert kinds[Kind.DUPLICATE] > 10
+    assert kinds[Kind.MALFORMED] > 5
+
+    result = run_transactions(runtime, records)
+
+    by_tx = runtime.event_log.by_transaction
+    for record in records:
+        events = by_tx[record.transaction_id]
+        assert len(events) == 1, f"{record.transaction_id} has {len(events)} events"
+        [event] = events
+        assert event.detail_type == "TransactionAuthorized"
+        assert event.source == "payments.ingest"
+        state = final_state(events)
+        if record.kind is Kind.MALFORMED:
+            assert state == "flagged invalid"
+            assert event.detail["screening"]["invalidReason"]
+        elif record.kind is Kind.DUPLICATE:
+            assert state == "flagged duplicate"
+            assert event.detail["screening"]["duplicateOf"] == record.duplicate_of
+        else:
+            assert state == "authorized"
+    report = build_report(runtime, result, {}).data
+    assert report["transactions"] == {"written": 150, "accounted": 150, "unaccounted": []}
+    assert set(report["deadLetterQueues"].values()) == {0}
+
+
+def test_no_clear_pan_reaches_the_bus_or_the_logs(runtime: LocalRuntime, tmp_path: Path) -> None:
+    records = list(TransactionGenerator(knobs=Knobs(malformed_rate=0.5), seed=5).generate(60))
+    assert any(r.item["panToken"] == TEST_PAN for r in records)
+
+    run_transactions(runtime, records)
+
+    assert TEST_PAN not in json.dumps([e.to_json() for e in runtime.event_log.events])
+    assert runtime.function_log is not None
+    runtime.function_log.flush()
+    assert TEST_PAN not in (tmp_path / "functions.log").read_text()
+
+
+def test_a_failing_dedup_store_sends_batches_to_the_dlq_and_loses_none(
+    runtime: LocalRuntime,
+) -> None:
+    dedup_table = next(name for lid, name in runtime.topology.tables.items() if "Dedup" in lid)
+    runtime.clients.dynamodb.delete_table(TableName=dedup_table)
+    records = list(TransactionGenerator(knobs=Knobs(malformed_rate=0.0), seed=9).generate(25))
+
+    result = run_transactions(runtime, records)
+
+    report = build_report(runtime, result, {}).data
+    assert report["transactions"]["accounted"] == 0
+    [pipe_dlq] = [
+        url for lid, url in runtime.topology.queues.items() if lid.startswith("IngestDeadLetter")
+    ]
+    located = 0
+    while messages := runtime.clients.sqs.receive_message(
+        QueueUrl=pipe_dlq, MaxNumberOfMessages=10
+    ).get("Messages", []):
+        for message in messages:
+            located += json.loads(message["Body"])["batchSize"]
+            runtime.clients.sqs.delete_message(
+                QueueUrl=pipe_dlq, ReceiptHandle=message["ReceiptHandle"]
+            )
+    # Every record is located by a dead-letter message, split down to one record each.
+    assert located == 25
+    assert runtime.topology.pipes[0].stats.batches_dead_lettered == 25
+
+
+def test_the_demo_command_reports_and_shows_a_lifecycle(
+    assembly: StackAssembly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    report_path = tmp_path / "report.json"
+
+    result = runner.invoke(
+        main,
+        ["run", "-n", "40", "--seed", "3", "--duplicate-rate", "0.2",
+         "--cdk-out", str(assembly.directory), "--report", str(report_path)],
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "Accounted for               40   unaccounted 0" in result.output
+    report = json.loads(report_path.read_text())
+    assert report["reportVersion"] == 1
+    assert report["transactions"]["accounted"] == 40
+    assert sum(report["finalStates"].values()) == 40
+    assert report["duplicates"]["flagged"] == report["duplicates"]["matchingGenerator"] > 0
+
+    some_id = json.loads(
+        (tmp_path / ".payments-local" / "events.jsonl").read_text().splitlines()[0]
+    )["detail"]["transactionId"]
+    lifecycle = runner.invoke(main, ["events", some_id])
+    assert lifecycle.exit_code == 0, lifecycle.output
+    assert "TransactionAuthorized" in lifecycle.output
+
+
+def test_send_takes_a_generated_file(
+    assembly: StackAssembly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    generated = runner.invoke(
+        main, ["generate", "-n", "20", "--seed", "4", "--duplicate-rate", "0.3", "--with-kind"]
+    )
+    (tmp_path / "tx.jsonl").write_text(generated.output)
+
+    result = runner.invoke(
+        main, ["send", "tx.jsonl", "--cdk-out", str(assembly.directory), "--report", "r.json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["transactions"]["accounted"] == 20
+    assert report["duplicates"]["flagged"] == report["duplicates"]["matchingGenerator"]
+
+
+def test_a_missing_assembly_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["run", "--cdk-out", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1
+    assert "run `make synth` first" in result.output
