@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -12,9 +14,10 @@ from typing import Any, TextIO, cast
 
 import click
 
-from payment_local.assembly import AssemblyError, check_fresh, load_assembly
+from payment_local.assembly import AssemblyError, StackAssembly, check_fresh, load_assembly
 from payment_local.event_log import load_events
 from payment_local.pipeline_run import InputRecord, LabelledRecord, run_transactions
+from payment_local.provision import UnsupportedResourceError
 from payment_local.report import build_report
 from payment_local.runtime import LocalRuntime
 from payments.generator import Knobs, TransactionGenerator
@@ -289,13 +292,29 @@ def _run_and_report(
         )
 
 
+@contextmanager
+def _started(assembly: StackAssembly, function_log: TextIO) -> Iterator[LocalRuntime]:
+    try:
+        runtime = LocalRuntime(assembly, function_log=function_log).__enter__()
+    except UnsupportedResourceError as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        yield runtime
+    finally:
+        runtime.__exit__(None, None, None)
+
+
 def _start_banner(runtime: LocalRuntime) -> str:
     topology = runtime.topology
-    return (
-        f"Running {runtime.assembly.stack_name} from {runtime.assembly.directory} on moto: "
-        f"{len(topology.functions)} functions, {len(topology.pipes)} pipes, "
-        f"{len(topology.tap_targets)} rule targets, {len(topology.event_sources)} queue "
-        f"sources; not run locally: {len(topology.ignored)} resources (IAM, logs, layers)"
+    skipped = Counter(topology.ignored.values())
+    return "\n".join(
+        [
+            f"Running {runtime.assembly.stack_name} from {runtime.assembly.directory} on moto: "
+            f"{len(topology.functions)} functions, {len(topology.pipes)} pipes, "
+            f"{len(topology.tap_targets)} rule targets, {len(topology.event_sources)} queue "
+            "event sources.",
+            *(f"  not run locally: {n} resources ({reason})" for reason, n in skipped.items()),
+        ]
     )
 
 

@@ -70,8 +70,9 @@ class LocalFunction:
         event = json.loads(json.dumps(payload))  # what crosses the wire is JSON
         context = _Context(self.name, self.arn, self.memory_mb, self.timeout_seconds * 1000)
         with self._environment():
+            handler = self._handler()  # a stale handler is the operator's error, not the function's
             try:
-                result = self._handler()(event, context)
+                result = handler(event, context)
                 return json.loads(json.dumps(result))
             except Exception as error:  # the function's failure, reported, not raised as is
                 self.errors += 1

@@ -11,7 +11,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-_SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
+_SUB_VARIABLE = re.compile(r"\$\{(!?)([^}]+)\}")
+# Fn::Sub's "${!Name}" is the literal text "${Name}".
+
+
+# What Ref AWS::NoValue resolves to: the property or list item holding it is left out.
+NO_VALUE: Any = object()
 
 
 class UnresolvableError(Exception):
@@ -28,14 +33,14 @@ class Environment:
     stack_name: str = "local"
     url_suffix: str = "amazonaws.com"
 
-    def pseudo(self) -> dict[str, str]:
+    def pseudo(self) -> dict[str, Any]:
         return {
             "AWS::AccountId": self.account,
             "AWS::Region": self.region,
             "AWS::Partition": self.partition,
             "AWS::StackName": self.stack_name,
             "AWS::URLSuffix": self.url_suffix,
-            "AWS::NoValue": "",
+            "AWS::NoValue": NO_VALUE,
         }
 
 
@@ -54,7 +59,7 @@ class Resolver:
     def resolve(self, value: Any) -> Any:
         """Return ``value`` with every intrinsic function replaced by its result."""
         if isinstance(value, list):
-            return [self.resolve(item) for item in value]
+            return [r for r in (self.resolve(item) for item in value) if r is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -64,7 +69,8 @@ class Resolver:
                 return handler(argument)
             if name.startswith("Fn::") or name == "Condition":
                 raise UnresolvableError(f"the local runtime does not support {name}")
-        return {key: self.resolve(item) for key, item in value.items()}
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not NO_VALUE}
 
     def _functions(self) -> Mapping[str, Callable[[Any], Any]]:
         return {
@@ -102,7 +108,9 @@ class Resolver:
         values = {name: self.resolve(value) for name, value in variables.items()}
 
         def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
+            literal, name = match.groups()
+            if literal:
+                return "${" + name + "}"
             if name in values:
                 return str(values[name])
             if "." in name:
@@ -135,13 +143,12 @@ def references(value: Any) -> set[str]:
                 if isinstance(target, str):
                     found.add(target)
             elif key == "Fn::Sub":
-                text = item if isinstance(item, str) else item[0]
-                for name in _SUB_VARIABLE.findall(text):
-                    if not name.startswith("AWS::"):
+                text, variables = (item, {}) if isinstance(item, str) else item
+                for literal, name in _SUB_VARIABLE.findall(text):
+                    # Local variables of the Sub and pseudo parameters are not resources.
+                    if not literal and name not in variables and not name.startswith("AWS::"):
                         found.add(name.split(".", 1)[0])
-                if not isinstance(item, str):
-                    found |= references(item[1])
-                    found -= set(item[1])  # local variables of the Sub are not resources
+                found |= references(variables)
             else:
                 found |= references(item)
     return found

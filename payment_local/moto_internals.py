@@ -1,6 +1,15 @@
 """Every place the local runtime reaches past moto's public API. Pinned to the moto version.
 
-Three things, all for speed, all measured (see ``make bench``):
+What moto cannot do for this runtime, and what it does too slowly (each measured):
+
+- a patch: Step Functions executions run synchronously inside ``StartExecution``. moto runs
+  each in a thread of its own, and moto is not thread-safe; run inline, an execution's
+  ``events:putEvents`` and ``lambda:invoke`` tasks happen in the runtime's one thread, and
+  ``run_until_idle()`` stays deterministic;
+- a patch: the States Language parse tree of a definition is kept and reused; moto builds it
+  again for every execution (about 30 ms of a 35 ms execution);
+- a patch: ``lambda:invoke`` (from a Step Functions task, or any client) runs the template's
+  handler in process. moto's Docker-free Lambda only echoes the payload back;
 
 - a patch: moto delivers an event to an SQS rule target by rendering it through its input
   template parser, which parses eight JSONPath expressions per event with a PLY parser built
@@ -21,14 +30,20 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import jsonpath_ng.ext
 import moto
+from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.utils import unix_time
 from moto.dynamodbstreams.models import dynamodbstreams_backends
 from moto.sqs.models import Message, SQSBackend
+from moto.stepfunctions.parser.asl.parse import asl_parser
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+from moto.stepfunctions.parser.backend import execution_worker
 
 PINNED_MOTO_VERSION = "5.2.5"
 _patched = False
@@ -58,7 +73,80 @@ def apply_patches() -> None:
     jsonpath_ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ext.parse)
     backend_class: Any = SQSBackend
     backend_class.is_message_valid_based_on_retention_period = _within_retention
+    worker: Any = execution_worker.ExecutionWorker
+    worker.start = execution_worker.SyncExecutionWorker.start
+    parser: Any = asl_parser.AmazonStateLanguageParser
+    parser.parse = staticmethod(_parse_with_cached_tree(parser.parse))
+    lambda_backend: Any = LambdaSimpleBackend
+    lambda_backend.invoke = _invoke_in_process(lambda_backend.invoke)
     _patched = True
+
+
+def _parse_with_cached_tree(original: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Parse each definition once; build the evaluation components afresh per execution.
+
+    The components are what an execution mutates, so only the parse tree is shared.
+    """
+    trees: dict[str, Any] = {}  # definition -> antlr parse tree
+
+    def parse(definition: str) -> Any:
+        tree = trees.get(definition)
+        if tree is None:
+            _program, tree = original(definition)
+            trees[definition] = tree
+        return Preprocessor().visit(tree), tree
+
+    return parse
+
+
+# (account, region) -> function name or ARN -> invoke(payload) -> result; see register_function
+_functions: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+class InvocationError(Exception):
+    """Raised by a registered function to report an error the way Lambda does."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def register_function(
+    account: str, region: str, names: list[str], invoke: Callable[[Any], Any]
+) -> None:
+    """Make ``lambda:invoke`` of any of ``names`` call ``invoke`` in process."""
+    registry = _functions.setdefault((account, region), {})
+    for name in names:
+        registry[name] = invoke
+
+
+def clear_functions() -> None:
+    _functions.clear()
+
+
+def _invoke_in_process(original: Callable[..., Any]) -> Callable[..., Any]:
+    def invoke(
+        backend: Any,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: dict[str, str],
+    ) -> bytes | None:
+        function = _functions.get((backend.account_id, backend.region_name), {}).get(function_name)
+        if function is None:
+            echoed: bytes | None = original(
+                backend, function_name, qualifier, body, headers, response_headers
+            )
+            return echoed
+        payload = json.loads(body) if body else {}
+        try:
+            return json.dumps(function(payload)).encode()
+        except InvocationError as error:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": error.error_type, "errorMessage": str(error)}).encode()
+
+    return invoke
 
 
 def _within_retention(backend: SQSBackend, queue_name: str, message: Message) -> bool:

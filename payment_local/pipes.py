@@ -75,7 +75,8 @@ class StreamPipe:
             work += 1
         return work
 
-    def _read(self) -> int:
+    def start(self) -> None:
+        """Take the shard iterators now: LATEST means from when the pipe starts, not polls."""
         streams = self.clients.dynamodbstreams
         if not self._iterators:
             shards = streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
@@ -85,6 +86,9 @@ class StreamPipe:
                     ShardId=shard["ShardId"],
                     ShardIteratorType=self.starting_position,
                 )["ShardIterator"]
+
+    def _read(self) -> int:
+        self.start()
         read = 0
         for shard_id, iterator in list(self._iterators.items()):
             self._iterators[shard_id], records = get_stream_records(
@@ -93,12 +97,18 @@ class StreamPipe:
             for record in records:
                 read += 1
                 record["eventSourceARN"] = self.stream_arn
-                if all(f.matches_event(cast(Any, record)) for f in self.filters):
+                if not self.filters or any(
+                    f.matches_event(cast(Any, record)) for f in self.filters
+                ):
                     self._buffer.append(record)
                 else:
                     self.stats.records_filtered_out += 1
         self.stats.records_read += read
         return read
+
+    def _passes_filters(self, record: dict[str, Any]) -> bool:
+        # A record passes when any one filter matches (no filters: every record).
+        return not self.filters or any(f.matches_event(cast(Any, record)) for f in self.filters)
 
     def _deliver(self, batch: _Batch) -> None:
         try:
@@ -106,13 +116,17 @@ class StreamPipe:
             self._put_events(items)
         except (FunctionError, _TargetError):
             self.stats.batch_failures += 1
-            batch.attempts += 1
+            # Retries go first, so records keep their stream order; splitting a batch does
+            # not count against the retries of its halves.
             if self.bisect and len(batch.records) > 1:
                 middle = len(batch.records) // 2
-                for half in (batch.records[:middle], batch.records[middle:]):
-                    self._pending.append(_Batch(half, batch.attempts))
-            elif batch.attempts <= self.maximum_retry_attempts:
-                self._pending.append(batch)
+                self._pending.extendleft(
+                    [_Batch(batch.records[middle:]), _Batch(batch.records[:middle])]
+                )
+                return
+            batch.attempts += 1
+            if batch.attempts <= self.maximum_retry_attempts:
+                self._pending.appendleft(batch)
             else:
                 self._dead_letter(batch)
 
@@ -148,14 +162,15 @@ class StreamPipe:
             return
         # Like Pipes, the message locates the records in the stream; it does not copy them.
         sequence_numbers = [r["dynamodb"]["SequenceNumber"] for r in batch.records]
+        sequence_numbers.sort(key=int)  # numeric strings of any width
         self.clients.sqs.send_message(
             QueueUrl=self.dead_letter_queue_url,
             MessageBody=json.dumps(
                 {
                     "context": {"pipeName": self.name, "attempts": batch.attempts},
                     "streamArn": self.stream_arn,
-                    "startSequenceNumber": min(sequence_numbers),
-                    "endSequenceNumber": max(sequence_numbers),
+                    "startSequenceNumber": sequence_numbers[0],
+                    "endSequenceNumber": sequence_numbers[-1],
                     "batchSize": len(batch.records),
                     "failedAt": time.time(),
                 }

@@ -18,14 +18,16 @@ from moto.events.models import EventPattern
 
 from payment_local.assembly import StackAssembly
 from payment_local.clients import AwsClients
-from payment_local.functions import LocalFunction
+from payment_local.functions import FunctionError, LocalFunction
 from payment_local.intrinsics import Resolver, references
+from payment_local.moto_internals import InvocationError, register_function
 from payment_local.pipes import StreamPipe
 from payment_local.rules import (
     AsyncLambdaInvocation,
     Delivery,
     StateMachineExecution,
     TapTarget,
+    tap_registration,
 )
 from payment_local.sqs_source import SqsEventSource
 
@@ -119,6 +121,7 @@ class Provisioner:
             "AWS::Lambda::EventInvokeConfig": self._event_invoke_config,
             "AWS::Lambda::EventSourceMapping": self._event_source_mapping,
             "AWS::Pipes::Pipe": self._pipe,
+            "AWS::StepFunctions::StateMachine": self._state_machine,
         }
 
     # -- naming ---------------------------------------------------------------------------
@@ -265,7 +268,24 @@ class Provisioner:
         self._async_configs.setdefault(arn, {})["dead_letter_arn"] = dead_letter
         self.topology.functions[logical_id] = function
         self._functions_by_arn[arn] = function
+        env = self.resolver.environment
+        register_function(env.account, env.region, [name, arn], _invoker(function))
         self._record(logical_id, name, Arn=arn)
+
+    def _state_machine(self, logical_id: str, props: dict[str, Any]) -> None:
+        name = self._name(logical_id, props.get("StateMachineName"), 80)
+        definition = props.get("DefinitionString") or json.dumps(props.get("Definition"))
+        if not props.get("DefinitionString") and not props.get("Definition"):
+            raise UnsupportedResourceError(
+                f"{logical_id}: only inline definitions (DefinitionString/Definition) run locally"
+            )
+        arn = self.clients.stepfunctions.create_state_machine(
+            name=name,
+            definition=definition,
+            roleArn=props.get("RoleArn") or self._arn("iam", f"role/{logical_id}"),
+            type=props.get("StateMachineType", "STANDARD"),
+        )["stateMachineArn"]
+        self._record(logical_id, arn, Arn=arn, Name=name)
 
     def _event_invoke_config(self, logical_id: str, props: dict[str, Any]) -> None:
         function = self._function_named(props["FunctionName"])
@@ -301,6 +321,10 @@ class Provisioner:
     def _rule(self, logical_id: str, props: dict[str, Any]) -> None:
         name = self._name(logical_id, props.get("Name"), 64)
         bus = props.get("EventBusName", "default")
+        if "EventPattern" not in props:
+            raise UnsupportedResourceError(
+                f"{logical_id}: scheduled rules (no EventPattern) do not run locally"
+            )
         self.clients.events.put_rule(
             Name=name,
             EventBusName=bus,
@@ -317,7 +341,7 @@ class Provisioner:
                 )
                 continue
             tap_url, tap_arn = self._tap_queue(name, target["Id"])
-            moto_targets.append({"Id": target["Id"], "Arn": tap_arn})
+            moto_targets.append(tap_registration(target["Id"], tap_arn))
             self.topology.tap_targets.append(
                 TapTarget(
                     rule_name=name,
@@ -343,7 +367,8 @@ class Provisioner:
         dead_letter_url = self._queue_urls_by_arn.get(dead_letter) if dead_letter else None
         retries = int(target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 185))
         if service == "lambda":
-            function = self._functions_by_arn[target["Arn"]]
+            unqualified = ":".join(target["Arn"].split(":")[:7])  # drop a version or alias
+            function = self._functions_by_arn[unqualified]
             # Completed by _finish_async_configs once every EventInvokeConfig is known.
             return AsyncLambdaInvocation(function=function, clients=self.clients)
         if service == "states":
@@ -364,7 +389,12 @@ class Provisioner:
             delivery.maximum_retry_attempts = config.get("maximum_retry_attempts", 2)
             failure_arn = config.get("on_failure_arn") or config.get("dead_letter_arn")
             if failure_arn:
-                delivery.on_failure_queue_url = self._queue_urls_by_arn.get(failure_arn)
+                if failure_arn not in self._queue_urls_by_arn:
+                    raise UnsupportedResourceError(
+                        f"{delivery.function.logical_id}: only SQS on-failure destinations and "
+                        f"dead-letter queues run locally, not {failure_arn}"
+                    )
+                delivery.on_failure_queue_url = self._queue_urls_by_arn[failure_arn]
 
     def _pipe(self, logical_id: str, props: dict[str, Any]) -> None:
         name = self._name(logical_id, props.get("Name"), 64)
@@ -411,6 +441,16 @@ class Provisioner:
             if reference in (function.name, function.arn):
                 return function
         raise UnsupportedResourceError(f"no function {reference} in the template")
+
+
+def _invoker(function: LocalFunction) -> Callable[[Any], Any]:
+    def invoke(payload: Any) -> Any:
+        try:
+            return function.invoke(payload)
+        except FunctionError as error:
+            raise InvocationError(error.error_type, error.error_message) from error
+
+    return invoke
 
 
 def _as_list(value: Any) -> list[str]:

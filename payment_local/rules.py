@@ -110,6 +110,19 @@ def _fail(
     )
 
 
+def tap_registration(target_id: str, queue_arn: str) -> dict[str, Any]:
+    """The moto rule target for a tap queue: the whole event, as AWS hands it to a target.
+
+    moto's plain SQS rendering drops ``account``; rendering the event itself keeps every
+    field, including moto's ``ingestion-time``, which its input transformer needs.
+    """
+    return {
+        "Id": target_id,
+        "Arn": queue_arn,
+        "InputTransformer": {"InputTemplate": "<aws.events.event.json>"},
+    }
+
+
 @dataclass
 class TapTarget:
     """One Lambda or Step Functions target of one rule, fed through its tap queue."""
@@ -122,8 +135,9 @@ class TapTarget:
     input_path: str | None = None
     input_transformer: dict[str, Any] | None = None
 
-    def transform(self, event: dict[str, Any]) -> Any:
+    def transform(self, tapped: dict[str, Any]) -> Any:
         """Apply Input, InputPath or InputTransformer, which moto applies only partly."""
+        event = {k: v for k, v in tapped.items() if k != "ingestion-time"}  # moto's own field
         if self.input_constant is not None:
             return json.loads(self.input_constant)
         if self.input_path is not None:
@@ -133,7 +147,7 @@ class TapTarget:
             return parser.parse(
                 input_template=self.input_transformer.get("InputTemplate"),
                 input_paths_map=self.input_transformer.get("InputPathsMap", {}),
-                event=event,
+                event=tapped,
             )
         return event
 

@@ -103,17 +103,24 @@ class LocalRuntime:
         environment = local_aws_environment(self.environment)
         environment.__enter__()
         self._stack.append(environment)
-        mock = mock_aws(config=MOTO_CONFIG)
-        mock.start()
-        self._stack.append(mock)
-        self.clients = AwsClients(self.environment.region)
-        self.resolver = Resolver(self.environment)
-        self.topology = Provisioner(
-            self.assembly, self.clients, self.resolver, self.function_log
-        ).provision()
-        self.rules = RuleDispatcher(self.clients, self.topology.tap_targets)
-        self.event_log = EventLog(self.clients, self.clock)
-        self.event_log.attach(self.topology.buses.values())
+        try:
+            mock = mock_aws(config=MOTO_CONFIG)
+            mock.start()
+            self._stack.append(mock)
+            self.clients = AwsClients(self.environment.region)
+            self.resolver = Resolver(self.environment)
+            self.topology = Provisioner(
+                self.assembly, self.clients, self.resolver, self.function_log
+            ).provision()
+            for pipe in self.topology.pipes:
+                pipe.start()
+            self.rules = RuleDispatcher(self.clients, self.topology.tap_targets)
+            self.event_log = EventLog(self.clients, self.clock)
+            self.event_log.attach(self.topology.buses.values())
+        except BaseException as error:
+            # A runtime that failed to start leaves neither moto running nor its environment.
+            self.__exit__(type(error), error, error.__traceback__)
+            raise
         return self
 
     def __exit__(
@@ -122,6 +129,7 @@ class LocalRuntime:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        moto_internals.clear_functions()
         while self._stack:
             item = self._stack.pop()
             if hasattr(item, "stop"):

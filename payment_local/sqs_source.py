@@ -12,6 +12,7 @@ redelivered), and the queue's redrive policy moves a message to its dead-letter 
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,7 +108,10 @@ class SqsEventSource:
             "messageAttributes": {
                 name: {
                     "stringValue": value.get("StringValue"),
-                    "binaryValue": value.get("BinaryValue"),
+                    # Lambda hands binary attributes over base64-encoded, as JSON must.
+                    "binaryValue": base64.b64encode(value["BinaryValue"]).decode()
+                    if "BinaryValue" in value
+                    else None,
                     "dataType": value["DataType"],
                 }
                 for name, value in message.get("MessageAttributes", {}).items()

@@ -1,0 +1,113 @@
+"""Lambda handlers the local-runtime tests invoke through ``LocalFunction``.
+
+Each handler records what it received in ``CALLS`` (by handler name); ``FAILURES_LEFT`` says
+how many more times a "fail N times" handler fails. ``reset()`` clears both (the package's
+conftest calls it around every test).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from typing import Any
+
+import boto3
+
+CALLS: defaultdict[str, list[Any]] = defaultdict(list)
+FAILURES_LEFT: dict[str, int] = {}
+POISON = "poison"
+
+
+class HandlerError(Exception):
+    """What the fixture handlers raise when they are told to fail."""
+
+
+def reset() -> None:
+    CALLS.clear()
+    FAILURES_LEFT.clear()
+
+
+def _fail_if_told(name: str) -> None:
+    left = FAILURES_LEFT.get(name, 0)
+    if left > 0:
+        FAILURES_LEFT[name] = left - 1
+        raise HandlerError(f"{name} told to fail ({left - 1} failures left)")
+
+
+# -- asynchronous and SQS-batch handlers --------------------------------------------------
+
+
+def always_ok(event: Any, context: Any) -> None:
+    CALLS["always_ok"].append(event)
+
+
+def always_fail(event: Any, context: Any) -> None:
+    CALLS["always_fail"].append(event)
+    raise HandlerError("always fails")
+
+
+def flaky(event: Any, context: Any) -> dict[str, str]:
+    """Fails ``FAILURES_LEFT["flaky"]`` times, then succeeds."""
+    CALLS["flaky"].append(event)
+    _fail_if_told("flaky")
+    return {"status": "ok"}
+
+
+def fail_on_poison(event: Any, context: Any) -> None:
+    """An SQS batch handler that fails the whole batch if any body holds the poison."""
+    CALLS["fail_on_poison"].append(event)
+    if any(POISON in record["body"] for record in event["Records"]):
+        raise HandlerError("poison in the batch")
+
+
+def report_poison(event: Any, context: Any) -> dict[str, list[dict[str, str]]]:
+    """An SQS batch handler reporting the messages holding the poison as item failures."""
+    CALLS["report_poison"].append(event)
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": record["messageId"]}
+            for record in event["Records"]
+            if POISON in record["body"]
+        ]
+    }
+
+
+def report_unknown(event: Any, context: Any) -> dict[str, list[dict[str, str]]]:
+    """Names a message that is not in the batch."""
+    CALLS["report_unknown"].append(event)
+    return {"batchItemFailures": [{"itemIdentifier": "not-a-message-of-this-batch"}]}
+
+
+def forward_detail(event: Any, context: Any) -> None:
+    """An EventBridge target that sends the event's detail to the queue in FORWARD_QUEUE_URL."""
+    CALLS["forward_detail"].append(event)
+    if event["detail"].get("fail"):
+        raise HandlerError("told to fail by the event")
+    sqs = boto3.client("sqs")
+    sqs.send_message(QueueUrl=os.environ["FORWARD_QUEUE_URL"], MessageBody=json.dumps(event))
+
+
+# -- pipe enrichments -------------------------------------------------------------------
+
+
+def _key(record: dict[str, Any]) -> str:
+    return str(record["dynamodb"]["Keys"]["pk"]["S"])
+
+
+def enrich(event: Any, context: Any) -> list[dict[str, Any]]:
+    """One element per stream record: its key and its new image's ``n``."""
+    CALLS["enrich"].append(event)
+    _fail_if_told("enrich")
+    if any(_key(record) == POISON for record in event):
+        raise HandlerError("poison record")
+    return [
+        {"key": _key(record), "n": int(record["dynamodb"]["NewImage"]["n"]["N"])}
+        for record in event
+    ]
+
+
+def enrich_to_one(event: Any, context: Any) -> dict[str, Any]:
+    """Returns one object (not a list) for the whole batch."""
+    CALLS["enrich_to_one"].append(event)
+    return {"keys": [_key(record) for record in event]}
