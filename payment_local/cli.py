@@ -51,6 +51,9 @@ def _rate_options(function: Callable[..., Any]) -> Callable[..., Any]:
                      show_default=True, help="Fraction for accounts the bank does not hold."),
         click.option("--malformed-rate", type=click.FloatRange(0, 1), default=0.02,
                      show_default=True, help="Fraction with a planted defect, to be quarantined."),
+        click.option("--rule-break-rate", type=click.FloatRange(0, 1), default=0.02,
+                     show_default=True,
+                     help="Fraction well formed but failing a business rule, to be rejected."),
     ]  # fmt: skip
     for option in reversed(options):
         function = option(function)
@@ -106,7 +109,7 @@ def main() -> None:
 @click.option(
     "--with-kind",
     is_flag=True,
-    help="Wrap each record as {kind, duplicateOf, defect, item}, to check a run.",
+    help="Wrap each record as {kind, duplicateOf, defect, ruleBreak, item}, to check a run.",
 )
 def generate(
     count: int,
@@ -130,6 +133,7 @@ def generate(
                 "kind": record.kind.value,
                 "duplicateOf": record.duplicate_of,
                 "defect": record.defect.value if record.defect else None,
+                "ruleBreak": record.rule_break.value if record.rule_break else None,
                 "item": record.item,
             }
         output.write(json.dumps(line, default=_json_default) + "\n")
@@ -229,6 +233,12 @@ def _essentials(detail: dict[str, Any]) -> str:
     parts = [f"{k}={screening[k]}" for k in ("valid", "duplicate", "duplicateOf") if k in screening]
     if screening.get("invalidReason"):
         parts.append(f"reason={screening['invalidReason']!r}")
+    for key in ("duplicateOf", "reasonCode", "reasons", "reason", "mcc"):
+        if key in detail:
+            parts.append(f"{key}={detail[key]!r}")
+    enrichment = detail.get("enrichment") or {}
+    if "postingAccountId" in enrichment:
+        parts.append(f"postingAccount={enrichment['postingAccountId']}")
     return " ".join(parts)
 
 
@@ -250,6 +260,7 @@ def _read_records(source: TextIO) -> list[InputRecord]:
                 item=item,
                 kind_label=data["kind"] if labelled else None,
                 duplicate_of=data.get("duplicateOf") if labelled else None,
+                planted=(data.get("defect") or data.get("ruleBreak")) if labelled else None,
             )
         )
     return records
@@ -269,10 +280,7 @@ def _run_and_report(
     except AssemblyError as error:
         raise click.ClickException(str(error)) from None
     STATE_DIR.mkdir(exist_ok=True)
-    with (
-        FUNCTION_LOG.open("w") as function_log,
-        LocalRuntime(assembly, function_log=function_log) as runtime,
-    ):
+    with FUNCTION_LOG.open("w") as function_log, _started(assembly, function_log) as runtime:
         click.echo(_start_banner(runtime))
         with click.progressbar(
             length=len(records), label="transactions accounted for", file=sys.stderr,

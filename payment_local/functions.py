@@ -11,6 +11,7 @@ import importlib
 import json
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +70,9 @@ class LocalFunction:
         self.invocations += 1
         event = json.loads(json.dumps(payload))  # what crosses the wire is JSON
         context = _Context(self.name, self.arn, self.memory_mb, self.timeout_seconds * 1000)
-        with self._environment():
+        with self._environment(), warnings.catch_warnings():
+            # Metrics are disabled locally; Powertools then warns that none were published.
+            warnings.filterwarnings("ignore", "No application metrics to publish")
             handler = self._handler()  # a stale handler is the operator's error, not the function's
             try:
                 result = handler(event, context)

@@ -3,18 +3,19 @@
 What moto cannot do for this runtime, and what it does too slowly (each measured):
 
 - a patch: Step Functions executions run synchronously inside ``StartExecution``. moto runs
-  each in a thread of its own, and moto is not thread-safe; run inline, an execution's
-  ``events:putEvents`` and ``lambda:invoke`` tasks happen in the runtime's one thread, and
-  ``run_until_idle()`` stays deterministic;
-- a patch: the States Language parse tree of a definition is kept and reused; moto builds it
-  again for every execution (about 30 ms of a 35 ms execution);
+  each in threads of its own, and moto is not thread-safe; run inline, an execution's
+  ``events:putEvents`` and ``lambda:invoke`` tasks happen while the runtime waits, and
+  ``run_until_idle()`` stays deterministic. (A Task state still runs in a thread moto starts
+  to time it out, but the execution waits for it, so nothing runs concurrently.);
+- a patch: a definition is parsed and preprocessed once and the program reused; moto does
+  both again for every execution (about 45 ms of an 80 ms execution of our workflow);
 - a patch: ``lambda:invoke`` (from a Step Functions task, or any client) runs the template's
   handler in process. moto's Docker-free Lambda only echoes the payload back;
 
-- a patch: moto delivers an event to an SQS rule target by rendering it through its input
-  template parser, which parses eight JSONPath expressions per event with a PLY parser built
-  from scratch each time (about 9 ms per delivered event, the biggest item in a profile of a
-  run). Parsed expressions are immutable, so caching the parse changes nothing but the speed;
+- a patch: moto parses JSONPath expressions with a PLY parser built from scratch for each
+  one: eight per event delivered to an SQS rule target (about 9 ms per event), and one per
+  path a Step Functions state reads. Parsed expressions are immutable, so caching the parse
+  changes nothing but the speed;
 - a patch: on every message received, moto checks the retention period by computing all the
   queue's attributes three times over, message counts included, so a receive costs grows with
   the queue's depth (about 3 ms per message at a depth of a few hundred). The check now reads
@@ -41,8 +42,9 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.utils import unix_time
 from moto.dynamodbstreams.models import dynamodbstreams_backends
 from moto.sqs.models import Message, SQSBackend
+from moto.stepfunctions.parser.asl.component.program.program import Program
 from moto.stepfunctions.parser.asl.parse import asl_parser
-from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.parser.backend import execution_worker
 
 PINNED_MOTO_VERSION = "5.2.5"
@@ -70,11 +72,17 @@ def apply_patches() -> None:
     # moto.events.utils imports `parse` from jsonpath_ng.ext inside the function, on every
     # call, so replacing the module attribute reaches it.
     jsonpath_ext: Any = jsonpath_ng.ext
-    jsonpath_ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ext.parse)
+    cached_parse = functools.lru_cache(maxsize=4096)(jsonpath_ext.parse)
+    jsonpath_ext.parse = cached_parse
+    # The Step Functions interpreter bound `parse` at import: reach its copy too.
+    step_functions_json_path: Any = json_path
+    step_functions_json_path.parse = cached_parse
     backend_class: Any = SQSBackend
     backend_class.is_message_valid_based_on_retention_period = _within_retention
     worker: Any = execution_worker.ExecutionWorker
     worker.start = execution_worker.SyncExecutionWorker.start
+    program_class: Any = Program
+    program_class.eval = _eval_program_inline
     parser: Any = asl_parser.AmazonStateLanguageParser
     parser.parse = staticmethod(_parse_with_cached_tree(parser.parse))
     lambda_backend: Any = LambdaSimpleBackend
@@ -82,19 +90,26 @@ def apply_patches() -> None:
     _patched = True
 
 
-def _parse_with_cached_tree(original: Callable[[str], Any]) -> Callable[[str], Any]:
-    """Parse each definition once; build the evaluation components afresh per execution.
+def _eval_program_inline(program: Any, env: Any) -> None:
+    # moto evaluates each program in one more thread, only to enforce TimeoutSeconds by
+    # joining it; locally timeouts are not enforced (see the runtime's documentation).
+    env.next_state_name = program.start_at.start_at_name
+    super(Program, program).eval(env)
 
-    The components are what an execution mutates, so only the parse tree is shared.
+
+def _parse_with_cached_tree(original: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Parse and preprocess each definition once; reuse the program for every execution.
+
+    The evaluation components keep no execution state (it lives in each execution's
+    Environment); tests run every branch of our workflow in turn on one program to hold
+    that true for the states we use.
     """
-    trees: dict[str, Any] = {}  # definition -> antlr parse tree
+    programs: dict[str, Any] = {}  # definition -> (program, antlr parse tree)
 
     def parse(definition: str) -> Any:
-        tree = trees.get(definition)
-        if tree is None:
-            _program, tree = original(definition)
-            trees[definition] = tree
-        return Preprocessor().visit(tree), tree
+        if definition not in programs:
+            programs[definition] = original(definition)
+        return programs[definition]
 
     return parse
 

@@ -14,10 +14,30 @@ from typing import Any, Protocol
 
 import boto3
 
+from payment_local.event_log import LoggedEvent
 from payment_local.runtime import LocalRuntime
+from payments.account_table import AccountTable
+from payments.accounts import sample_accounts
+from payments.events import BY_NAME
 from payments.transaction_table import TransactionTable
 
 TRANSACTIONS_TABLE_OUTPUT = "TransactionsTableName"
+ACCOUNTS_TABLE_OUTPUT = "AccountsTableName"
+
+
+def _seed_sample_accounts(runtime: LocalRuntime) -> None:
+    """The sample account directory, as the sample source function seeds it in AWS."""
+    try:
+        table_name = runtime.output(ACCOUNTS_TABLE_OUTPUT)
+    except KeyError:
+        return  # a stack without enrichment
+    AccountTable(boto3.resource("dynamodb").Table(table_name)).put_all(sample_accounts())
+
+
+def is_terminal(event: LoggedEvent) -> bool:
+    """Does this event end its transaction's lifecycle (per the event catalogue)?"""
+    model = BY_NAME.get(event.detail_type)
+    return model is not None and model.TERMINAL
 
 
 class InputRecord(Protocol):
@@ -35,6 +55,10 @@ class InputRecord(Protocol):
     @property
     def duplicate_of(self) -> str | None: ...
 
+    @property
+    def planted(self) -> str | None:
+        """The defect or rule break the generator planted, if any."""
+
 
 @dataclass(frozen=True)
 class LabelledRecord:
@@ -43,6 +67,7 @@ class LabelledRecord:
     item: dict[str, Any]
     kind_label: str | None = None
     duplicate_of: str | None = None
+    planted: str | None = None
 
     @property
     def transaction_id(self) -> str:
@@ -73,13 +98,15 @@ def run_transactions(
     timeout: float = 3600.0,
     on_progress: Callable[[int], None] | None = None,
 ) -> RunResult:
-    """Write ``records`` in chunks while stepping the runtime; return when all are accounted.
+    """Write ``records`` in chunks while stepping the runtime; return when each transaction
+    has reached a terminal state (or the pipeline went idle without that: see the report).
 
-    ``on_progress`` gets the number of transactions newly accounted for after each step.
+    ``on_progress`` gets the number of transactions newly finished after each step.
     """
     table = TransactionTable(
         boto3.resource("dynamodb").Table(runtime.output(TRANSACTIONS_TABLE_OUTPUT))
     )
+    _seed_sample_accounts(runtime)
     result = RunResult(records=list(records))
     pending = list(records)
     accounted: set[str] = set()
@@ -102,7 +129,7 @@ def run_transactions(
         accounted.update(
             event.transaction_id
             for event in events[cursor:]
-            if event.transaction_id in result.written_at
+            if event.transaction_id in result.written_at and is_terminal(event)
         )
         cursor = len(events)
         if on_progress is not None and len(accounted) > before:

@@ -35,6 +35,7 @@ IGNORED_TYPES = {
     "AWS::IAM::Role": "IAM is not enforced locally",
     "AWS::IAM::Policy": "IAM is not enforced locally",
     "AWS::SQS::QueuePolicy": "resource policies are not enforced locally",
+    "AWS::SNS::TopicPolicy": "resource policies are not enforced locally",
     "AWS::Lambda::Permission": "resource policies are not enforced locally",
     "AWS::Logs::LogGroup": "function output goes to the local function log",
     "AWS::Lambda::LayerVersion": "dependencies come from the project's virtual environment",
@@ -279,6 +280,9 @@ class Provisioner:
             raise UnsupportedResourceError(
                 f"{logical_id}: only inline definitions (DefinitionString/Definition) run locally"
             )
+        # CloudFormation replaces ${Name} with DefinitionSubstitutions[Name]; so do we.
+        for key, value in props.get("DefinitionSubstitutions", {}).items():
+            definition = definition.replace("${" + key + "}", str(value))
         arn = self.clients.stepfunctions.create_state_machine(
             name=name,
             definition=definition,

@@ -15,23 +15,37 @@ from datetime import UTC, datetime
 from typing import Any
 
 from payment_local.event_log import LoggedEvent
-from payment_local.pipeline_run import RunResult
+from payment_local.pipeline_run import RunResult, is_terminal
 from payment_local.runtime import LocalRuntime
+from payments.events import BY_NAME
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 
 def final_state(events: list[LoggedEvent]) -> str:
-    """The state a transaction's last lifecycle event puts it in."""
-    last = events[-1]
-    if last.detail_type == "TransactionAuthorized":
-        screening = last.detail.get("screening", {})
-        if not screening.get("valid", True):
-            return "flagged invalid"
-        if screening.get("duplicate"):
-            return "flagged duplicate"
-        return "authorized"
-    return last.detail_type
+    """The state the transaction is in after its last state-changing event.
+
+    Side events (a foreign transaction found, a merchant category warning) inform without
+    moving a transaction on, so they are passed over.
+    """
+    for event in reversed(events):
+        model = BY_NAME.get(event.detail_type)
+        if model is None:
+            return event.detail_type
+        if model.STATE is None:
+            continue
+        if event.detail_type == "TransactionAuthorized":
+            screening = event.detail.get("screening", {})
+            if not screening.get("valid", True):
+                return "flagged invalid"
+            if screening.get("duplicate"):
+                return "flagged duplicate"
+        return model.STATE
+    return "unknown"
+
+
+def _last(events: list[LoggedEvent], detail_type: str) -> LoggedEvent | None:
+    return next((e for e in reversed(events) if e.detail_type == detail_type), None)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -61,7 +75,7 @@ class RunReport:
         lines = [
             f"Transactions written   {tx['written']:>7}   "
             + ", ".join(f"{kind} {n}" for kind, n in d["input"]["generated"].items()),
-            f"Accounted for          {tx['accounted']:>7}   unaccounted {len(tx['unaccounted'])}",
+            f"Reached a final state  {tx['accounted']:>7}   unaccounted {len(tx['unaccounted'])}",
             "",
             "Events by type",
             *(f"  {name:<28}{count:>7}" for name, count in d["events"].items()),
@@ -71,8 +85,16 @@ class RunReport:
             "",
             f"Duplicates flagged     {d['duplicates']['flagged']:>7}   "
             f"with the generator's first id {d['duplicates']['matchingGenerator']}",
-            f"Quarantined (invalid)  {d['quarantine']['count']:>7}",
+            f"Quarantined            {d['quarantine']['count']:>7}",
             *(f"  {count:>5} x {reason}" for reason, count in d["quarantine"]["reasons"].items()),
+            "",
+            "Business rules",
+            *(f"  rejected {code:<19}{n:>7}" for code, n in d["rules"]["rejected"].items()),
+            *(f"  held {reason:<23}{n:>7}" for reason, n in d["rules"]["held"].items()),
+            *(f"  side event {name:<17}{n:>7}" for name, n in d["rules"]["sideEvents"].items()),
+            "",
+            "What the generator planted, and where it ended",
+            *(f"  {outcome:<45}{n:>5}" for outcome, n in d["planted"].items()),
             "",
             "Dead-letter queues     "
             + (", ".join(f"{name} {n}" for name, n in d["deadLetterQueues"].items()) or "none"),
@@ -88,21 +110,28 @@ class RunReport:
 def build_report(runtime: LocalRuntime, run: RunResult, inputs: dict[str, Any]) -> RunReport:
     by_tx = runtime.event_log.by_transaction
     written = run.written_at
-    accounted = [tx for tx in written if by_tx.get(tx)]
-    states = Counter(final_state(by_tx[tx]) for tx in accounted)
+    seen = {tx for tx in written if by_tx.get(tx)}
+    finished = [tx for tx in seen if any(is_terminal(e) for e in by_tx[tx])]
+    states = Counter(final_state(by_tx[tx]) for tx in seen)
     expected = {r.transaction_id: r for r in run.records}
 
-    duplicates = [tx for tx in accounted if final_state(by_tx[tx]) == "flagged duplicate"]
+    flagged = {tx: _last(by_tx[tx], "DuplicateFlagged") for tx in seen}
+    duplicates = {tx: event for tx, event in flagged.items() if event is not None}
     matching = sum(
-        1
-        for tx in duplicates
-        if by_tx[tx][-1].detail["screening"].get("duplicateOf") == expected[tx].duplicate_of
-    )
-    invalid = [tx for tx in accounted if final_state(by_tx[tx]) == "flagged invalid"]
-    reasons = Counter(str(by_tx[tx][-1].detail["screening"].get("invalidReason")) for tx in invalid)
-    latencies = [(by_tx[tx][-1].seen_at - written[tx]) * 1000 for tx in accounted]
+        1 for tx, event in duplicates.items()
+        if event.detail.get("duplicateOf") == expected[tx].duplicate_of
+    )  # fmt: skip
+    quarantined = [e for tx in seen if (e := _last(by_tx[tx], "TransactionQuarantined"))]
+    rejected = [e for tx in seen if (e := _last(by_tx[tx], "TransactionRejected"))]
+    held = [e for tx in seen if (e := _last(by_tx[tx], "TransactionHeld"))]
+    latencies = [(by_tx[tx][-1].seen_at - written[tx]) * 1000 for tx in finished]
     events = Counter(
         event.detail_type for event in runtime.event_log.events if event.transaction_id in written
+    )
+    planted = Counter(
+        f"{r.planted} -> {final_state(by_tx[tx]) if tx in seen else '-'}"
+        for r in run.records
+        if r.planted and (tx := r.transaction_id)
     )
     data = {
         "reportVersion": REPORT_VERSION,
@@ -114,13 +143,34 @@ def build_report(runtime: LocalRuntime, run: RunResult, inputs: dict[str, Any]) 
         },
         "transactions": {
             "written": len(written),
-            "accounted": len(accounted),
-            "unaccounted": sorted(set(written) - set(accounted)),
+            "accounted": len(finished),
+            "unaccounted": sorted(set(written) - set(finished)),
         },
         "events": dict(events.most_common()),
         "finalStates": dict(states.most_common()),
         "duplicates": {"flagged": len(duplicates), "matchingGenerator": matching},
-        "quarantine": {"count": len(invalid), "reasons": dict(reasons.most_common())},
+        "quarantine": {
+            "count": len(quarantined),
+            "reasons": dict(
+                Counter(str(e.detail.get("reason")) for e in quarantined).most_common()
+            ),
+        },
+        "rules": {
+            "rejected": dict(
+                Counter(str(e.detail.get("reasonCode")) for e in rejected).most_common()
+            ),
+            "held": dict(
+                Counter(
+                    reason for e in held for reason in e.detail.get("reasons", [])
+                ).most_common()
+            ),
+            "sideEvents": {
+                name: events[name]
+                for name, model in BY_NAME.items()
+                if model.STATE is None and events[name]
+            },
+        },
+        "planted": dict(sorted(planted.items())),
         "deadLetterQueues": dead_letter_depths(runtime),
         "latencyMs": {
             "p50": round(percentile(latencies, 0.50), 1),

@@ -3,6 +3,16 @@
 from payment_stack.config import StageConfig
 from payment_stack.ingest_pipe import IngestPipe
 from payment_stack.payment_function import PaymentFunction
+from payment_stack.processors import EnrichmentProcessor, ScreeningOutcomes
+from payment_stack.rules_engine import RulesEngine
 from payment_stack.stack import PaymentPostingStack
 
-__all__ = ["IngestPipe", "PaymentFunction", "PaymentPostingStack", "StageConfig"]
+__all__ = [
+    "EnrichmentProcessor",
+    "IngestPipe",
+    "PaymentFunction",
+    "PaymentPostingStack",
+    "RulesEngine",
+    "ScreeningOutcomes",
+    "StageConfig",
+]

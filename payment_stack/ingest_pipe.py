@@ -15,12 +15,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_pipes as pipes
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.nag import acknowledge
 from payment_stack.payment_function import PaymentFunction
+from payment_stack.queues import dead_letter_queue
 
 # EventBridge PutEvents accepts at most 10 entries per call, and Pipes sends a batch in one call.
 MAX_BUS_BATCH = 10
@@ -148,7 +148,7 @@ class IngestPipe(Construct):
             removal_policy=removal_policy,
         )
 
-        self.dead_letter_queue = _dead_letter_queue(
+        self.dead_letter_queue = dead_letter_queue(
             self, "DeadLetterQueue", self.encryption_key, removal_policy
         )
 
@@ -269,7 +269,7 @@ class IngestPipe(Construct):
         # Events land here when the bus cannot encrypt or decrypt them with the key, so this
         # queue must not depend on that key: SQS-managed encryption (which also breaks the
         # key -> bus -> queue -> key cycle the key policy would otherwise create).
-        bus_dlq = _dead_letter_queue(self, "BusDeadLetterQueue", None, self._removal_policy)
+        bus_dlq = dead_letter_queue(self, "BusDeadLetterQueue", None, self._removal_policy)
         bus = events.EventBus(
             self,
             "EventBus",
@@ -335,27 +335,6 @@ def _stream_arn_with_images(table: dynamodb.ITableV2) -> str:
     if table.table_stream_arn is None:
         raise ValueError(problem)
     return table.table_stream_arn
-
-
-def _dead_letter_queue(
-    scope: Construct, construct_id: str, key: kms.IKey | None, removal_policy: RemovalPolicy
-) -> sqs.Queue:
-    queue = sqs.Queue(
-        scope,
-        construct_id,
-        removal_policy=removal_policy,
-        encryption=sqs.QueueEncryption.KMS if key else sqs.QueueEncryption.SQS_MANAGED,
-        encryption_master_key=key,
-        enforce_ssl=True,
-        retention_period=Duration.days(14),
-    )
-    acknowledge(
-        queue,
-        "AwsSolutions-SQS3",
-        "This queue is itself the dead-letter queue; messages here wait for inspection and "
-        "redrive, and a queue behind it would only hide them further.",
-    )
-    return queue
 
 
 def _validate(

@@ -11,6 +11,8 @@ from payment_stack.config import StageConfig
 from payment_stack.ingest_pipe import IngestPipe
 from payment_stack.nag import acknowledge
 from payment_stack.payment_function import PaymentFunction
+from payment_stack.processors import EnrichmentProcessor, ScreeningOutcomes
+from payment_stack.rules_engine import RulesEngine
 
 
 class PaymentPostingStack(Stack):
@@ -35,6 +37,33 @@ class PaymentPostingStack(Stack):
             log_retention=config.log_retention,
         )
 
+        key = self.ingest.encryption_key
+        bus = self.ingest.event_bus
+        self.enrichment = EnrichmentProcessor(
+            self,
+            "Enrichment",
+            event_bus=bus,
+            encryption_key=key,
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
+        )
+        self.screening_outcomes = ScreeningOutcomes(
+            self,
+            "ScreeningOutcomes",
+            event_bus=bus,
+            encryption_key=key,
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
+        )
+        self.rules_engine = RulesEngine(
+            self,
+            "RulesEngine",
+            event_bus=bus,
+            encryption_key=key,
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
+        )
+
         self.sample_source: PaymentFunction | None = None
         if config.sample_source:
             self.sample_source = PaymentFunction(
@@ -43,13 +72,17 @@ class PaymentPostingStack(Stack):
                 handler="handlers.source.handler",
                 description="Sample source (visa-mock): writes generated transactions",
                 service_name="sample-source",
-                environment={"TRANSACTIONS_TABLE_NAME": self.ingest.transactions_table.table_name},
+                environment={
+                    "TRANSACTIONS_TABLE_NAME": self.ingest.transactions_table.table_name,
+                    "ACCOUNTS_TABLE_NAME": self.enrichment.accounts_table.table_name,
+                },
                 timeout=Duration.minutes(5),
                 memory_size=512,
                 log_retention=config.log_retention,
                 log_removal_policy=config.removal_policy,
             )
             self.ingest.grant_write_transactions(self.sample_source.role)
+            self.enrichment.accounts_table.grant_write_data(self.sample_source.role)
             for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
                 acknowledge(
                     self.sample_source,
@@ -66,4 +99,14 @@ class PaymentPostingStack(Stack):
 
         CfnOutput(self, "TransactionsTableName", value=self.ingest.transactions_table.table_name)
         CfnOutput(self, "EventBusName", value=self.ingest.event_bus.event_bus_name)
+        CfnOutput(self, "AccountsTableName", value=self.enrichment.accounts_table.table_name)
+        CfnOutput(
+            self,
+            "NotificationTopicArn",
+            value=self.screening_outcomes.notification_topic.topic_arn,
+        )
+        CfnOutput(self, "RulesFailureTopicArn", value=self.rules_engine.failure_topic.topic_arn)
+        CfnOutput(
+            self, "RulesStateMachineArn", value=self.rules_engine.state_machine.state_machine_arn
+        )
         CfnOutput(self, "IngestDeadLetterQueueUrl", value=self.ingest.dead_letter_queue.queue_url)

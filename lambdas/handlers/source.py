@@ -17,6 +17,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from payments.account_table import AccountTable
+from payments.accounts import sample_accounts
 from payments.generator import Knobs, TransactionGenerator
 from payments.transaction_table import TransactionTable
 
@@ -39,6 +41,12 @@ class SourceRequest(BaseModel):
 
 
 @cache
+def account_table() -> AccountTable | None:
+    name = os.environ.get("ACCOUNTS_TABLE_NAME")
+    return AccountTable(boto3.resource("dynamodb").Table(name)) if name else None
+
+
+@cache
 def transaction_table() -> TransactionTable:
     resource = boto3.resource("dynamodb")
     return TransactionTable(resource.Table(os.environ["TRANSACTIONS_TABLE_NAME"]))
@@ -50,6 +58,10 @@ def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, A
     request = SourceRequest.model_validate(event or {})
     knobs = Knobs(**request.model_dump(exclude={"count", "seed"}))
     records = list(TransactionGenerator(knobs=knobs, seed=request.seed).generate(request.count))
+    accounts = account_table()
+    if accounts is not None:
+        # The sample directory, so enrichment finds the sample accounts (idempotent puts).
+        accounts.put_all(sample_accounts())
     written = transaction_table().put_all(record.item for record in records)
     kinds = Counter(record.kind.value for record in records)
     logger.info("wrote sample transactions", extra={"written": written, **kinds})

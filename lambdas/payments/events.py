@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from types import UnionType
 from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
@@ -15,6 +16,8 @@ from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from payments.enrichment import Enrichment, FxCheck
+from payments.money import Money
 from payments.transaction import AuthorizedTransaction, UtcDatetime
 
 SCHEMA_VERSION = "1.0"
@@ -24,12 +27,23 @@ class EventSource(StrEnum):
     """The ``source`` of events on the bus, one per processor."""
 
     INGEST = "payments.ingest"
+    SCREENING = "payments.screening"
+    ENRICHMENT = "payments.enrichment"
+    RULES = "payments.rules"
 
 
 class EventName(StrEnum):
     """The ``detail-type`` of events on the bus."""
 
     TRANSACTION_AUTHORIZED = "TransactionAuthorized"
+    DUPLICATE_FLAGGED = "DuplicateFlagged"
+    TRANSACTION_QUARANTINED = "TransactionQuarantined"
+    TRANSACTION_ENRICHED = "TransactionEnriched"
+    FOREIGN_TRANSACTION_FOUND = "ForeignTransactionFound"
+    MERCHANT_CATEGORY_WARNING = "MerchantCategoryWarning"
+    TRANSACTION_REJECTED = "TransactionRejected"
+    TRANSACTION_HELD = "TransactionHeld"
+    TRANSACTION_APPROVED = "TransactionApproved"
 
 
 class _CamelModel(BaseModel):
@@ -43,6 +57,10 @@ class LifecycleEvent(_CamelModel):
 
     NAME: ClassVar[EventName]
     SOURCE: ClassVar[EventSource]
+    # The state a transaction is in after this event; None for side events, which inform
+    # without moving the transaction on. TERMINAL states end its lifecycle in this pipeline.
+    STATE: ClassVar[str | None] = None
+    TERMINAL: ClassVar[bool] = False
 
     name: EventName
     source: EventSource
@@ -83,6 +101,7 @@ class TransactionAuthorized(LifecycleEvent):
 
     NAME: ClassVar[EventName] = EventName.TRANSACTION_AUTHORIZED
     SOURCE: ClassVar[EventSource] = EventSource.INGEST
+    STATE: ClassVar[str | None] = "authorized"
 
     name: EventName = EventName.TRANSACTION_AUTHORIZED
     source: EventSource = EventSource.INGEST
@@ -91,7 +110,131 @@ class TransactionAuthorized(LifecycleEvent):
     origin: StreamPosition | None = None
 
 
-CATALOGUE: tuple[type[LifecycleEvent], ...] = (TransactionAuthorized,)
+class DuplicateFlagged(LifecycleEvent):
+    """A likely duplicate of an earlier authorization; its lifecycle ends here (terminal)."""
+
+    NAME: ClassVar[EventName] = EventName.DUPLICATE_FLAGGED
+    SOURCE: ClassVar[EventSource] = EventSource.SCREENING
+    STATE: ClassVar[str | None] = "flagged duplicate"
+    TERMINAL: ClassVar[bool] = True
+
+    name: EventName = EventName.DUPLICATE_FLAGGED
+    source: EventSource = EventSource.SCREENING
+    duplicate_of: str
+    fingerprint: str
+
+
+class TransactionQuarantined(LifecycleEvent):
+    """A malformed record set aside with its reason, to be repaired and resent (terminal)."""
+
+    NAME: ClassVar[EventName] = EventName.TRANSACTION_QUARANTINED
+    SOURCE: ClassVar[EventSource] = EventSource.SCREENING
+    STATE: ClassVar[str | None] = "quarantined"
+    TERMINAL: ClassVar[bool] = True
+
+    name: EventName = EventName.TRANSACTION_QUARANTINED
+    source: EventSource = EventSource.SCREENING
+    reason: str
+    origin: StreamPosition | None = None
+
+
+class TransactionEnriched(LifecycleEvent):
+    """The transaction with its account context, ready for the business rules."""
+
+    NAME: ClassVar[EventName] = EventName.TRANSACTION_ENRICHED
+    SOURCE: ClassVar[EventSource] = EventSource.ENRICHMENT
+    STATE: ClassVar[str | None] = "enriched"
+
+    name: EventName = EventName.TRANSACTION_ENRICHED
+    source: EventSource = EventSource.ENRICHMENT
+    transaction: AuthorizedTransaction
+    enrichment: Enrichment
+
+
+class ForeignTransactionFound(LifecycleEvent):
+    """Side event: paid in another currency than billed, with the conversion applied."""
+
+    NAME: ClassVar[EventName] = EventName.FOREIGN_TRANSACTION_FOUND
+    SOURCE: ClassVar[EventSource] = EventSource.RULES
+
+    name: EventName = EventName.FOREIGN_TRANSACTION_FOUND
+    source: EventSource = EventSource.RULES
+    transaction_amount: Money
+    billing_amount: Money
+    conversion_rate: Decimal
+    fx: FxCheck
+
+
+class MerchantCategoryWarning(LifecycleEvent):
+    """Side event: the merchant category is on the watched list."""
+
+    NAME: ClassVar[EventName] = EventName.MERCHANT_CATEGORY_WARNING
+    SOURCE: ClassVar[EventSource] = EventSource.RULES
+
+    name: EventName = EventName.MERCHANT_CATEGORY_WARNING
+    source: EventSource = EventSource.RULES
+    mcc: str
+    merchant_id: str
+
+
+class TransactionRejected(LifecycleEvent):
+    """Failed a validation rule; the reason code says which (terminal)."""
+
+    NAME: ClassVar[EventName] = EventName.TRANSACTION_REJECTED
+    SOURCE: ClassVar[EventSource] = EventSource.RULES
+    STATE: ClassVar[str | None] = "rejected"
+    TERMINAL: ClassVar[bool] = True
+
+    name: EventName = EventName.TRANSACTION_REJECTED
+    source: EventSource = EventSource.RULES
+    reason_code: str
+    reason: str
+    transaction: AuthorizedTransaction
+    enrichment: Enrichment
+
+
+class TransactionHeld(LifecycleEvent):
+    """Held for a person to review (high value, or an account with holds) (terminal)."""
+
+    NAME: ClassVar[EventName] = EventName.TRANSACTION_HELD
+    SOURCE: ClassVar[EventSource] = EventSource.RULES
+    STATE: ClassVar[str | None] = "held for review"
+    TERMINAL: ClassVar[bool] = True
+
+    name: EventName = EventName.TRANSACTION_HELD
+    source: EventSource = EventSource.RULES
+    reasons: list[str]
+    transaction: AuthorizedTransaction
+    enrichment: Enrichment
+
+
+class TransactionApproved(LifecycleEvent):
+    """Passed every rule: the transaction and its enrichment, ready to post."""
+
+    NAME: ClassVar[EventName] = EventName.TRANSACTION_APPROVED
+    SOURCE: ClassVar[EventSource] = EventSource.RULES
+    STATE: ClassVar[str | None] = "approved"
+    # Terminal until the posting stage lands; then posting decides.
+    TERMINAL: ClassVar[bool] = True
+
+    name: EventName = EventName.TRANSACTION_APPROVED
+    source: EventSource = EventSource.RULES
+    transaction: AuthorizedTransaction
+    enrichment: Enrichment
+
+
+CATALOGUE: tuple[type[LifecycleEvent], ...] = (
+    TransactionAuthorized,
+    DuplicateFlagged,
+    TransactionQuarantined,
+    TransactionEnriched,
+    ForeignTransactionFound,
+    MerchantCategoryWarning,
+    TransactionRejected,
+    TransactionHeld,
+    TransactionApproved,
+)
+BY_NAME: dict[str, type[LifecycleEvent]] = {event.NAME.value: event for event in CATALOGUE}
 
 
 def _type_name(annotation: Any) -> str:
@@ -144,11 +287,20 @@ def render_catalogue() -> str:
             pending += [m for f in model.model_fields.values() for m in _models_in(f.annotation)]
     for event in CATALOGUE:
         doc = (event.__doc__ or "").strip().splitlines()[0]
-        lines += [f"## {event.NAME.value}", "", f"Source `{event.SOURCE.value}`. {doc}", ""]
+        kind = "terminal" if event.TERMINAL else ("side event" if event.STATE is None else "")
+        lines += [
+            f"## {event.NAME.value}",
+            "",
+            f"Source `{event.SOURCE.value}`."
+            + (f" State after it: {event.STATE}." if event.STATE else "")
+            + (f" ({kind})" if kind else "")
+            + f" {doc}",
+            "",
+        ]
         lines += [*_field_table(event), ""]
     lines += ["## Shared types", ""]
     for model in shared:
-        doc = (model.__doc__ or "").strip().splitlines()[0]
+        doc = ((model.__doc__ or "").strip().splitlines() or [""])[0]
         lines += [f"### {model.__name__}", "", doc, "", *_field_table(model), ""]
     return "\n".join(lines)
 

@@ -48,6 +48,14 @@ class Kind(StrEnum):
     MALFORMED = "malformed"
 
 
+class RuleBreak(StrEnum):
+    """Well formed, but planted to fail a business rule of the workflow."""
+
+    MISSING_ISSUER_COUNTRY = "missing issuer country"
+    ZERO_AMOUNT = "zero amount"
+    FX_MISMATCH = "billing amount off the conversion rate"
+
+
 class Defect(StrEnum):
     MISSING_STAN = "missing stan"
     FRACTIONAL_AMOUNT = "fractional amount"
@@ -69,6 +77,7 @@ class Knobs:
     high_value_rate: float = 0.03
     unknown_account_rate: float = 0.02
     malformed_rate: float = 0.02
+    rule_break_rate: float = 0.02
     high_value_minor: int = 1_000_000  # 10,000.00 EUR
 
     def __post_init__(self) -> None:
@@ -78,6 +87,7 @@ class Knobs:
             "high_value_rate",
             "unknown_account_rate",
             "malformed_rate",
+            "rule_break_rate",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -92,6 +102,7 @@ class GeneratedRecord:
     kind: Kind
     duplicate_of: str | None = None
     defect: Defect | None = None
+    rule_break: RuleBreak | None = None
 
     @property
     def transaction_id(self) -> str:
@@ -100,6 +111,11 @@ class GeneratedRecord:
     @property
     def kind_label(self) -> str:
         return self.kind.value
+
+    @property
+    def planted(self) -> str | None:
+        planted = self.defect or self.rule_break
+        return planted.value if planted else None
 
 
 @dataclass
@@ -129,8 +145,12 @@ class TransactionGenerator:
                 yield self._duplicate()
             else:
                 item = self._valid()
-                self._originals.append(item)
-                yield GeneratedRecord(item=item, kind=Kind.VALID)
+                rule_break = None
+                if self._random.random() < self.knobs.rule_break_rate:
+                    rule_break = self._break_a_rule(item)
+                else:
+                    self._originals.append(item)  # duplicates repeat clean records only
+                yield GeneratedRecord(item=item, kind=Kind.VALID, rule_break=rule_break)
 
     def _new_id(self) -> str:
         return str(uuid.UUID(int=self._random.getrandbits(128), version=4))
@@ -187,6 +207,18 @@ class TransactionGenerator:
         return GeneratedRecord(
             item=item, kind=Kind.DUPLICATE, duplicate_of=str(original["transactionId"])
         )
+
+    def _break_a_rule(self, item: dict[str, Any]) -> RuleBreak:
+        rule_break = self._random.choice(list(RuleBreak))
+        if rule_break is RuleBreak.MISSING_ISSUER_COUNTRY:
+            del item["issuerCountry"]
+        elif rule_break is RuleBreak.ZERO_AMOUNT:
+            item["transactionAmount"] = {**item["transactionAmount"], "amount": 0}
+        else:
+            # Billed 10 % more than amount x rate: far outside any sane FX tolerance.
+            billing = item["billingAmount"]
+            item["billingAmount"] = {**billing, "amount": billing["amount"] * 11 // 10 + 100}
+        return rule_break
 
     def _malformed(self) -> GeneratedRecord:
         item = self._valid()

@@ -71,7 +71,9 @@ def test_malformed_records_fail_validation_for_their_planted_defect() -> None:
 
 
 def test_billing_amount_follows_the_conversion_rate() -> None:
-    for record in generate(300, Knobs(foreign_rate=1.0, malformed_rate=0, duplicate_rate=0)):
+    for record in generate(
+        300, Knobs(foreign_rate=1.0, malformed_rate=0, duplicate_rate=0, rule_break_rate=0)
+    ):
         tx = AuthorizedTransaction.model_validate(record.item)
         exponent = {"USD": 2, "GBP": 2, "CHF": 2, "JPY": 0}[tx.transaction_amount.currency]
         paid = Decimal(tx.transaction_amount.amount).scaleb(-exponent)

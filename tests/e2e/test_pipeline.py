@@ -12,41 +12,75 @@ from click.testing import CliRunner
 from payment_local.assembly import StackAssembly
 from payment_local.cli import main
 from payment_local.pipeline_run import run_transactions
-from payment_local.report import build_report, final_state
+from payment_local.report import build_report
 from payment_local.runtime import LocalRuntime
-from payments.generator import Kind, Knobs, TransactionGenerator
+from payments.accounts import sample_accounts
+from payments.events import BY_NAME
+from payments.generator import Kind, Knobs, RuleBreak, TransactionGenerator
 from tests.factories import TEST_PAN
 
 pytestmark = pytest.mark.slow
 
+HIGH_VALUE = 1_000_000
+WATCHED_MCCS = {"7995", "6051", "4829"}
+EXPECTED_REASON = {
+    RuleBreak.MISSING_ISSUER_COUNTRY: "MISSING_ISSUER_COUNTRY",
+    RuleBreak.ZERO_AMOUNT: "INVALID_AMOUNT",
+    RuleBreak.FX_MISMATCH: "FX_MISMATCH",
+}
 
-def test_every_transaction_written_is_accounted_for(runtime: LocalRuntime) -> None:
-    knobs = Knobs(duplicate_rate=0.15, malformed_rate=0.1)
-    records = list(TransactionGenerator(knobs=knobs, seed=21).generate(150))
+
+def test_every_transaction_ends_in_exactly_the_terminal_state_it_should(
+    runtime: LocalRuntime,
+) -> None:
+    knobs = Knobs(duplicate_rate=0.12, malformed_rate=0.08, rule_break_rate=0.08,
+                  foreign_rate=0.3, high_value_rate=0.05)  # fmt: skip
+    records = list(TransactionGenerator(knobs=knobs, seed=21).generate(200))
     kinds = Counter(r.kind for r in records)
     assert kinds[Kind.DUPLICATE] > 10
     assert kinds[Kind.MALFORMED] > 5
+    assert sum(r.rule_break is not None for r in records) > 5
 
     result = run_transactions(runtime, records)
 
+    accounts = {a.account_id: a for a in sample_accounts()}
     by_tx = runtime.event_log.by_transaction
     for record in records:
         events = by_tx[record.transaction_id]
-        assert len(events) == 1, f"{record.transaction_id} has {len(events)} events"
-        [event] = events
-        assert event.detail_type == "TransactionAuthorized"
-        assert event.source == "payments.ingest"
-        state = final_state(events)
+        names = [e.detail_type for e in events]
+        terminal = [e for e in events if BY_NAME[e.detail_type].TERMINAL]
+        assert len(terminal) == 1, f"{record.transaction_id}: {names}"
+        outcome = terminal[0]
+        assert names[0] == "TransactionAuthorized"
         if record.kind is Kind.MALFORMED:
-            assert state == "flagged invalid"
-            assert event.detail["screening"]["invalidReason"]
+            assert names == ["TransactionAuthorized", "TransactionQuarantined"]
+            assert outcome.detail["reason"]
         elif record.kind is Kind.DUPLICATE:
-            assert state == "flagged duplicate"
-            assert event.detail["screening"]["duplicateOf"] == record.duplicate_of
+            assert names == ["TransactionAuthorized", "DuplicateFlagged"]
+            assert outcome.detail["duplicateOf"] == record.duplicate_of
+        elif record.rule_break is not None:
+            assert outcome.detail_type == "TransactionRejected"
+            assert outcome.detail["reasonCode"] == EXPECTED_REASON[record.rule_break]
         else:
-            assert state == "authorized"
+            item = record.item
+            account = accounts.get(item["accountId"])
+            if item["billingAmount"]["amount"] > HIGH_VALUE:
+                assert (outcome.detail_type, outcome.detail["reasons"]) == (
+                    "TransactionHeld", ["HIGH_VALUE"])  # fmt: skip
+            elif account is not None and account.holds:
+                assert (outcome.detail_type, outcome.detail["reasons"]) == (
+                    "TransactionHeld", ["ACCOUNT_HOLD"])  # fmt: skip
+            else:
+                assert outcome.detail_type == "TransactionApproved"
+            foreign = item["transactionAmount"]["currency"] != item["billingAmount"]["currency"]
+            assert ("ForeignTransactionFound" in names) is foreign
+            assert ("MerchantCategoryWarning" in names) is (item["mcc"] in WATCHED_MCCS)
+            enrichment = outcome.detail["enrichment"]
+            assert enrichment["accountFound"] is (account is not None)
+            if account is None:
+                assert enrichment["postingAccountId"] == "SUSPENSE-EUR"
     report = build_report(runtime, result, {}).data
-    assert report["transactions"] == {"written": 150, "accounted": 150, "unaccounted": []}
+    assert report["transactions"] == {"written": 200, "accounted": 200, "unaccounted": []}
     assert set(report["deadLetterQueues"].values()) == {0}
 
 
@@ -104,9 +138,9 @@ def test_the_demo_command_reports_and_shows_a_lifecycle(
     )  # fmt: skip
 
     assert result.exit_code == 0, result.output
-    assert "Accounted for               40   unaccounted 0" in result.output
+    assert "Reached a final state       40   unaccounted 0" in result.output
     report = json.loads(report_path.read_text())
-    assert report["reportVersion"] == 1
+    assert report["reportVersion"] == 2
     assert report["transactions"]["accounted"] == 40
     assert sum(report["finalStates"].values()) == 40
     assert report["duplicates"]["flagged"] == report["duplicates"]["matchingGenerator"] > 0
@@ -117,6 +151,7 @@ def test_the_demo_command_reports_and_shows_a_lifecycle(
     lifecycle = runner.invoke(main, ["events", some_id])
     assert lifecycle.exit_code == 0, lifecycle.output
     assert "TransactionAuthorized" in lifecycle.output
+    assert len(lifecycle.output.splitlines()) >= 2  # authorized, then where it went
 
 
 def test_send_takes_a_generated_file(

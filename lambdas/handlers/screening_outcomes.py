@@ -1,0 +1,79 @@
+"""Duplicate and quarantine processor: ends the lifecycle of what ingest screening flagged.
+
+A duplicate becomes ``DuplicateFlagged`` and a notification (ids only, no card data); a
+malformed record becomes ``TransactionQuarantined`` with its reason and where to find it.
+Both are terminal. Invoked asynchronously by EventBridge rules; failures raise and are
+retried, then sent to the function's failure queue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from payments.events import DuplicateFlagged, TransactionAuthorized, TransactionQuarantined
+from payments.publisher import EventPublisher
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@cache
+def publisher() -> EventPublisher:
+    return EventPublisher(boto3.client("events"), os.environ["EVENT_BUS_NAME"])
+
+
+@cache
+def sns() -> Any:
+    return boto3.client("sns")
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> None:
+    authorized = TransactionAuthorized.model_validate(event["detail"])
+    screening = authorized.screening
+    if not screening.valid:
+        publisher().publish(
+            [
+                TransactionQuarantined(
+                    transaction_id=authorized.transaction_id,
+                    reason=screening.invalid_reason or "invalid record",
+                    origin=authorized.origin,
+                )
+            ]
+        )
+        metrics.add_metric(name="TransactionsQuarantined", unit=MetricUnit.Count, value=1)
+        logger.info("quarantined a record", extra={"transactionId": authorized.transaction_id})
+    elif screening.duplicate and screening.duplicate_of and screening.fingerprint:
+        flagged = DuplicateFlagged(
+            transaction_id=authorized.transaction_id,
+            duplicate_of=screening.duplicate_of,
+            fingerprint=screening.fingerprint,
+        )
+        publisher().publish([flagged])
+        sns().publish(
+            TopicArn=os.environ["NOTIFICATION_TOPIC_ARN"],
+            Subject="Likely duplicate authorization",
+            Message=json.dumps(
+                {
+                    "event": flagged.name.value,
+                    "transactionId": flagged.transaction_id,
+                    "duplicateOf": flagged.duplicate_of,
+                }
+            ),
+        )
+        metrics.add_metric(name="DuplicatesFlagged", unit=MetricUnit.Count, value=1)
+        logger.info("flagged a duplicate", extra={"transactionId": authorized.transaction_id})
+    else:
+        logger.warning("ignored a transaction that was neither invalid nor a duplicate",
+                       extra={"transactionId": authorized.transaction_id})  # fmt: skip

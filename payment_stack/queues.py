@@ -1,0 +1,63 @@
+"""Dead-letter queues and the key access the services that fill them need."""
+
+from __future__ import annotations
+
+from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from payment_stack.nag import acknowledge
+
+DEAD_LETTER_RETENTION = Duration.days(14)
+
+
+def dead_letter_queue(
+    scope: Construct, construct_id: str, key: kms.IKey | None, removal_policy: RemovalPolicy
+) -> sqs.Queue:
+    """A TLS-only queue that keeps failed messages for 14 days (the SQS maximum).
+
+    With ``key`` it is encrypted with that customer-managed key; without, with SQS-managed
+    keys, for the one case where the customer key itself may be what failed.
+    """
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        removal_policy=removal_policy,
+        encryption=sqs.QueueEncryption.KMS if key else sqs.QueueEncryption.SQS_MANAGED,
+        encryption_master_key=key,
+        enforce_ssl=True,
+        retention_period=DEAD_LETTER_RETENTION,
+    )
+    acknowledge(
+        queue,
+        "AwsSolutions-SQS3",
+        "This queue is itself the dead-letter queue; messages here wait for inspection and "
+        "redrive, and a queue behind it would only hide them further.",
+    )
+    return queue
+
+
+def allow_eventbridge_to_encrypt(scope: Construct, key: kms.IKey) -> None:
+    """Let EventBridge (of this account) write to queues encrypted with ``key``.
+
+    A rule target's dead-letter queue is written by EventBridge itself, which needs the key
+    in the key policy. An imported key cannot be changed here: the user is warned instead.
+    """
+    result = key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowEventBridgeToWriteDeadLetterQueues",
+            principals=[iam.ServicePrincipal("events.amazonaws.com")],
+            actions=["kms:GenerateDataKey", "kms:Decrypt"],
+            resources=["*"],
+            conditions={"StringEquals": {"aws:SourceAccount": Stack.of(scope).account}},
+        ),
+        allow_no_op=True,
+    )
+    if not result.statement_added:
+        Annotations.of(scope).add_warning_v2(
+            "payment-posting:ImportedKeyPolicy",
+            "The encryption key is imported: allow events.amazonaws.com kms:GenerateDataKey "
+            "and kms:Decrypt in its key policy, or rule dead-letter queues stay empty.",
+        )

@@ -1,0 +1,208 @@
+"""RulesEngine: enriched transactions through a Step Functions workflow of business rules.
+
+The workflow is a States Language file in ``statemachine/`` that a rules analyst can read and
+diff. Its outcomes (approved, rejected, held) and side events (foreign transaction, watched
+merchant category) go back to the bus; validation failures also notify a topic.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Token
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from payment_stack.nag import acknowledge
+from payment_stack.processors import ENRICHMENT_SOURCE
+from payment_stack.queues import allow_eventbridge_to_encrypt, dead_letter_queue
+
+STATEMACHINE_DIR = Path(__file__).resolve().parent.parent / "statemachine"
+DEFAULT_DEFINITION = STATEMACHINE_DIR / "business_rules.asl.json"
+TRANSACTION_ENRICHED = "TransactionEnriched"
+# Gambling, quasi-cash and money orders: categories card schemes treat as higher risk.
+DEFAULT_WATCHED_MCCS = ("7995", "6051", "4829")
+
+
+class RulesEngine(Construct):
+    """A rule on ``TransactionEnriched`` starting the business-rules workflow."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        event_bus: events.IEventBus,
+        encryption_key: kms.IKey | None = None,
+        definition_file: Path | None = None,
+        definition_substitutions: Mapping[str, str] | None = None,
+        state_machine_type: sfn.StateMachineType = sfn.StateMachineType.EXPRESS,
+        high_value_threshold: int = 1_000_000,
+        watched_merchant_categories: Sequence[str] = DEFAULT_WATCHED_MCCS,
+        max_fx_deviation_bps: int = 300,
+        failure_topic: sns.ITopic | None = None,
+        enriched_source: str = ENRICHMENT_SOURCE,
+        log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        """
+        :param event_bus: where ``TransactionEnriched`` arrives and outcomes are published.
+        :param encryption_key: for the failure topic and the dead-letter queue. Default: a
+            new key with rotation.
+        :param definition_file: your own States Language file. Default:
+            ``statemachine/business_rules.asl.json``. It may use ``${EventBusName}``,
+            ``${FailureTopicArn}``, ``${HighValueThreshold}`` and ``${MaxFxDeviationBps}`` (numbers,
+            read with States.StringToJson) and ``${WatchedMccs}`` (comma-separated, read with
+            States.StringSplit).
+        :param definition_substitutions: more substitutions for your own definition.
+        :param state_machine_type: EXPRESS (default: cheap per transaction, at-least-once, so
+            everything downstream is idempotent) or STANDARD (exactly-once, with history).
+        :param high_value_threshold: billing amount, in minor units, above which a transaction
+            is held for review. Default 1,000,000 (10,000.00 in a two-decimal currency).
+        :param watched_merchant_categories: MCCs that raise ``MerchantCategoryWarning``.
+        :param max_fx_deviation_bps: how far, in basis points, the billing amount may stray from
+            amount x conversion rate before the transaction is rejected. Default 300 (3 %).
+        :param failure_topic: notified of validation failures. Default: a new encrypted topic.
+        :param enriched_source: ``source`` of the ``TransactionEnriched`` events to match.
+        """
+        super().__init__(scope, construct_id)
+        definition_file = definition_file or DEFAULT_DEFINITION
+        _validate(
+            definition_file,
+            high_value_threshold,
+            watched_merchant_categories,
+            max_fx_deviation_bps,
+        )
+        self.encryption_key: kms.IKey = encryption_key or kms.Key(
+            self,
+            "Key",
+            description="Encrypts the rules engine's failure topic and dead-letter queue",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+        )
+        self.failure_topic: sns.ITopic = failure_topic or sns.Topic(
+            self,
+            "FailureTopic",
+            display_name="Payment business rule failures",
+            master_key=self.encryption_key,
+            enforce_ssl=True,
+        )
+        self.log_group = logs.LogGroup(
+            self, "LogGroup", retention=log_retention, removal_policy=removal_policy
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            comment="Business rules for enriched payment transactions",
+            # Inline rather than an S3 asset: the definition is small, diffs show in the
+            # template, and the local runtime reads it from there.
+            definition_body=sfn.DefinitionBody.from_string(definition_file.read_text()),
+            definition_substitutions={
+                "EventBusName": event_bus.event_bus_name,
+                "FailureTopicArn": self.failure_topic.topic_arn,
+                "HighValueThreshold": str(high_value_threshold),
+                # Comma-separated: a JSON array's quotes would end the string it sits in.
+                "WatchedMccs": ",".join(watched_merchant_categories),
+                "MaxFxDeviationBps": str(max_fx_deviation_bps),
+                **(definition_substitutions or {}),
+            },
+            state_machine_type=state_machine_type,
+            # Errors only, and never the execution data: it holds card tokens and amounts.
+            logs=sfn.LogOptions(
+                destination=self.log_group,
+                level=sfn.LogLevel.ERROR,
+                include_execution_data=False,
+            ),
+            tracing_enabled=True,
+        )
+        event_bus.grant_put_events_to(self.state_machine)
+        self.failure_topic.grant_publish(self.state_machine)
+
+        allow_eventbridge_to_encrypt(self, self.encryption_key)
+        self.dead_letter_queue = dead_letter_queue(
+            self, "DeadLetterQueue", self.encryption_key, removal_policy
+        )
+        self.rule = events.Rule(
+            self,
+            "Rule",
+            event_bus=event_bus,
+            description="Enriched transactions to the business rules workflow",
+            event_pattern=events.EventPattern(
+                source=[enriched_source], detail_type=[TRANSACTION_ENRICHED]
+            ),
+        )
+        self.rule.add_target(
+            targets.SfnStateMachine(
+                self.state_machine,
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=8,
+                max_event_age=Duration.hours(6),
+            )
+        )
+        self._acknowledge_findings()
+
+    def metric_failed_executions(self, *, period: Duration | None = None) -> cloudwatch.Metric:
+        """Executions that failed: an outcome that could not be published. Alarm above zero."""
+        return self.state_machine.metric_failed(period=period or Duration.minutes(1))
+
+    def _acknowledge_findings(self) -> None:
+        acknowledge(
+            self.state_machine,
+            "AwsSolutions-SF1",
+            "Logging is at ERROR without execution data on purpose: ALL would write every "
+            "transaction's card token and amounts to CloudWatch Logs.",
+        )
+        acknowledge(
+            self.state_machine,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Log delivery (logs:CreateLogDelivery and friends) and X-Ray accept only '*' as "
+            "resource; AWS documents no narrower form for them.",
+        )
+        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+            acknowledge(
+                self,
+                f"AwsSolutions-IAM5[Action::{action}]",
+                "CDK grants to publish to a KMS-encrypted topic use these action wildcards; "
+                "the resource is the rules engine's own customer-managed key.",
+            )
+
+
+def _validate(
+    definition_file: Path,
+    high_value_threshold: int,
+    watched_merchant_categories: Sequence[str],
+    max_fx_deviation_bps: int,
+) -> None:
+    if not definition_file.is_file():
+        raise ValueError(f"RulesEngine: no definition file at {definition_file}")
+    try:
+        json.loads(definition_file.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"RulesEngine: {definition_file} is not valid JSON ({error.msg} at line "
+            f"{error.lineno}); keep substitutions inside strings"
+        ) from None
+    if not Token.is_unresolved(high_value_threshold) and high_value_threshold <= 0:
+        raise ValueError(
+            f"RulesEngine: high_value_threshold must be a positive amount in minor units, "
+            f"got {high_value_threshold}"
+        )
+    bad = [m for m in watched_merchant_categories if not re.fullmatch(r"\d{4}", m)]
+    if bad:
+        raise ValueError(
+            f"RulesEngine: merchant category codes are four digits; got {', '.join(bad)}"
+        )
+    if not 0 <= max_fx_deviation_bps <= 10_000:
+        raise ValueError(
+            f"RulesEngine: max_fx_deviation_bps must be between 0 and 10000, "
+            f"got {max_fx_deviation_bps}"
+        )
