@@ -31,6 +31,9 @@ DEFAULT_DEFINITION = STATEMACHINE_DIR / "business_rules.asl.json"
 TRANSACTION_ENRICHED = "TransactionEnriched"
 # Gambling, quasi-cash and money orders: categories card schemes treat as higher risk.
 DEFAULT_WATCHED_MCCS = ("7995", "6051", "4829")
+BUILT_IN_SUBSTITUTIONS = frozenset(
+    {"EventBusName", "FailureTopicArn", "HighValueThreshold", "WatchedMccs", "MaxFxDeviationBps"}
+)
 
 
 class RulesEngine(Construct):
@@ -76,11 +79,23 @@ class RulesEngine(Construct):
         """
         super().__init__(scope, construct_id)
         definition_file = definition_file or DEFAULT_DEFINITION
+        if isinstance(watched_merchant_categories, str):
+            raise ValueError(
+                "RulesEngine: watched_merchant_categories is a list of codes, e.g. ['7995'], "
+                "not a string"
+            )
+        overridden = set(definition_substitutions or {}) & BUILT_IN_SUBSTITUTIONS
+        if overridden:
+            raise ValueError(
+                f"RulesEngine: definition_substitutions may not replace {sorted(overridden)}; "
+                "set them through the construct's props, which are validated"
+            )
         _validate(
             definition_file,
             high_value_threshold,
             watched_merchant_categories,
             max_fx_deviation_bps,
+            set(definition_substitutions or {}) | BUILT_IN_SUBSTITUTIONS,
         )
         self.encryption_key: kms.IKey = encryption_key or kms.Key(
             self,
@@ -181,11 +196,19 @@ def _validate(
     high_value_threshold: int,
     watched_merchant_categories: Sequence[str],
     max_fx_deviation_bps: int,
+    substitutions: set[str],
 ) -> None:
     if not definition_file.is_file():
         raise ValueError(f"RulesEngine: no definition file at {definition_file}")
+    text = definition_file.read_text()
+    missing = set(re.findall(r"\$\{(\w+)\}", text)) - substitutions
+    if missing:
+        raise ValueError(
+            f"RulesEngine: {definition_file.name} uses {sorted(missing)} with no substitution; "
+            "pass them in definition_substitutions (an unreplaced placeholder deploys as text)"
+        )
     try:
-        json.loads(definition_file.read_text())
+        json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(
             f"RulesEngine: {definition_file} is not valid JSON ({error.msg} at line "
@@ -201,7 +224,7 @@ def _validate(
         raise ValueError(
             f"RulesEngine: merchant category codes are four digits; got {', '.join(bad)}"
         )
-    if not 0 <= max_fx_deviation_bps <= 10_000:
+    if not Token.is_unresolved(max_fx_deviation_bps) and not 0 <= max_fx_deviation_bps <= 10_000:
         raise ValueError(
             f"RulesEngine: max_fx_deviation_bps must be between 0 and 10000, "
             f"got {max_fx_deviation_bps}"

@@ -84,6 +84,25 @@ def ref(construct: IConstruct) -> dict[str, str]:
     return {"Ref": logical_id(construct)}
 
 
+def table_arn(table: IConstruct) -> dict[str, Any]:
+    """A table's ARN as CDK grants write it: joined from partition, region, account, name."""
+    return {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":dynamodb:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":table/",
+                ref(table),
+            ],
+        ]
+    }
+
+
 def _as_list(value: JsonValue) -> list[JsonValue]:
     return list(value) if isinstance(value, list) else [value]
 

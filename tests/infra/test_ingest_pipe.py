@@ -30,9 +30,8 @@ from tests.infra.support import (
     logical_id,
     ref,
     role_statements,
+    table_arn,
 )
-
-DYNAMODB_TABLE_ARN_SUFFIX = ":table/"
 
 
 @dataclass(frozen=True)
@@ -69,25 +68,6 @@ def _only(template: Template, resource_type: str) -> Mapping[str, Any]:
     assert len(resources) == 1, f"expected one {resource_type}, found {sorted(resources)}"
     properties: Mapping[str, Any] = next(iter(resources.values()))["Properties"]
     return properties
-
-
-def _table_arn(table_resource: cdk.CfnResource) -> Mapping[str, Any]:
-    """The table ARN as CDK grants write it: joined from partition, region, account, name."""
-    return {
-        "Fn::Join": [
-            "",
-            [
-                "arn:",
-                {"Ref": "AWS::Partition"},
-                ":dynamodb:",
-                {"Ref": "AWS::Region"},
-                ":",
-                {"Ref": "AWS::AccountId"},
-                DYNAMODB_TABLE_ARN_SUFFIX,
-                ref(table_resource),
-            ],
-        ]
-    }
 
 
 @pytest.fixture(scope="module")
@@ -414,7 +394,7 @@ class TestDefaults:
         role = built.pipe.dedup_function.role
         assert role is not None
         role_id = logical_id(role)
-        on_dedup = allowed_actions(built.template, role_id, _table_arn(built.dedup_resource))
+        on_dedup = allowed_actions(built.template, role_id, table_arn(built.dedup_resource))
         assert "dynamodb:UpdateItem" in on_dedup
         everything = all_allowed_actions(built.template, role_id)
         forbidden = {"dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:*"}
@@ -453,13 +433,13 @@ class TestPublicApi:
         assert isinstance(built.grant, iam.Grant)
         assert built.grant.success
         role_id = logical_id(built.writer)
-        on_table = allowed_actions(built.template, role_id, _table_arn(built.transactions_resource))
+        on_table = allowed_actions(built.template, role_id, table_arn(built.transactions_resource))
         assert {"dynamodb:PutItem", "dynamodb:BatchWriteItem"} <= on_table
         assert "dynamodb:Scan" not in on_table
         on_key = allowed_actions(built.template, role_id, get_att(built.pipe.encryption_key))
         assert {"kms:Encrypt", "kms:GenerateDataKey*"} <= on_key
         # Nothing on the dedup table: writing transactions is not claiming fingerprints.
-        assert not allowed_actions(built.template, role_id, _table_arn(built.dedup_resource))
+        assert not allowed_actions(built.template, role_id, table_arn(built.dedup_resource))
 
     def test_metric_dead_letter_messages(self, built: Built) -> None:
         metric = built.pipe.metric_dead_letter_messages()

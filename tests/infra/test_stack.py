@@ -10,10 +10,20 @@ import pytest
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 from aws_cdk.assertions import Match
+from constructs import IConstruct
 
 from payment_stack import PaymentPostingStack, StageConfig
 from payment_stack.config import STAGES_CONTEXT_KEY
-from tests.infra.support import Synthesized, make_app, ref, stage_values
+from tests.infra.support import (
+    Synthesized,
+    allowed_actions,
+    get_att,
+    logical_id,
+    make_app,
+    ref,
+    stage_values,
+    table_arn,
+)
 
 # Resources that hold payment data or decrypt it: what "retain" must keep.
 DATA_RESOURCE_TYPES = [
@@ -23,6 +33,28 @@ DATA_RESOURCE_TYPES = [
     "AWS::Logs::LogGroup",
 ]
 SAMPLE_SOURCE_HANDLER = "handlers.source.handler"
+# The pipeline's functions in every stage: dedup, enrichment, screening outcomes.
+PIPELINE_FUNCTIONS = 3
+STAGE_POLICIES = {"dev": "Delete", "prod": "Retain"}
+TLS_ONLY = Match.object_like(
+    {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+)
+
+
+def _synthesized(
+    stage: str, request: pytest.FixtureRequest
+) -> tuple[Synthesized, PaymentPostingStack]:
+    synthesized: Synthesized = request.getfixturevalue(stage)
+    stack = synthesized.stack
+    assert isinstance(stack, PaymentPostingStack)
+    return synthesized, stack
+
+
+def _cfn_child(scope: IConstruct, child_id: str) -> IConstruct:
+    """The CFN resource of a child construct (tables are exposed as imported views)."""
+    resource = scope.node.find_child(child_id).node.default_child
+    assert resource is not None, f"{scope.node.path}/{child_id} has no CFN resource"
+    return resource
 
 
 @pytest.mark.slow
@@ -40,7 +72,10 @@ class TestDevStage:
                         {
                             "TRANSACTIONS_TABLE_NAME": ref(
                                 dev_stack.ingest.node.find_child("TransactionsTable")
-                            )
+                            ),
+                            "ACCOUNTS_TABLE_NAME": ref(
+                                dev_stack.enrichment.node.find_child("AccountsTable")
+                            ),
                         }
                     )
                 },
@@ -62,6 +97,22 @@ class TestDevStage:
         assert "dynamodb:BatchWriteItem" in actions
         assert "dynamodb:Scan" not in actions
 
+    def test_sample_source_may_write_accounts(
+        self, dev: Synthesized, dev_stack: PaymentPostingStack
+    ) -> None:
+        assert dev_stack.sample_source is not None
+        role_id = logical_id(dev_stack.sample_source.role)
+        accounts = table_arn(_cfn_child(dev_stack.enrichment, "AccountsTable"))
+        on_accounts = allowed_actions(dev.template, role_id, accounts)
+        assert {"dynamodb:PutItem", "dynamodb:BatchWriteItem"} <= on_accounts
+        assert not {"dynamodb:Scan", "dynamodb:*"} & on_accounts
+        # The accounts table is encrypted with the pipeline key.
+        on_key = allowed_actions(dev.template, role_id, get_att(dev_stack.ingest.encryption_key))
+        assert {"kms:Encrypt", "kms:GenerateDataKey*"} <= on_key
+
+    def test_has_the_pipeline_functions_and_the_sample_source(self, dev: Synthesized) -> None:
+        dev.template.resource_count_is("AWS::Lambda::Function", PIPELINE_FUNCTIONS + 1)
+
     @pytest.mark.parametrize("resource_type", DATA_RESOURCE_TYPES)
     def test_data_is_destroyed_with_the_stack(self, dev: Synthesized, resource_type: str) -> None:
         assert dev.template.find_resources(resource_type)
@@ -80,7 +131,7 @@ class TestProdStage:
         prod.template.resource_properties_count_is(
             "AWS::Lambda::Function", {"Handler": SAMPLE_SOURCE_HANDLER}, 0
         )
-        prod.template.resource_count_is("AWS::Lambda::Function", 1)  # dedup only
+        prod.template.resource_count_is("AWS::Lambda::Function", PIPELINE_FUNCTIONS)
         assert "SampleSourceFunctionName" not in prod.template.find_outputs("*")
 
     @pytest.mark.parametrize("resource_type", DATA_RESOURCE_TYPES)
@@ -98,17 +149,83 @@ class TestProdStage:
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 class TestEveryStage:
     def test_outputs(self, stage: str, request: pytest.FixtureRequest) -> None:
-        synthesized: Synthesized = request.getfixturevalue(stage)
-        stack = synthesized.stack
-        assert isinstance(stack, PaymentPostingStack)
+        synthesized, stack = _synthesized(stage, request)
         ingest = stack.ingest
-        synthesized.template.has_output(
+        template = synthesized.template
+        template.has_output(
             "TransactionsTableName", {"Value": ref(ingest.node.find_child("TransactionsTable"))}
         )
-        synthesized.template.has_output("EventBusName", {"Value": ref(ingest.event_bus)})
-        synthesized.template.has_output(
-            "IngestDeadLetterQueueUrl", {"Value": ref(ingest.dead_letter_queue)}
+        template.has_output("EventBusName", {"Value": ref(ingest.event_bus)})
+        template.has_output("IngestDeadLetterQueueUrl", {"Value": ref(ingest.dead_letter_queue)})
+        template.has_output(
+            "AccountsTableName", {"Value": ref(_cfn_child(stack.enrichment, "AccountsTable"))}
         )
+        template.has_output(
+            "NotificationTopicArn", {"Value": ref(stack.screening_outcomes.notification_topic)}
+        )
+        template.has_output(
+            "RulesFailureTopicArn", {"Value": ref(stack.rules_engine.failure_topic)}
+        )
+        template.has_output(
+            "RulesStateMachineArn", {"Value": ref(stack.rules_engine.state_machine)}
+        )
+
+    def test_processors_and_rules_engine_share_the_pipeline_bus_and_key(
+        self, stage: str, request: pytest.FixtureRequest
+    ) -> None:
+        synthesized, stack = _synthesized(stage, request)
+        for part in (stack.enrichment, stack.screening_outcomes, stack.rules_engine):
+            assert part.dead_letter_queue.encryption_master_key is stack.ingest.encryption_key
+        assert stack.rules_engine.encryption_key is stack.ingest.encryption_key
+        # The rules engine makes no key of its own: the pipeline key and the archive key.
+        synthesized.template.resource_count_is("AWS::KMS::Key", 2)
+        for rule in (
+            stack.enrichment.rule,
+            stack.screening_outcomes.duplicates_rule,
+            stack.screening_outcomes.quarantine_rule,
+            stack.rules_engine.rule,
+        ):
+            properties = synthesized.resources[logical_id(rule)]["Properties"]
+            assert properties["EventBusName"] == ref(stack.ingest.event_bus)
+
+    def test_every_queue_denies_plain_http(
+        self, stage: str, request: pytest.FixtureRequest
+    ) -> None:
+        synthesized, _ = _synthesized(stage, request)
+        queues = synthesized.template.find_resources("AWS::SQS::Queue")
+        assert len(queues) == 5  # ingest, bus, enrichment, screening outcomes, rules engine
+        tls_only = synthesized.template.find_resources(
+            "AWS::SQS::QueuePolicy",
+            {"Properties": {"PolicyDocument": {"Statement": Match.array_with([TLS_ONLY])}}},
+        )
+        covered = {
+            queue["Ref"] for policy in tls_only.values() for queue in policy["Properties"]["Queues"]
+        }
+        assert covered == set(queues)
+
+    def test_new_parts_follow_the_stage_removal_policy(
+        self, stage: str, request: pytest.FixtureRequest
+    ) -> None:
+        synthesized, stack = _synthesized(stage, request)
+        expected = STAGE_POLICIES[stage]
+        data: dict[str, IConstruct] = {
+            "accounts table": _cfn_child(stack.enrichment, "AccountsTable"),
+            "enrichment queue": stack.enrichment.dead_letter_queue,
+            "outcomes queue": stack.screening_outcomes.dead_letter_queue,
+            "rules queue": stack.rules_engine.dead_letter_queue,
+            "rules log group": stack.rules_engine.log_group,
+        }
+        ids = {name: logical_id(construct) for name, construct in data.items()}
+        # The log group every function writes to, the new processors' included.
+        functions = synthesized.template.find_resources("AWS::Lambda::Function")
+        for function_id, function in functions.items():
+            log_group = function["Properties"]["LoggingConfig"]["LogGroup"]
+            ids[f"{function_id} log group"] = log_group["Ref"]
+        assert len(ids) == len(data) + PIPELINE_FUNCTIONS + (stage == "dev")
+        for name, resource_id in ids.items():
+            resource = synthesized.resources[resource_id]
+            assert resource.get("DeletionPolicy") == expected, name
+            assert resource.get("UpdateReplacePolicy") == expected, name
 
     def test_is_environment_agnostic(self, stage: str, request: pytest.FixtureRequest) -> None:
         synthesized: Synthesized = request.getfixturevalue(stage)

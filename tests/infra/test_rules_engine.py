@@ -1,0 +1,455 @@
+"""RulesEngine on its own, in a bare stack with a bus: the workflow, its grants, its rule."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk.assertions import Match, Template
+
+from payment_stack import RulesEngine
+from payment_stack.rules_engine import DEFAULT_DEFINITION
+from tests.infra.support import (
+    ROOT,
+    JsonValue,
+    allowed_actions,
+    bare_stack,
+    get_att,
+    logical_id,
+    ref,
+    role_statements,
+)
+
+ASL_FILE = ROOT / "statemachine" / "business_rules.asl.json"
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+DEFAULT_SUBSTITUTIONS = {
+    "HighValueThreshold": "1000000",
+    "WatchedMccs": "7995,6051,4829",
+    "MaxFxDeviationBps": "300",
+}
+# The smallest valid States Language document, with one substitution of its own.
+USER_DEFINITION = {
+    "Comment": "A team's own workflow for ${Team}",
+    "StartAt": "Done",
+    "States": {"Done": {"Type": "Succeed"}},
+}
+
+
+@dataclass(frozen=True)
+class Built:
+    """A RulesEngine with a template, and the state machine's properties in it."""
+
+    stack: cdk.Stack
+    bus: events.EventBus
+    engine: RulesEngine
+    template: Template
+
+    @property
+    def state_machine(self) -> Mapping[str, Any]:
+        return _only(self.template, "AWS::StepFunctions::StateMachine")
+
+    @property
+    def role_id(self) -> str:
+        return logical_id(self.engine.state_machine.role)
+
+
+def _only(template: Template, resource_type: str) -> Mapping[str, Any]:
+    resources = template.find_resources(resource_type)
+    assert len(resources) == 1, f"expected one {resource_type}, found {sorted(resources)}"
+    properties: Mapping[str, Any] = next(iter(resources.values()))["Properties"]
+    return properties
+
+
+def build(**props: Any) -> Built:
+    stack = bare_stack()
+    bus = events.EventBus(stack, "Bus")
+    engine = RulesEngine(stack, "Rules", event_bus=bus, **props)
+    return Built(stack, bus, engine, Template.from_stack(stack))
+
+
+def as_text(value: JsonValue) -> str:
+    """A substitution value as text: literals as they are, a ``Ref`` as a readable marker."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and set(value) == {"Ref"}:
+        return f"<Ref {value['Ref']}>"
+    raise AssertionError(f"unexpected substitution value {value!r}")
+
+
+def substitute(definition: str, substitutions: Mapping[str, JsonValue]) -> str:
+    """What Step Functions does with DefinitionSubstitutions, on the raw definition text."""
+    return PLACEHOLDER.sub(lambda match: as_text(substitutions[match.group(1)]), definition)
+
+
+def replace_in_strings(document: JsonValue, values: Mapping[str, str]) -> JsonValue:
+    """The parsed document with every ``${Name}`` inside a string replaced by ``values``."""
+    if isinstance(document, dict):
+        return {key: replace_in_strings(item, values) for key, item in document.items()}
+    if isinstance(document, list):
+        return [replace_in_strings(item, values) for item in document]
+    if isinstance(document, str):
+        return PLACEHOLDER.sub(lambda match: values[match.group(1)], document)
+    return document
+
+
+def task_parameters(document: Mapping[str, Any], resource: str) -> list[Mapping[str, Any]]:
+    return [
+        state["Parameters"]
+        for state in document["States"].values()
+        if state.get("Resource") == resource
+    ]
+
+
+@pytest.fixture(scope="module")
+def built() -> Built:
+    return build()
+
+
+@pytest.fixture
+def stack_and_bus() -> tuple[cdk.Stack, events.EventBus]:
+    """A fresh stack for tests that construct but never synthesize."""
+    stack = bare_stack()
+    return stack, events.EventBus(stack, "Bus")
+
+
+@pytest.mark.slow
+class TestDefaults:
+    def test_express_with_tracing(self, built: Built) -> None:
+        assert built.state_machine["StateMachineType"] == "EXPRESS"
+        assert built.state_machine["TracingConfiguration"] == {"Enabled": True}
+
+    def test_logs_errors_only_without_execution_data(self, built: Built) -> None:
+        assert built.state_machine["LoggingConfiguration"] == {
+            "Level": "ERROR",
+            "IncludeExecutionData": False,
+            "Destinations": [
+                {"CloudWatchLogsLogGroup": {"LogGroupArn": get_att(built.engine.log_group)}}
+            ],
+        }
+        built.template.resource_count_is("AWS::Logs::LogGroup", 1)
+        built.template.has_resource(
+            "AWS::Logs::LogGroup",
+            {"Properties": {"RetentionInDays": 90}, "DeletionPolicy": "Retain"},
+        )
+
+    def test_definition_is_the_file_inlined(self, built: Built) -> None:
+        assert DEFAULT_DEFINITION == ASL_FILE
+        # A string, not an S3 location or an Fn::Join: the definition diffs in the template.
+        assert built.state_machine["DefinitionString"] == ASL_FILE.read_text()
+        assert "DefinitionS3Location" not in built.state_machine
+
+    def test_substitutions(self, built: Built) -> None:
+        assert built.state_machine["DefinitionSubstitutions"] == {
+            "EventBusName": ref(built.bus),
+            "FailureTopicArn": ref(built.engine.failure_topic),
+            **DEFAULT_SUBSTITUTIONS,
+        }
+
+    def test_every_placeholder_has_a_substitution(self, built: Built) -> None:
+        used = set(PLACEHOLDER.findall(built.state_machine["DefinitionString"]))
+        # A placeholder without a substitution would deploy as the literal text "${Name}".
+        assert used == set(built.state_machine["DefinitionSubstitutions"])
+
+    def test_substituted_definition_is_the_file_with_the_values(self, built: Built) -> None:
+        properties = built.state_machine
+        rendered = substitute(properties["DefinitionString"], properties["DefinitionSubstitutions"])
+        document = json.loads(rendered)
+
+        bus = f"<Ref {logical_id(built.bus)}>"
+        topic = f"<Ref {logical_id(built.engine.failure_topic)}>"
+        expected = replace_in_strings(
+            json.loads(ASL_FILE.read_text()),
+            {"EventBusName": bus, "FailureTopicArn": topic, **DEFAULT_SUBSTITUTIONS},
+        )
+        assert document == expected
+        assert "${" not in rendered
+
+        settings = document["States"]["LoadRuleSettings"]["Parameters"]
+        assert settings == {
+            "highValueThreshold.$": "States.StringToJson('1000000')",
+            "watchedMccs.$": "States.StringSplit('7995,6051,4829', ',')",
+            "maxFxDeviationBps.$": "States.StringToJson('300')",
+        }
+        put_events = task_parameters(document, "arn:aws:states:::events:putEvents")
+        assert put_events, "expected the outcomes to be put on the bus"
+        assert {entry["EventBusName"] for p in put_events for entry in p["Entries"]} == {bus}
+        publish = task_parameters(document, "arn:aws:states:::sns:publish")
+        assert publish, "expected failures to be published to the topic"
+        assert {p["TopicArn"] for p in publish} == {topic}
+
+    def test_role_puts_events_on_the_bus_and_publishes_to_the_topic(self, built: Built) -> None:
+        assert allowed_actions(built.template, built.role_id, get_att(built.bus)) == {
+            "events:PutEvents"
+        }
+        assert allowed_actions(built.template, built.role_id, ref(built.engine.failure_topic)) == {
+            "sns:Publish"
+        }
+
+    def test_role_has_nothing_broader_than_needed(self, built: Built) -> None:
+        statements = role_statements(built.template, built.role_id)
+        assert statements
+        actions = {action for statement in statements for action in statement.actions}
+        assert not {"events:*", "sns:*", "*"} & actions
+        events_or_sns = {a for a in actions if a.split(":")[0] in ("events", "sns")}
+        assert events_or_sns == {"events:PutEvents", "sns:Publish"}
+        for statement in statements:
+            if "*" in statement.resources:
+                # Only log delivery and X-Ray, which accept no narrower resource.
+                assert all(a.split(":")[0] in ("logs", "xray") for a in statement.actions), (
+                    statement
+                )
+
+    def test_rule_matches_transaction_enriched_from_enrichment(self, built: Built) -> None:
+        rule = _only(built.template, "AWS::Events::Rule")
+        assert rule["EventBusName"] == ref(built.bus)
+        assert rule["EventPattern"] == {
+            "source": ["payments.enrichment"],
+            "detail-type": ["TransactionEnriched"],
+        }
+
+    def test_rule_target_is_the_state_machine_with_dead_letter_queue_and_retries(
+        self, built: Built
+    ) -> None:
+        (target,) = _only(built.template, "AWS::Events::Rule")["Targets"]
+        assert target["Arn"] == ref(built.engine.state_machine)
+        assert target["DeadLetterConfig"] == {"Arn": get_att(built.engine.dead_letter_queue)}
+        assert target["RetryPolicy"] == {
+            "MaximumRetryAttempts": 8,
+            "MaximumEventAgeInSeconds": 6 * 3600,
+        }
+        events_role = target["RoleArn"]["Fn::GetAtt"][0]
+        assert allowed_actions(built.template, events_role, ref(built.engine.state_machine)) == {
+            "states:StartExecution"
+        }
+
+    def test_failure_topic_is_encrypted_and_tls_only(self, built: Built) -> None:
+        built.template.resource_count_is("AWS::SNS::Topic", 1)
+        built.template.has_resource_properties(
+            "AWS::SNS::Topic", {"KmsMasterKeyId": get_att(built.engine.encryption_key)}
+        )
+        built.template.has_resource_properties(
+            "AWS::SNS::TopicPolicy",
+            {
+                "Topics": [ref(built.engine.failure_topic)],
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Effect": "Deny",
+                                    "Principal": "*",
+                                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                                }
+                            )
+                        ]
+                    )
+                },
+            },
+        )
+
+    def test_own_key_is_rotated_and_lets_eventbridge_dead_letter(self, built: Built) -> None:
+        built.template.has_resource_properties(
+            "AWS::KMS::Key",
+            {
+                "EnableKeyRotation": True,
+                "KeyPolicy": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Effect": "Allow",
+                                    "Principal": {"Service": "events.amazonaws.com"},
+                                    "Condition": {
+                                        "StringEquals": {
+                                            "aws:SourceAccount": {"Ref": "AWS::AccountId"}
+                                        }
+                                    },
+                                }
+                            )
+                        ]
+                    )
+                },
+            },
+        )
+        built.template.has_resource_properties(
+            "AWS::SQS::Queue", {"KmsMasterKeyId": get_att(built.engine.encryption_key)}
+        )
+
+    def test_metric_failed_executions(self, built: Built) -> None:
+        metric = built.engine.metric_failed_executions()
+        assert isinstance(metric, cloudwatch.Metric)
+        assert metric.metric_name == "ExecutionsFailed"
+        assert metric.namespace == "AWS/States"
+        assert metric.period.to_seconds() == 60
+        assert built.stack.resolve(metric.dimensions) == {
+            "StateMachineArn": ref(built.engine.state_machine)
+        }
+        custom = built.engine.metric_failed_executions(period=Duration.minutes(5))
+        assert custom.period.to_seconds() == 300
+
+
+@pytest.mark.slow
+class TestOptions:
+    def test_standard_type(self) -> None:
+        built = build(state_machine_type=sfn.StateMachineType.STANDARD)
+        assert built.state_machine["StateMachineType"] == "STANDARD"
+
+    def test_custom_rule_settings_are_substituted(self) -> None:
+        built = build(
+            high_value_threshold=250_000,
+            watched_merchant_categories=["7995", "5933"],
+            max_fx_deviation_bps=150,
+        )
+        substitutions = built.state_machine["DefinitionSubstitutions"]
+        assert substitutions["HighValueThreshold"] == "250000"
+        assert substitutions["WatchedMccs"] == "7995,5933"
+        assert substitutions["MaxFxDeviationBps"] == "150"
+
+    def test_own_definition_file(self, tmp_path: Path) -> None:
+        definition = tmp_path / "own.asl.json"
+        definition.write_text(json.dumps(USER_DEFINITION, indent=2))
+        built = build(definition_file=definition, definition_substitutions={"Team": "cards"})
+        assert built.state_machine["DefinitionString"] == definition.read_text()
+        substitutions = built.state_machine["DefinitionSubstitutions"]
+        assert substitutions["Team"] == "cards"
+        rendered = json.loads(substitute(built.state_machine["DefinitionString"], substitutions))
+        assert rendered["Comment"] == "A team's own workflow for cards"
+
+    def test_existing_failure_topic_is_used(self) -> None:
+        stack = bare_stack()
+        bus = events.EventBus(stack, "Bus")
+        topic = sns.Topic(stack, "Existing")
+        engine = RulesEngine(stack, "Rules", event_bus=bus, failure_topic=topic)
+        template = Template.from_stack(stack)
+
+        assert engine.failure_topic is topic
+        template.resource_count_is("AWS::SNS::Topic", 1)
+        state_machine = _only(template, "AWS::StepFunctions::StateMachine")
+        assert state_machine["DefinitionSubstitutions"]["FailureTopicArn"] == ref(topic)
+        role_id = logical_id(engine.state_machine.role)
+        assert allowed_actions(template, role_id, ref(topic)) == {"sns:Publish"}
+
+
+class TestValidation:
+    def test_missing_definition_file(
+        self, stack_and_bus: tuple[cdk.Stack, events.EventBus], tmp_path: Path
+    ) -> None:
+        stack, bus = stack_and_bus
+        missing = tmp_path / "missing.asl.json"
+        with pytest.raises(ValueError, match=r"no definition file at .*missing\.asl\.json"):
+            RulesEngine(stack, "Rules", event_bus=bus, definition_file=missing)
+
+    def test_definition_that_is_not_json(
+        self, stack_and_bus: tuple[cdk.Stack, events.EventBus], tmp_path: Path
+    ) -> None:
+        stack, bus = stack_and_bus
+        broken = tmp_path / "broken.asl.json"
+        # An unquoted substitution: the mistake the error message warns about.
+        broken.write_text('{"StartAt": "Hold", "Threshold": ${HighValueThreshold}}')
+        with pytest.raises(
+            ValueError, match=r"broken\.asl\.json is not valid JSON.*substitutions inside strings"
+        ):
+            RulesEngine(stack, "Rules", event_bus=bus, definition_file=broken)
+
+    @pytest.mark.parametrize(
+        ("props", "message"),
+        [
+            pytest.param(
+                {"high_value_threshold": 0},
+                r"high_value_threshold must be a positive amount in minor units, got 0",
+                id="threshold-0",
+            ),
+            pytest.param(
+                {"watched_merchant_categories": ["7995", "79A5"]},
+                r"merchant category codes are four digits; got 79A5$",
+                id="mcc-79A5",
+            ),
+            pytest.param(
+                {"max_fx_deviation_bps": 10_001},
+                r"max_fx_deviation_bps must be between 0 and 10000, got 10001",
+                id="fx-10001",
+            ),
+            pytest.param(
+                {"max_fx_deviation_bps": -1},
+                r"max_fx_deviation_bps must be between 0 and 10000, got -1",
+                id="fx-negative",
+            ),
+        ],
+    )
+    def test_invalid_rule_settings_are_refused_naming_the_problem(
+        self,
+        stack_and_bus: tuple[cdk.Stack, events.EventBus],
+        props: dict[str, Any],
+        message: str,
+    ) -> None:
+        stack, bus = stack_and_bus
+        with pytest.raises(ValueError, match=message):
+            RulesEngine(stack, "Rules", event_bus=bus, **props)
+
+    @pytest.mark.parametrize(
+        "props",
+        [
+            pytest.param({"high_value_threshold": 1}, id="threshold-1"),
+            pytest.param({"max_fx_deviation_bps": 0}, id="fx-0"),
+            pytest.param({"max_fx_deviation_bps": 10_000}, id="fx-10000"),
+            pytest.param({"watched_merchant_categories": []}, id="no-watched-mccs"),
+        ],
+    )
+    def test_boundary_settings_are_accepted(
+        self, stack_and_bus: tuple[cdk.Stack, events.EventBus], props: dict[str, Any]
+    ) -> None:
+        stack, bus = stack_and_bus
+        RulesEngine(stack, "Rules", event_bus=bus, **props)
+
+    def test_watched_categories_as_a_string_are_refused(
+        self, stack_and_bus: tuple[cdk.Stack, events.EventBus]
+    ) -> None:
+        stack, bus = stack_and_bus
+        with pytest.raises(ValueError, match=r"list of codes.*not a string"):
+            RulesEngine(stack, "Rules", event_bus=bus, watched_merchant_categories="7995")
+
+    def test_built_in_substitutions_cannot_be_overridden(
+        self, stack_and_bus: tuple[cdk.Stack, events.EventBus]
+    ) -> None:
+        stack, bus = stack_and_bus
+        with pytest.raises(ValueError, match=r"may not replace \['HighValueThreshold'\]"):
+            RulesEngine(
+                stack,
+                "Rules",
+                event_bus=bus,
+                definition_substitutions={"HighValueThreshold": "abc"},
+            )
+
+    def test_a_placeholder_without_substitution_is_refused(
+        self, stack_and_bus: tuple[cdk.Stack, events.EventBus], tmp_path: Path
+    ) -> None:
+        stack, bus = stack_and_bus
+        own = tmp_path / "own.asl.json"
+        own.write_text(
+            json.dumps(
+                {
+                    "StartAt": "P",
+                    "States": {"P": {"Type": "Pass", "Result": "${Region}", "End": True}},
+                }
+            )
+        )
+        with pytest.raises(ValueError, match=r"uses \['Region'\] with no substitution"):
+            RulesEngine(stack, "Rules", event_bus=bus, definition_file=own)
+        RulesEngine(
+            stack,
+            "Accepted",
+            event_bus=bus,
+            definition_file=own,
+            definition_substitutions={"Region": "eu-west-1"},
+        )
