@@ -47,8 +47,13 @@ class EventName(StrEnum):
 
 
 class _CamelModel(BaseModel):
+    # Errors never echo input: a transaction nested in an event may carry a clear PAN.
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid"
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        extra="forbid",
+        hide_input_in_errors=True,
     )
 
 

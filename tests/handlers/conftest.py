@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import io
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -74,3 +78,30 @@ def read_stream(dynamodb: Any, table_name: str) -> list[dict[str, Any]]:
             ].timestamp()
             records.append(record)
     return records
+
+
+class _CurrentStdout(io.TextIOBase):
+    """Writes to whatever ``sys.stdout`` is at the time of writing."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+@contextmanager
+def handler_output(logger: Any, capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], str]]:
+    """Everything a handler writes to stdout (logs and metrics), as Lambda would ship it.
+
+    Powertools binds its stream when the module is imported, so capsys alone sees none of the
+    log lines; the handler writes through to the current stdout for the test instead.
+    """
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    original = handler.stream
+    handler.setStream(_CurrentStdout())
+    try:
+        yield lambda: capsys.readouterr().out
+    finally:
+        handler.setStream(original)

@@ -1,0 +1,86 @@
+"""The business-rules definition, checked without running it: statelint, and house rules."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from payments.events import BY_NAME, EventSource
+from tests.workflow.conftest import DEFINITION, substitute, substitutions
+
+STATELINT = Path(sys.executable).parent / "statelint"
+TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:rules-failures"
+STATES: dict[str, dict[str, Any]] = json.loads(DEFINITION.read_text())["States"]
+TASKS = sorted(name for name, state in STATES.items() if state["Type"] == "Task")
+PUT_EVENTS = sorted(
+    name for name in TASKS if STATES[name]["Resource"] == "arn:aws:states:::events:putEvents"
+)
+
+
+def statelint(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - the venv's own statelint on a file we wrote
+        [str(STATELINT), str(path)], capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def test_the_definition_as_written_is_valid() -> None:
+    result = statelint(DEFINITION)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_definition_as_deployed_is_valid(tmp_path: Path) -> None:
+    deployed = tmp_path / "business_rules.json"
+    deployed.write_text(substitute(DEFINITION.read_text(), substitutions(TOPIC_ARN)))
+    json.loads(deployed.read_text())  # the values do not break the JSON
+
+    result = statelint(deployed)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_statelint_refuses_a_choice_pointing_nowhere(tmp_path: Path) -> None:
+    broken: dict[str, Any] = json.loads(DEFINITION.read_text())
+    broken["States"]["Validate"]["Choices"][1]["Next"] = "RejectNoSuchRule"
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken))
+
+    result = statelint(path)
+    assert result.returncode == 1
+    assert "RejectNoSuchRule" in result.stdout + result.stderr
+
+
+def test_the_placeholders_are_those_the_stack_substitutes() -> None:
+    names = set(re.findall(r"\$\{(\w+)\}", DEFINITION.read_text()))
+    assert names == set(substitutions(TOPIC_ARN))
+
+
+def test_there_are_tasks_to_check() -> None:
+    assert len(PUT_EVENTS) == 5
+    assert {"NotifyRejected", "NotifyWorkflowFailure"} <= set(TASKS)
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_every_task_retries(name: str) -> None:
+    retriers = STATES[name].get("Retry", [])
+    assert retriers, f"{name} has no Retry"
+    assert all(r.get("MaxAttempts", 3) >= 1 for r in retriers)
+
+
+@pytest.mark.parametrize("name", PUT_EVENTS)
+def test_every_event_goes_to_the_payments_bus_as_the_rules_source(name: str) -> None:
+    entries = STATES[name]["Parameters"]["Entries"]
+    assert entries
+    for entry in entries:
+        assert entry["EventBusName"] == "${EventBusName}"
+        assert entry["Source"] == "payments.rules"
+        # The detail names the event it is, and the catalogue knows it as a rules event.
+        detail = entry["Detail"]
+        assert entry["DetailType"] in BY_NAME
+        assert detail["name"] == entry["DetailType"]
+        assert detail["source"] == "payments.rules"
+        assert BY_NAME[entry["DetailType"]].SOURCE is EventSource.RULES
