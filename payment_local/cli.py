@@ -18,13 +18,15 @@ from payment_local.assembly import AssemblyError, StackAssembly, check_fresh, lo
 from payment_local.event_log import load_events
 from payment_local.pipeline_run import InputRecord, LabelledRecord, run_transactions
 from payment_local.provision import UnsupportedResourceError
-from payment_local.report import build_report
+from payment_local.report import build_report, ledger_of
 from payment_local.runtime import LocalRuntime
 from payments.generator import Knobs, TransactionGenerator
+from payments.money import Money
 
 STATE_DIR = Path(".payments-local")
 EVENT_LOG = STATE_DIR / "events.jsonl"
 FUNCTION_LOG = STATE_DIR / "functions.log"
+LEDGER_DUMP = STATE_DIR / "ledger.json"
 DEFAULT_REPORT = Path("reports") / "demo-report.json"
 
 
@@ -227,6 +229,72 @@ def events(transaction_id: str, log_path: Path, as_json: bool) -> None:
                    f"{event.source:<20} {_essentials(event.detail)}")  # fmt: skip
 
 
+@main.command(short_help="Balances and entries of one account, from the last run's ledger.")
+@click.argument("account_id")
+@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path), default=LEDGER_DUMP,
+              show_default=True, help="The ledger a run or send saved.")  # fmt: skip
+def balances(account_id: str, ledger_path: Path) -> None:
+    """Show ACCOUNT_ID's posted and available balances and its entries, oldest first."""
+    ledger = _load_ledger(ledger_path)
+    rows = [b for b in ledger["balances"] if b["accountId"] == account_id]
+    entries = [e for e in ledger["entries"] if e["accountId"] == account_id]
+    if not rows and not entries:
+        raise click.ClickException(f"account {account_id} has no postings in {ledger_path}")
+    for row in rows:
+        click.echo(f"{row['currency']}  posted {_major(row['posted'], row['currency'])}   "
+                   f"available {_major(row['available'], row['currency'])}")  # fmt: skip
+    for entry in entries:
+        click.echo(f"  {entry['postedAt']}  {_major(entry['amount'], entry['currency']):>16}  "
+                   f"{entry['transactionId']}  against {entry['counterAccountId']}")  # fmt: skip
+
+
+@main.command("trial-balance", short_help="Sum of all balances per currency (zero if sound).")
+@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path), default=LEDGER_DUMP,
+              show_default=True, help="The ledger a run or send saved.")  # fmt: skip
+def trial_balance(ledger_path: Path) -> None:
+    """Sum every account's posted balance per currency; double entry makes each sum zero."""
+    ledger = _load_ledger(ledger_path)
+    totals: dict[str, int] = {}
+    for row in ledger["balances"]:
+        totals[row["currency"]] = totals.get(row["currency"], 0) + int(row["posted"])
+    for currency, total in sorted(totals.items()):
+        click.echo(f"{currency}  {total:>14}  {'balanced' if total == 0 else 'UNBALANCED'}")
+    if any(totals.values()):
+        raise click.ClickException("the ledger does not balance")
+
+
+def _major(minor: int, currency: str) -> str:
+    return (
+        Money(amount=abs(int(minor)), currency=currency)
+        .format()
+        .replace(" ", " -" if int(minor) < 0 else " +", 1)
+    )
+
+
+def _load_ledger(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise click.ClickException(f"no ledger at {path}: run `payments-local run` first")
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def _save_ledger(runtime: LocalRuntime) -> None:
+    ledger = ledger_of(runtime)
+    if ledger is None:
+        return
+    LEDGER_DUMP.write_text(
+        json.dumps(
+            {
+                "balances": [b.model_dump(mode="json", by_alias=True) for b in ledger.balances()],
+                "entries": [
+                    e.model_dump(mode="json", by_alias=True) for e in ledger.scan_entries()
+                ],
+            },
+            indent=1,
+        )
+    )
+
+
 def _essentials(detail: dict[str, Any]) -> str:
     """The fields of a detail that say what happened, never the card token or amounts."""
     screening = detail.get("screening") or {}
@@ -288,6 +356,7 @@ def _run_and_report(
         ) as bar:  # fmt: skip
             result = run_transactions(runtime, records, on_progress=bar.update)
         runtime.event_log.save(EVENT_LOG)
+        _save_ledger(runtime)
         summary = build_report(runtime, result, inputs)
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(summary.to_json())

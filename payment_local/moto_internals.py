@@ -20,6 +20,8 @@ What moto cannot do for this runtime, and what it does too slowly (each measured
   queue's attributes three times over, message counts included, so a receive costs grows with
   the queue's depth (about 3 ms per message at a depth of a few hundred). The check now reads
   the one attribute it needs; the result is the same;
+- a patch: ``TransactWriteItems`` snapshots each table once for rollback, not once per item
+  (a ledger posting copied the whole ledger table five times);
 - a read: the pipe poller takes stream records from moto's DynamoDB Streams backend rather than
   through ``GetRecords``, whose response moto serializes field by field (about 7 ms per record
   with the transaction images, more than the rest of the record's journey).
@@ -40,6 +42,9 @@ import jsonpath_ng.ext
 import moto
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.utils import unix_time
+from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
 from moto.dynamodbstreams.models import dynamodbstreams_backends
 from moto.sqs.models import Message, SQSBackend
 from moto.stepfunctions.parser.asl.component.program.program import Program
@@ -87,7 +92,42 @@ def apply_patches() -> None:
     parser.parse = staticmethod(_parse_with_cached_tree(parser.parse))
     lambda_backend: Any = LambdaSimpleBackend
     lambda_backend.invoke = _invoke_in_process(lambda_backend.invoke)
+    dynamodb_backend: Any = DynamoDBBackend
+    dynamodb_backend.transact_write_items = _snapshot_once_per_table(
+        dynamodb_backend.transact_write_items
+    )
     _patched = True
+
+
+class _CopyOncePerTable:
+    """Stands in for the ``copy`` module inside one TransactWriteItems call."""
+
+    def __init__(self) -> None:
+        self._tables: dict[int, Any] = {}
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        if isinstance(value, Table):
+            if id(value) not in self._tables:
+                self._tables[id(value)] = copy.deepcopy(value)
+            return self._tables[id(value)]
+        return copy.deepcopy(value, memo)
+
+
+def _snapshot_once_per_table(original: Callable[..., Any]) -> Callable[..., Any]:
+    # moto snapshots a whole table for rollback once per item that names it: a ledger
+    # posting (five items on one table) copied the table five times, a cost growing with
+    # the table. All copies are taken before any write, so one per table is the same
+    # snapshot. Swapping the module's `copy` is safe: the runtime is single-threaded.
+    models: Any = dynamodb_models
+
+    def transact_write_items(backend: Any, transact_items: Any) -> Any:
+        models.copy = _CopyOncePerTable()
+        try:
+            return original(backend, transact_items)
+        finally:
+            models.copy = copy
+
+    return transact_write_items
 
 
 def _eval_program_inline(program: Any, env: Any) -> None:

@@ -18,6 +18,9 @@ from payment_local.event_log import LoggedEvent
 from payment_local.pipeline_run import RunResult, is_terminal
 from payment_local.runtime import LocalRuntime
 from payments.events import BY_NAME
+from payments.ledger import DynamoDBLedger
+
+LEDGER_TABLE_OUTPUT = "LedgerTableName"
 
 REPORT_VERSION = 2
 
@@ -92,6 +95,15 @@ class RunReport:
             *(f"  rejected {code:<19}{n:>7}" for code, n in d["rules"]["rejected"].items()),
             *(f"  held {reason:<23}{n:>7}" for reason, n in d["rules"]["held"].items()),
             *(f"  side event {name:<17}{n:>7}" for name, n in d["rules"]["sideEvents"].items()),
+            "",
+            "Posting",
+            f"  posted                     {d['posting']['posted']:>7}"
+            f"   (to suspense {d['posting']['toSuspense']}, "
+            f"repeats {d['posting']['alreadyPosted']})",
+            *(f"  failed: {reason:<20}{n:>7}" for reason, n in d["posting"]["failed"].items()),
+            f"  ledger entries             {d['posting']['ledgerEntries']:>7}",
+            "  trial balance              "
+            + (", ".join(f"{c} {v}" for c, v in d["posting"]["trialBalance"].items()) or "-"),
             "",
             "What the generator planted, and where it ended",
             *(f"  {outcome:<45}{n:>5}" for outcome, n in d["planted"].items()),
@@ -171,6 +183,7 @@ def build_report(runtime: LocalRuntime, run: RunResult, inputs: dict[str, Any]) 
             },
         },
         "planted": dict(sorted(planted.items())),
+        "posting": _posting_summary(runtime, seen, by_tx),
         "deadLetterQueues": dead_letter_depths(runtime),
         "latencyMs": {
             "p50": round(percentile(latencies, 0.50), 1),
@@ -186,6 +199,31 @@ def build_report(runtime: LocalRuntime, run: RunResult, inputs: dict[str, Any]) 
         },
     }
     return RunReport(data)
+
+
+def _posting_summary(
+    runtime: LocalRuntime, seen: set[str], by_tx: dict[str, list[LoggedEvent]]
+) -> dict[str, Any]:
+    posted = [e for tx in seen if (e := _last(by_tx[tx], "TransactionPosted"))]
+    failed = [e for tx in seen if (e := _last(by_tx[tx], "PostingFailed"))]
+    ledger = ledger_of(runtime)
+    return {
+        "posted": sum(e.detail.get("postingStatus") == "POSTED" for e in posted),
+        "alreadyPosted": sum(e.detail.get("postingStatus") == "ALREADY_POSTED" for e in posted),
+        "toSuspense": sum(e.detail.get("accountId", "").startswith("SUSPENSE") for e in posted),
+        "failed": dict(Counter(str(e.detail.get("reason")) for e in failed).most_common()),
+        "trialBalance": ledger.trial_balance() if ledger else {},
+        "ledgerEntries": len(ledger.scan_entries()) if ledger else 0,
+    }
+
+
+def ledger_of(runtime: LocalRuntime) -> DynamoDBLedger | None:
+    """The stack's built-in ledger, if it has one (found through its output)."""
+    try:
+        table = runtime.output(LEDGER_TABLE_OUTPUT)
+    except KeyError:
+        return None
+    return DynamoDBLedger(runtime.clients.dynamodb, table)
 
 
 def dead_letter_depths(runtime: LocalRuntime) -> dict[str, int]:

@@ -1,5 +1,6 @@
 """CDK constructs of the payment-posting pipeline and the stack that composes them."""
 
+from payment_stack.buffered_poster import BufferedPoster
 from payment_stack.config import StageConfig
 from payment_stack.ingest_pipe import IngestPipe
 from payment_stack.payment_function import PaymentFunction
@@ -8,6 +9,7 @@ from payment_stack.rules_engine import RulesEngine
 from payment_stack.stack import PaymentPostingStack
 
 __all__ = [
+    "BufferedPoster",
     "EnrichmentProcessor",
     "IngestPipe",
     "PaymentFunction",

@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Duration, Stack, Tags
 from constructs import Construct
 
+from payment_stack.buffered_poster import BufferedPoster
 from payment_stack.config import StageConfig
 from payment_stack.ingest_pipe import IngestPipe
 from payment_stack.nag import acknowledge
@@ -64,6 +65,15 @@ class PaymentPostingStack(Stack):
             removal_policy=config.removal_policy,
         )
 
+        self.poster = BufferedPoster(
+            self,
+            "Posting",
+            event_bus=bus,
+            encryption_key=key,
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
+        )
+
         self.sample_source: PaymentFunction | None = None
         if config.sample_source:
             self.sample_source = PaymentFunction(
@@ -109,4 +119,6 @@ class PaymentPostingStack(Stack):
         CfnOutput(
             self, "RulesStateMachineArn", value=self.rules_engine.state_machine.state_machine_arn
         )
+        CfnOutput(self, "LedgerTableName", value=self.poster.ledger_table.table_name)
+        CfnOutput(self, "PostingQueueUrl", value=self.poster.queue.queue_url)
         CfnOutput(self, "IngestDeadLetterQueueUrl", value=self.ingest.dead_letter_queue.queue_url)

@@ -30,6 +30,7 @@ class EventSource(StrEnum):
     SCREENING = "payments.screening"
     ENRICHMENT = "payments.enrichment"
     RULES = "payments.rules"
+    POSTING = "payments.posting"
 
 
 class EventName(StrEnum):
@@ -44,6 +45,8 @@ class EventName(StrEnum):
     TRANSACTION_REJECTED = "TransactionRejected"
     TRANSACTION_HELD = "TransactionHeld"
     TRANSACTION_APPROVED = "TransactionApproved"
+    TRANSACTION_POSTED = "TransactionPosted"
+    POSTING_FAILED = "PostingFailed"
 
 
 class _CamelModel(BaseModel):
@@ -219,13 +222,46 @@ class TransactionApproved(LifecycleEvent):
     NAME: ClassVar[EventName] = EventName.TRANSACTION_APPROVED
     SOURCE: ClassVar[EventSource] = EventSource.RULES
     STATE: ClassVar[str | None] = "approved"
-    # Terminal until the posting stage lands; then posting decides.
-    TERMINAL: ClassVar[bool] = True
 
     name: EventName = EventName.TRANSACTION_APPROVED
     source: EventSource = EventSource.RULES
     transaction: AuthorizedTransaction
     enrichment: Enrichment
+
+
+class TransactionPosted(LifecycleEvent):
+    """Posted to the receiving account (or to suspense) by the posting system (terminal)."""
+
+    NAME: ClassVar[EventName] = EventName.TRANSACTION_POSTED
+    SOURCE: ClassVar[EventSource] = EventSource.POSTING
+    STATE: ClassVar[str | None] = "posted"
+    TERMINAL: ClassVar[bool] = True
+
+    name: EventName = EventName.TRANSACTION_POSTED
+    source: EventSource = EventSource.POSTING
+    posting_id: str
+    posting_status: str  # POSTED, or ALREADY_POSTED when a repeat moved nothing
+    account_id: str
+    counter_account_id: str
+    amount: Money
+    direction: str
+    posting_system: str  # "ledger" or "http"
+
+
+class PostingFailed(LifecycleEvent):
+    """The posting system refused the posting for good; the reason says why (terminal)."""
+
+    NAME: ClassVar[EventName] = EventName.POSTING_FAILED
+    SOURCE: ClassVar[EventSource] = EventSource.POSTING
+    STATE: ClassVar[str | None] = "posting failed"
+    TERMINAL: ClassVar[bool] = True
+
+    name: EventName = EventName.POSTING_FAILED
+    source: EventSource = EventSource.POSTING
+    reason: str
+    account_id: str
+    amount: Money
+    posting_system: str
 
 
 CATALOGUE: tuple[type[LifecycleEvent], ...] = (
@@ -238,6 +274,8 @@ CATALOGUE: tuple[type[LifecycleEvent], ...] = (
     TransactionRejected,
     TransactionHeld,
     TransactionApproved,
+    TransactionPosted,
+    PostingFailed,
 )
 BY_NAME: dict[str, type[LifecycleEvent]] = {event.NAME.value: event for event in CATALOGUE}
 

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from payment_local.assembly import StackAssembly
 from payment_local.cli import main
+from payment_local.event_log import LoggedEvent
 from payment_local.pipeline_run import run_transactions
 from payment_local.report import build_report
 from payment_local.runtime import LocalRuntime
@@ -71,17 +72,26 @@ def test_every_transaction_ends_in_exactly_the_terminal_state_it_should(
                 assert (outcome.detail_type, outcome.detail["reasons"]) == (
                     "TransactionHeld", ["ACCOUNT_HOLD"])  # fmt: skip
             else:
-                assert outcome.detail_type == "TransactionApproved"
+                assert names[-2:] == ["TransactionApproved", "TransactionPosted"]
+                posted = outcome.detail
+                assert posted["postingStatus"] == "POSTED"
+                assert posted["accountId"] == (account.account_id if account else "SUSPENSE-EUR")
+                assert posted["counterAccountId"] == "CLEARING-EUR"
+                assert posted["amount"] == item["billingAmount"]
             foreign = item["transactionAmount"]["currency"] != item["billingAmount"]["currency"]
             assert ("ForeignTransactionFound" in names) is foreign
             assert ("MerchantCategoryWarning" in names) is (item["mcc"] in WATCHED_MCCS)
-            enrichment = outcome.detail["enrichment"]
+            enrichment = by_name(events, "TransactionEnriched").detail["enrichment"]
             assert enrichment["accountFound"] is (account is not None)
             if account is None:
                 assert enrichment["postingAccountId"] == "SUSPENSE-EUR"
     report = build_report(runtime, result, {}).data
     assert report["transactions"] == {"written": 200, "accounted": 200, "unaccounted": []}
     assert set(report["deadLetterQueues"].values()) == {0}
+    posting = report["posting"]
+    assert posting["posted"] == report["finalStates"]["posted"]
+    assert posting["ledgerEntries"] == 2 * posting["posted"]  # double entry
+    assert posting["trialBalance"] == {"EUR": 0}
 
 
 def test_no_clear_pan_reaches_the_bus_or_the_logs(runtime: LocalRuntime, tmp_path: Path) -> None:
@@ -153,6 +163,14 @@ def test_the_demo_command_reports_and_shows_a_lifecycle(
     assert "TransactionAuthorized" in lifecycle.output
     assert len(lifecycle.output.splitlines()) >= 2  # authorized, then where it went
 
+    trial = runner.invoke(main, ["trial-balance"])
+    assert trial.exit_code == 0, trial.output
+    assert "EUR               0  balanced" in trial.output
+    clearing = runner.invoke(main, ["balances", "CLEARING-EUR"])
+    assert clearing.exit_code == 0, clearing.output
+    assert "EUR  posted" in clearing.output
+    assert clearing.output.count(" against ") == report["posting"]["posted"]
+
 
 def test_send_takes_a_generated_file(
     assembly: StackAssembly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -178,3 +196,35 @@ def test_a_missing_assembly_is_refused_with_what_to_do(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["run", "--cdk-out", str(tmp_path / "nowhere")])
     assert result.exit_code == 1
     assert "run `make synth` first" in result.output
+
+
+def test_a_failing_ledger_leaves_approved_transactions_in_the_dlq_and_loses_none(
+    runtime: LocalRuntime,
+) -> None:
+    ledger_table = runtime.output("LedgerTableName")
+    runtime.clients.dynamodb.delete_table(TableName=ledger_table)
+    knobs = Knobs(duplicate_rate=0, malformed_rate=0, rule_break_rate=0, high_value_rate=0)
+    records = list(TransactionGenerator(knobs=knobs, seed=13).generate(20))
+
+    run_transactions(runtime, records, settle_steps=80)
+
+    by_tx = runtime.event_log.by_transaction
+    approved = {tx for tx, events in by_tx.items()
+                if any(e.detail_type == "TransactionApproved" for e in events)}  # fmt: skip
+    assert approved, "some transactions should reach posting"
+    assert not any(e.detail_type == "TransactionPosted" for e in runtime.event_log.events)
+    [dlq] = [url for lid, url in runtime.topology.queues.items()
+             if lid.startswith("PostingDeadLetter")]  # fmt: skip
+    waiting: set[str] = set()
+    while messages := runtime.clients.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
+        for message in messages:
+            waiting.add(json.loads(message["Body"])["detail"]["transactionId"])
+            runtime.clients.sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+    # Every approved transaction waits in the dead-letter queue, ready for redrive.
+    assert waiting == approved
+
+
+def by_name(events: list[LoggedEvent], detail_type: str) -> LoggedEvent:
+    return next(e for e in events if e.detail_type == detail_type)

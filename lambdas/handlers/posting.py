@@ -1,0 +1,137 @@
+"""Posting function: approved transactions from the buffer queue into the posting system.
+
+Reads SQS batches with partial batch failures: a transaction that fails for a reason that
+may pass (throttling, a timeout, the core system down) goes back to the queue alone and is
+retried, then lands in the dead-letter queue after the queue's maxReceiveCount; one the
+posting system refuses for good ends ``PostingFailed``; the rest end ``TransactionPosted``.
+
+Exactly-once effect: the queue and Express workflow deliver at least once, so posting is
+idempotent twice over, by the posting system itself (keyed by transaction id) and by
+Powertools idempotency around the whole post-and-publish step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from payments.events import PostingFailed, TransactionApproved, TransactionPosted
+from payments.posting import PermanentPostingError, PostingSystem
+from payments.posting_instructions import posting_request_for
+from payments.publisher import EventPublisher
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+idempotency = IdempotencyConfig(
+    event_key_jmespath="transactionId",
+    expires_after_seconds=7 * 24 * 3600,  # longer than any redelivery can take
+)
+
+
+@cache
+def posting_system() -> tuple[str, PostingSystem]:
+    """The adapter POSTING_SYSTEM names: the built-in ``ledger`` (default) or ``http``."""
+    kind = os.environ.get("POSTING_SYSTEM", "ledger")
+    if kind == "http":
+        from payments.http_posting import HttpPostingSystem
+
+        return kind, HttpPostingSystem(os.environ["CORE_BANKING_URL"])
+    if kind == "ledger":
+        from payments.ledger import DynamoDBLedger
+
+        return kind, DynamoDBLedger(boto3.client("dynamodb"), os.environ["LEDGER_TABLE_NAME"])
+    raise ValueError(f"POSTING_SYSTEM must be 'ledger' or 'http', not {kind!r}")
+
+
+@cache
+def publisher() -> EventPublisher:
+    return EventPublisher(boto3.client("events"), os.environ["EVENT_BUS_NAME"])
+
+
+@cache
+def post_once() -> Callable[..., dict[str, Any]]:
+    """Post and publish, at most once per transaction id (built on first use, with its table)."""
+    store = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
+
+    def post(approved: dict[str, Any]) -> dict[str, Any]:
+        transaction = TransactionApproved.model_validate(approved)
+        request = posting_request_for(transaction)
+        system_name, system = posting_system()
+        try:
+            result = system.post(request)
+        except PermanentPostingError as refusal:
+            publisher().publish(
+                [
+                    PostingFailed(
+                        transaction_id=request.transaction_id,
+                        reason=str(refusal),
+                        account_id=request.account_id,
+                        amount=request.amount,
+                        posting_system=system_name,
+                    )
+                ]
+            )
+            metrics.add_metric(name="PostingsFailed", unit=MetricUnit.Count, value=1)
+            return {"outcome": "PostingFailed"}
+        publisher().publish(
+            [
+                TransactionPosted(
+                    transaction_id=request.transaction_id,
+                    posting_id=result.posting_id,
+                    posting_status=result.status.value,
+                    account_id=request.account_id,
+                    counter_account_id=request.counter_account_id,
+                    amount=request.amount,
+                    direction=request.direction.value,
+                    posting_system=system_name,
+                )
+            ]
+        )
+        metrics.add_metric(name="TransactionsPosted", unit=MetricUnit.Count, value=1)
+        return {"outcome": "TransactionPosted", "status": result.status.value}
+
+    once: Callable[..., dict[str, Any]] = idempotent_function(
+        data_keyword_argument="approved", persistence_store=store, config=idempotency
+    )(post)
+    return once
+
+
+def record_handler(record: SQSRecord) -> dict[str, Any]:
+    # The queue holds the EventBridge event as the rule delivered it.
+    event = json.loads(record.body)
+    # A transient posting error propagates: the record is reported failed and returns.
+    return post_once()(approved=event["detail"])
+
+
+@logger.inject_lambda_context(log_event=False)  # bodies hold card data: never log the event
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency.register_lambda_context(context)
+    response: dict[str, Any] = dict(
+        process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    )
+    return response

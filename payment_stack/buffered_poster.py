@@ -1,0 +1,240 @@
+"""BufferedPoster: approved transactions through a queue into the posting system, never faster
+than it can take them.
+
+    rule (TransactionApproved) ──▶ SQS buffer ──▶ posting function (bounded concurrency)
+                                     │ after maxReceiveCount          │ TransactionPosted |
+                                     └──▶ dead-letter queue (redrive)  │ PostingFailed ──▶ bus
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from payment_stack.encrypted_table import customer_key_table
+from payment_stack.nag import acknowledge
+from payment_stack.payment_function import PaymentFunction
+from payment_stack.queues import (
+    DEAD_LETTER_RETENTION,
+    allow_eventbridge_to_encrypt,
+    dead_letter_queue,
+)
+
+TRANSACTION_APPROVED = "TransactionApproved"
+RULES_SOURCE = "payments.rules"
+# Lambda's advice: a visibility timeout at least six times the function timeout, so a batch
+# still being retried by the event source is not handed to a second poller.
+VISIBILITY_FACTOR = 6
+
+
+class BufferedPoster(Construct):
+    """Posts approved transactions once each, at a pace the posting system can take."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        event_bus: events.IEventBus,
+        encryption_key: kms.IKey,
+        posting_system: str = "ledger",
+        core_banking_url: str | None = None,
+        ledger_table: dynamodb.ITableV2 | None = None,
+        batch_size: int = 10,
+        max_batching_window: Duration | None = None,
+        max_concurrency: int = 10,
+        max_receive_count: int = 5,
+        function_timeout: Duration | None = None,
+        approved_source: str = RULES_SOURCE,
+        log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        """
+        :param posting_system: ``ledger`` (default: the built-in double-entry ledger on
+            DynamoDB) or ``http`` (an external core-banking API at ``core_banking_url``).
+        :param ledger_table: an existing ledger table (``pk``/``sk`` strings). Default: a new
+            TableV2 with point-in-time recovery, encrypted with ``encryption_key``.
+        :param batch_size: messages per invocation, 1 to 10,000 (over 10 needs a batching
+            window). Default 10.
+        :param max_batching_window: how long to gather a batch. Default: none (latency first).
+        :param max_concurrency: the most concurrent invocations, 2 to 1,000: the posting
+            system never sees more parallel callers than this. Default 10.
+        :param max_receive_count: deliveries before a message moves to the dead-letter queue,
+            1 to 1,000. Default 5 (a few tries, then a person looks).
+        :param function_timeout: default 30 seconds; the queue's visibility is six times it.
+        """
+        super().__init__(scope, construct_id)
+        _validate(posting_system, core_banking_url, batch_size, max_batching_window,
+                  max_concurrency, max_receive_count)  # fmt: skip
+        timeout = function_timeout or Duration.seconds(30)
+        allow_eventbridge_to_encrypt(self, encryption_key)
+
+        self.dead_letter_queue = dead_letter_queue(
+            self, "DeadLetterQueue", encryption_key, removal_policy
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=encryption_key,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(timeout.to_seconds() * VISIBILITY_FACTOR),
+            retention_period=DEAD_LETTER_RETENTION,
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=max_receive_count
+            ),
+            removal_policy=removal_policy,
+        )
+        # The redrive path: the DLQ keeps SQS's default redrive-allow policy, so its messages
+        # can be moved back to this queue (StartMessageMoveTask) once the cause is fixed.
+
+        self.ledger_table: dynamodb.ITableV2 = ledger_table or customer_key_table(
+            self,
+            "LedgerTable",
+            encryption_key=encryption_key,
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=removal_policy,
+        )
+        self.idempotency_table = customer_key_table(
+            self,
+            "IdempotencyTable",
+            encryption_key=encryption_key,
+            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            time_to_live_attribute="expiration",
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=removal_policy,
+        )
+
+        environment = {
+            "POSTING_SYSTEM": posting_system,
+            "LEDGER_TABLE_NAME": self.ledger_table.table_name,
+            "IDEMPOTENCY_TABLE_NAME": self.idempotency_table.table_name,
+            "EVENT_BUS_NAME": event_bus.event_bus_name,
+        }
+        if core_banking_url:
+            environment["CORE_BANKING_URL"] = core_banking_url
+        poster = PaymentFunction(
+            self,
+            "Poster",
+            handler="handlers.posting.handler",
+            description="Posting function: approved transactions into the posting system",
+            service_name="posting",
+            environment=environment,
+            timeout=timeout,
+            log_retention=log_retention,
+            log_removal_policy=removal_policy,
+        )
+        self.function = poster.function
+        self.ledger_table.grant(
+            poster.role,
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:ConditionCheckItem",
+        )
+        self.idempotency_table.grant_read_write_data(poster.role)
+        encryption_key.grant_encrypt_decrypt(poster.role)
+        event_bus.grant_put_events_to(poster.role)
+        self.function.add_event_source(
+            sources.SqsEventSource(
+                self.queue,
+                batch_size=batch_size,
+                max_batching_window=max_batching_window,
+                max_concurrency=max_concurrency,
+                # Without this, the failures the function reports are ignored and the whole
+                # batch is retried: good postings again, and the poison one forever.
+                report_batch_item_failures=True,
+            )
+        )
+
+        self.rule = events.Rule(
+            self,
+            "Rule",
+            event_bus=event_bus,
+            description="Approved transactions into the posting buffer",
+            event_pattern=events.EventPattern(
+                source=[approved_source], detail_type=[TRANSACTION_APPROVED]
+            ),
+        )
+        self.rule.add_target(
+            targets.SqsQueue(
+                self.queue,
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=8,
+                max_event_age=Duration.hours(6),
+            )
+        )
+        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+            acknowledge(
+                self,
+                f"AwsSolutions-IAM5[Action::{action}]",
+                "CDK grants on KMS-encrypted tables and queues use these action wildcards; "
+                "the resource is the pipeline's one customer-managed key.",
+            )
+
+    def metric_backlog(self, *, period: Duration | None = None) -> cloudwatch.Metric:
+        """Approved transactions waiting to be posted. A steady rise means the posting system
+        (or max_concurrency) is the bottleneck."""
+        return self.queue.metric_approximate_number_of_messages_visible(
+            period=period or Duration.minutes(1), statistic="Maximum"
+        )
+
+    def metric_oldest_message_age(self, *, period: Duration | None = None) -> cloudwatch.Metric:
+        """Seconds the oldest approved transaction has waited: the posting delay customers see."""
+        return self.queue.metric_approximate_age_of_oldest_message(
+            period=period or Duration.minutes(1), statistic="Maximum"
+        )
+
+    def metric_dead_letter_messages(self, *, period: Duration | None = None) -> cloudwatch.Metric:
+        """Transactions that failed every delivery; alarm on any."""
+        return self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+            period=period or Duration.minutes(1), statistic="Maximum"
+        )
+
+
+def _validate(
+    posting_system: str,
+    core_banking_url: str | None,
+    batch_size: int,
+    max_batching_window: Duration | None,
+    max_concurrency: int,
+    max_receive_count: int,
+) -> None:
+    if posting_system not in ("ledger", "http"):
+        raise ValueError(
+            f"BufferedPoster: posting_system must be 'ledger' or 'http', got {posting_system!r}"
+        )
+    if posting_system == "http" and not core_banking_url:
+        raise ValueError("BufferedPoster: posting_system 'http' needs core_banking_url")
+    if not 1 <= batch_size <= 10_000:
+        raise ValueError(f"BufferedPoster: batch_size must be 1 to 10000, got {batch_size}")
+    if batch_size > 10 and max_batching_window is None:
+        raise ValueError(
+            "BufferedPoster: a batch_size over 10 needs a max_batching_window (an SQS rule)"
+        )
+    if not 2 <= max_concurrency <= 1_000:
+        raise ValueError(
+            f"BufferedPoster: max_concurrency must be 2 to 1000 (the SQS event source "
+            f"limits), got {max_concurrency}"
+        )
+    if not 1 <= max_receive_count <= 1_000:
+        raise ValueError(
+            f"BufferedPoster: max_receive_count must be 1 to 1000, got {max_receive_count}"
+        )
