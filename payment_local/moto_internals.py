@@ -20,8 +20,9 @@ What moto cannot do for this runtime, and what it does too slowly (each measured
   queue's attributes three times over, message counts included, so a receive costs grows with
   the queue's depth (about 3 ms per message at a depth of a few hundred). The check now reads
   the one attribute it needs; the result is the same;
-- a patch: ``TransactWriteItems`` snapshots each table once for rollback, not once per item
-  (a ledger posting copied the whole ledger table five times);
+- a patch: ``TransactWriteItems`` rolls back with an undo log of the items it names instead of
+  deep copies of whole tables (a ledger posting copied the whole ledger table five times, so
+  posting slowed down, and memory grew, with every posting);
 - a read: the pipe poller takes stream records from moto's DynamoDB Streams backend rather than
   through ``GetRecords``, whose response moto serializes field by field (about 7 ms per record
   with the transaction images, more than the rest of the record's journey).
@@ -93,41 +94,67 @@ def apply_patches() -> None:
     lambda_backend: Any = LambdaSimpleBackend
     lambda_backend.invoke = _invoke_in_process(lambda_backend.invoke)
     dynamodb_backend: Any = DynamoDBBackend
-    dynamodb_backend.transact_write_items = _snapshot_once_per_table(
+    dynamodb_backend.transact_write_items = _undo_log_instead_of_snapshots(
         dynamodb_backend.transact_write_items
     )
     _patched = True
 
 
-class _CopyOncePerTable:
+class _TablesAreNotCopied:
     """Stands in for the ``copy`` module inside one TransactWriteItems call."""
 
-    def __init__(self) -> None:
-        self._tables: dict[int, Any] = {}
-
-    def deepcopy(self, value: Any, memo: Any = None) -> Any:
-        if isinstance(value, Table):
-            if id(value) not in self._tables:
-                self._tables[id(value)] = copy.deepcopy(value)
-            return self._tables[id(value)]
-        return copy.deepcopy(value, memo)
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        # The rollback snapshot of a whole table becomes the live table (restoring it is then
+        # a no-op); the undo log below restores the few items the transaction touched.
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
 
 
-def _snapshot_once_per_table(original: Callable[..., Any]) -> Callable[..., Any]:
-    # moto snapshots a whole table for rollback once per item that names it: a ledger
-    # posting (five items on one table) copied the table five times, a cost growing with
-    # the table. All copies are taken before any write, so one per table is the same
-    # snapshot. Swapping the module's `copy` is safe: the runtime is single-threaded.
+def _undo_log_instead_of_snapshots(original: Callable[..., Any]) -> Callable[..., Any]:
+    # moto snapshots a whole table for rollback once per item that names it: a ledger posting
+    # (five items on one table) deep-copied the whole ledger table five times, so each posting
+    # cost more than the one before. The same rollback is kept by remembering only the items
+    # the transaction names, and putting them back if it is cancelled.
     models: Any = dynamodb_models
 
     def transact_write_items(backend: Any, transact_items: Any) -> Any:
-        models.copy = _CopyOncePerTable()
+        try:
+            priors = [_prior_state(backend, item) for item in transact_items]
+        except Exception:
+            return original(backend, transact_items)  # let moto report a malformed request
+        models.copy = _TablesAreNotCopied()
         try:
             return original(backend, transact_items)
+        except Exception:
+            for prior in reversed(priors):
+                if prior is not None:
+                    _restore(backend, *prior)
+            raise
         finally:
             models.copy = copy
 
     return transact_write_items
+
+
+def _prior_state(backend: Any, item: dict[str, Any]) -> tuple[str, Any, Any] | None:
+    op_type, op = next(iter(item.items()))
+    if op_type not in ("Put", "Update", "Delete"):
+        return None
+    table = backend.get_table(op["TableName"])
+    if op_type == "Put":
+        names = [table.hash_key_attr, table.range_key_attr]
+        key = {name: op["Item"][name] for name in names if name is not None}
+    else:
+        key = op["Key"]
+    current = backend.get_item(op["TableName"], key)
+    return op["TableName"], key, current.to_json()["Attributes"] if current else None
+
+
+def _restore(backend: Any, table_name: str, key: Any, attributes: Any) -> None:
+    if attributes is not None:
+        backend.put_item(table_name, attributes)
+    elif backend.get_item(table_name, key) is not None:
+        backend.delete_item(table_name, key)
 
 
 def _eval_program_inline(program: Any, env: Any) -> None:
