@@ -23,7 +23,6 @@ from payment_stack.encrypted_table import customer_key_table
 from payment_stack.nag import acknowledge
 from payment_stack.payment_function import PaymentFunction
 from payment_stack.queues import (
-    DEAD_LETTER_RETENTION,
     allow_eventbridge_to_encrypt,
     dead_letter_queue,
 )
@@ -87,7 +86,9 @@ class BufferedPoster(Construct):
             encryption_master_key=encryption_key,
             enforce_ssl=True,
             visibility_timeout=Duration.seconds(timeout.to_seconds() * VISIBILITY_FACTOR),
-            retention_period=DEAD_LETTER_RETENTION,
+            # Shorter than the DLQ's 14 days: a message keeps its first enqueue time when it
+            # moves there, so the DLQ must outlive the buffer to keep it for inspection.
+            retention_period=Duration.days(4),
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=max_receive_count
             ),

@@ -45,7 +45,9 @@ metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 idempotency = IdempotencyConfig(
     event_key_jmespath="transactionId",
-    expires_after_seconds=7 * 24 * 3600,  # longer than any redelivery can take
+    # Longer than a message can live: 4 days in the buffer plus 14 in the dead-letter queue
+    # (a redrive back from the DLQ may come that late). The ledger stays idempotent beyond.
+    expires_after_seconds=19 * 24 * 3600,
 )
 
 
@@ -119,9 +121,16 @@ def post_once() -> Callable[..., dict[str, Any]]:
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
     # The queue holds the EventBridge event as the rule delivered it.
-    event = json.loads(record.body)
-    # A transient posting error propagates: the record is reported failed and returns.
-    return post_once()(approved=event["detail"])
+    try:
+        event = json.loads(record.body)
+        # A transient posting error propagates: the record is reported failed and returns.
+        return post_once()(approved=event["detail"])
+    except Exception as error:
+        # The error class only: messages of parse errors may quote the body (card data).
+        logger.warning("a record failed and returns to the queue", extra={
+            "messageId": record.message_id, "error": type(error).__name__})  # fmt: skip
+        metrics.add_metric(name="PostingRetries", unit=MetricUnit.Count, value=1)
+        raise
 
 
 @logger.inject_lambda_context(log_event=False)  # bodies hold card data: never log the event

@@ -15,6 +15,7 @@ from constructs import IConstruct
 from payment_stack import PaymentPostingStack, StageConfig
 from payment_stack.config import STAGES_CONTEXT_KEY
 from tests.infra.support import (
+    ROOT,
     Synthesized,
     allowed_actions,
     get_att,
@@ -23,6 +24,7 @@ from tests.infra.support import (
     ref,
     stage_values,
     table_arn,
+    walk,
 )
 
 # Resources that hold payment data or decrypt it: what "retain" must keep.
@@ -33,8 +35,8 @@ DATA_RESOURCE_TYPES = [
     "AWS::Logs::LogGroup",
 ]
 SAMPLE_SOURCE_HANDLER = "handlers.source.handler"
-# The pipeline's functions in every stage: dedup, enrichment, screening outcomes.
-PIPELINE_FUNCTIONS = 3
+# The pipeline's functions in every stage: dedup, enrichment, screening outcomes, posting.
+PIPELINE_FUNCTIONS = 4
 STAGE_POLICIES = {"dev": "Delete", "prod": "Retain"}
 TLS_ONLY = Match.object_like(
     {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
@@ -169,13 +171,23 @@ class TestEveryStage:
         template.has_output(
             "RulesStateMachineArn", {"Value": ref(stack.rules_engine.state_machine)}
         )
+        template.has_output(
+            "LedgerTableName", {"Value": ref(_cfn_child(stack.poster, "LedgerTable"))}
+        )
+        template.has_output("PostingQueueUrl", {"Value": ref(stack.poster.queue)})
 
     def test_processors_and_rules_engine_share_the_pipeline_bus_and_key(
         self, stage: str, request: pytest.FixtureRequest
     ) -> None:
         synthesized, stack = _synthesized(stage, request)
-        for part in (stack.enrichment, stack.screening_outcomes, stack.rules_engine):
+        for part in (
+            stack.enrichment,
+            stack.screening_outcomes,
+            stack.rules_engine,
+            stack.poster,
+        ):
             assert part.dead_letter_queue.encryption_master_key is stack.ingest.encryption_key
+        assert stack.poster.queue.encryption_master_key is stack.ingest.encryption_key
         assert stack.rules_engine.encryption_key is stack.ingest.encryption_key
         # The rules engine makes no key of its own: the pipeline key and the archive key.
         synthesized.template.resource_count_is("AWS::KMS::Key", 2)
@@ -184,6 +196,7 @@ class TestEveryStage:
             stack.screening_outcomes.duplicates_rule,
             stack.screening_outcomes.quarantine_rule,
             stack.rules_engine.rule,
+            stack.poster.rule,
         ):
             properties = synthesized.resources[logical_id(rule)]["Properties"]
             assert properties["EventBusName"] == ref(stack.ingest.event_bus)
@@ -193,7 +206,8 @@ class TestEveryStage:
     ) -> None:
         synthesized, _ = _synthesized(stage, request)
         queues = synthesized.template.find_resources("AWS::SQS::Queue")
-        assert len(queues) == 5  # ingest, bus, enrichment, screening outcomes, rules engine
+        # ingest, bus, enrichment, screening outcomes, rules engine, posting buffer and its DLQ
+        assert len(queues) == 7
         tls_only = synthesized.template.find_resources(
             "AWS::SQS::QueuePolicy",
             {"Properties": {"PolicyDocument": {"Statement": Match.array_with([TLS_ONLY])}}},
@@ -214,6 +228,10 @@ class TestEveryStage:
             "outcomes queue": stack.screening_outcomes.dead_letter_queue,
             "rules queue": stack.rules_engine.dead_letter_queue,
             "rules log group": stack.rules_engine.log_group,
+            "ledger table": _cfn_child(stack.poster, "LedgerTable"),
+            "idempotency table": _cfn_child(stack.poster, "IdempotencyTable"),
+            "posting queue": stack.poster.queue,
+            "posting dead-letter queue": stack.poster.dead_letter_queue,
         }
         ids = {name: logical_id(construct) for name, construct in data.items()}
         # The log group every function writes to, the new processors' included.
@@ -226,6 +244,27 @@ class TestEveryStage:
             resource = synthesized.resources[resource_id]
             assert resource.get("DeletionPolicy") == expected, name
             assert resource.get("UpdateReplacePolicy") == expected, name
+
+    def test_the_poster_takes_what_the_rules_engine_approves(
+        self, stage: str, request: pytest.FixtureRequest
+    ) -> None:
+        synthesized, stack = _synthesized(stage, request)
+        pattern = synthesized.resources[logical_id(stack.poster.rule)]["Properties"]["EventPattern"]
+        assert synthesized.resources[logical_id(stack.poster.rule)]["Properties"][
+            "EventBusName"
+        ] == ref(stack.ingest.event_bus)
+        # What the business-rules workflow puts on the bus for an approved transaction.
+        definition = json.loads((ROOT / "statemachine" / "business_rules.asl.json").read_text())
+        approvals = [
+            entry
+            for value in walk(definition)
+            if isinstance(value, dict) and isinstance(value.get("Entries"), list)
+            for entry in value["Entries"]
+            if entry.get("DetailType") == "TransactionApproved"
+        ]
+        assert approvals, "the workflow publishes no TransactionApproved"
+        for entry in approvals:
+            assert pattern == {"source": [entry["Source"]], "detail-type": [entry["DetailType"]]}
 
     def test_is_environment_agnostic(self, stage: str, request: pytest.FixtureRequest) -> None:
         synthesized: Synthesized = request.getfixturevalue(stage)

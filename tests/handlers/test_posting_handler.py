@@ -1,0 +1,600 @@
+"""The posting handler on moto: SQS batches as Lambda delivers them, a real ledger table, a real
+idempotency table, and a queue tapping the bus for what the handler publishes.
+
+What matters is the effect on the ledger: every approved transaction moves money exactly once,
+whatever the queue redelivers, and a bad record fails alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+from handlers import posting
+from payments.accounts import SUSPENSE_ACCOUNT_ID, Account, sample_accounts
+from payments.enrichment import enrich
+from payments.events import (
+    LifecycleEvent,
+    PostingFailed,
+    TransactionApproved,
+    TransactionPosted,
+)
+from payments.ledger import DynamoDBLedger, posting_id
+from payments.posting import (
+    PermanentPostingError,
+    PostingRequest,
+    PostingResult,
+    PostingStatus,
+    TransientPostingError,
+)
+from payments.posting_instructions import posting_request_for
+from payments.publisher import PublishError
+from payments.transaction import AuthorizedTransaction
+from tests.factories import valid_item
+from tests.handlers.conftest import handler_output
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+
+LEDGER_TABLE = "ledger"
+IDEMPOTENCY_TABLE = "idempotency"
+BUS = "payments"
+REGION = "eu-west-1"
+QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:PostingQueue"
+TOKEN = valid_item()["panToken"]
+ACCOUNTS: dict[str, Account] = {account.account_id: account for account in sample_accounts()}
+CUSTOMER = "ACC-0001"
+CLEARING = "CLEARING-EUR"
+BILLED = valid_item()["billingAmount"]["amount"]  # 1152 EUR
+
+
+def transaction_id(number: int) -> str:
+    return f"tx-posting-{number:06d}"
+
+
+def approved(number: int = 1, **overrides: Any) -> TransactionApproved:
+    """An approved transaction as the rules engine emits it, enriched from the sample accounts."""
+    transaction = AuthorizedTransaction.model_validate(
+        valid_item(transactionId=transaction_id(number), **overrides)
+    )
+    return TransactionApproved(
+        transaction_id=transaction.transaction_id,
+        transaction=transaction,
+        enrichment=enrich(transaction, ACCOUNTS.get(transaction.account_id)),
+    )
+
+
+def eventbridge_event(detail: dict[str, Any]) -> dict[str, Any]:
+    """The event as the rule writes it into the queue."""
+    return {
+        "version": "0",
+        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": "TransactionApproved",
+        "source": "payments.rules",
+        "account": "123456789012",
+        "time": "2026-11-24T10:15:31Z",
+        "region": REGION,
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def record(
+    message_id: str, body: str | dict[str, Any], *, receive_count: int = 1
+) -> dict[str, Any]:
+    """One SQS record as the Lambda event source mapping delivers it."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"receipt-{message_id}-{receive_count}",
+        "body": text,
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": "1795860931000",
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": "1795860931010",
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(text.encode()).hexdigest(),  # noqa: S324 (SQS's own checksum)
+        "eventSource": "aws:sqs",
+        "eventSourceARN": QUEUE_ARN,
+        "awsRegion": REGION,
+    }
+
+
+def message(
+    event: TransactionApproved, message_id: str | None = None, *, receive_count: int = 1
+) -> dict[str, Any]:
+    """The approved event as the rule put it in the queue; the message id names the transaction."""
+    body = eventbridge_event(event.to_detail())
+    message_id = message_id or f"msg-{event.transaction_id}"
+    return record(message_id, body, receive_count=receive_count)
+
+
+def batch(*records: dict[str, Any]) -> dict[str, Any]:
+    return {"Records": list(records)}
+
+
+def drain(queue_url: str) -> list[dict[str, Any]]:
+    """Every event the tap queue holds."""
+    sqs = boto3.client("sqs")
+    events: list[dict[str, Any]] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
+        if not messages:
+            return events
+        for received in messages:
+            events.append(json.loads(received["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=received["ReceiptHandle"])
+
+
+def posted_events(events: list[dict[str, Any]]) -> list[TransactionPosted]:
+    assert {e["detail-type"] for e in events} <= {"TransactionPosted"}, events
+    assert {e["source"] for e in events} <= {"payments.posting"}
+    return [TransactionPosted.model_validate(e["detail"]) for e in events]
+
+
+def failed_ids(response: dict[str, Any]) -> list[str]:
+    return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+
+
+@pytest.fixture
+def ledger_table(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    dynamodb.create_table(
+        TableName=LEDGER_TABLE,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    monkeypatch.setenv("LEDGER_TABLE_NAME", LEDGER_TABLE)
+    monkeypatch.setenv("POSTING_SYSTEM", "ledger")
+    return LEDGER_TABLE
+
+
+@pytest.fixture
+def idempotency_table(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    dynamodb.create_table(
+        TableName=IDEMPOTENCY_TABLE,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", IDEMPOTENCY_TABLE)
+    return IDEMPOTENCY_TABLE
+
+
+@pytest.fixture
+def tap(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The payments bus with a catch-all rule into a queue; returns the queue URL."""
+    events = boto3.client("events")
+    sqs = boto3.client("sqs")
+    events.create_event_bus(Name=BUS)
+    url: str = sqs.create_queue(QueueName="tap")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name="everything", EventBusName=BUS, EventPattern=json.dumps({"source": [{"prefix": ""}]})
+    )
+    events.put_targets(Rule="everything", EventBusName=BUS, Targets=[{"Id": "tap", "Arn": arn}])
+    monkeypatch.setenv("EVENT_BUS_NAME", BUS)
+    return url
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches() -> Iterator[None]:
+    """The handler caches its adapters per process, as Lambda does; each test gets new ones."""
+
+    def clear() -> None:
+        posting.posting_system.cache_clear()
+        posting.publisher.cache_clear()
+        posting.post_once.cache_clear()
+
+    clear()
+    yield
+    clear()
+
+
+@pytest.fixture
+def ledger(dynamodb: Any, ledger_table: str) -> DynamoDBLedger:
+    """A second view of the handler's ledger, for reading balances and entries."""
+    return DynamoDBLedger(dynamodb, ledger_table)
+
+
+@pytest.fixture
+def logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], str]]:
+    with handler_output(posting.logger, capsys) as read:
+        yield read
+
+
+@pytest.fixture
+def handle(
+    ledger_table: str, idempotency_table: str, lambda_context: Any
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        response = posting.handler(event, lambda_context)
+        assert isinstance(response, dict)
+        return response
+
+    return invoke
+
+
+Handle = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def entry_count(ledger: DynamoDBLedger) -> int:
+    return len(ledger.scan_entries())
+
+
+def test_a_batch_is_posted_and_published(
+    handle: Handle, tap: str, ledger: DynamoDBLedger, logs: Callable[[], str]
+) -> None:
+    approvals = [approved(n) for n in range(1, 6)]
+
+    response = handle(batch(*(message(a) for a in approvals)))
+
+    assert response == {"batchItemFailures": []}
+    events = posted_events(drain(tap))
+    assert sorted(e.transaction_id for e in events) == [a.transaction_id for a in approvals]
+    for event in events:
+        assert event.posting_status == PostingStatus.POSTED
+        assert event.posting_id == posting_id(event.transaction_id)
+        assert event.account_id == CUSTOMER
+        assert event.counter_account_id == CLEARING
+        assert event.amount.amount == BILLED
+        assert event.amount.currency == "EUR"
+        assert event.direction == "DEBIT"
+        assert event.posting_system == "ledger"
+    assert ledger.balance(CUSTOMER, "EUR").posted == -5 * BILLED
+    assert ledger.balance(CLEARING, "EUR").posted == 5 * BILLED
+    assert ledger.trial_balance() == {"EUR": 0}
+    assert entry_count(ledger) == 10  # two legs each
+    output = logs()
+    assert "TransactionsPosted" in output  # the capture works: the metrics line is there
+    assert TOKEN not in output
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [
+        pytest.param("this is not json", id="body-not-json"),
+        pytest.param(
+            eventbridge_event({"transactionId": "tx-poison-000001", "name": "TransactionApproved"}),
+            id="detail-missing-fields",
+        ),
+        pytest.param({"source": "payments.rules"}, id="no-detail"),
+    ],
+)
+def test_a_poison_record_fails_alone(
+    handle: Handle,
+    tap: str,
+    ledger: DynamoDBLedger,
+    logs: Callable[[], str],
+    caplog: pytest.LogCaptureFixture,
+    poison: str | dict[str, Any],
+) -> None:
+    good = [approved(n) for n in range(1, 5)]
+    records = [message(a) for a in good]
+    records.insert(2, record("msg-poison", poison))
+
+    with caplog.at_level("DEBUG"):
+        response = handle(batch(*records))
+
+    assert failed_ids(response) == ["msg-poison"]
+    events = posted_events(drain(tap))
+    assert sorted(e.transaction_id for e in events) == [a.transaction_id for a in good]
+    assert ledger.balance(CUSTOMER, "EUR").posted == -4 * BILLED
+    assert ledger.trial_balance() == {"EUR": 0}
+    assert TOKEN not in logs()
+    assert TOKEN not in caplog.text
+
+
+def test_a_redelivered_message_posts_once(handle: Handle, tap: str, ledger: DynamoDBLedger) -> None:
+    event = approved()
+    assert handle(batch(message(event))) == {"batchItemFailures": []}
+    first = posted_events(drain(tap))
+    assert [e.posting_status for e in first] == [PostingStatus.POSTED]
+    entries = entry_count(ledger)
+    balance = ledger.balance(CUSTOMER, "EUR")
+
+    # The same message again, as SQS redelivers it (its visibility ran out, say).
+    response = handle(batch(message(event, receive_count=2)))
+
+    assert response == {"batchItemFailures": []}
+    again = posted_events(drain(tap))
+    # Publishing again is allowed, posting again is not.
+    assert all(e.posting_status == PostingStatus.ALREADY_POSTED for e in again), again
+    assert entry_count(ledger) == entries == 2
+    assert ledger.balance(CUSTOMER, "EUR") == balance
+    assert balance.posted == -BILLED
+    assert ledger.trial_balance() == {"EUR": 0}
+
+
+def test_a_redelivery_after_the_idempotency_record_expired_still_moves_no_money(
+    handle: Handle, tap: str, ledger: DynamoDBLedger, dynamodb: Any, idempotency_table: str
+) -> None:
+    """The ledger's own posting record is the last line: it never expires."""
+    event = approved()
+    handle(batch(message(event)))
+    drain(tap)
+    balance = ledger.balance(CUSTOMER, "EUR")
+    (item,) = dynamodb.scan(TableName=idempotency_table)["Items"]
+    dynamodb.update_item(
+        TableName=idempotency_table,
+        Key={"id": item["id"]},
+        UpdateExpression="SET expiration = :past",
+        ExpressionAttributeValues={":past": {"N": "1"}},
+    )
+
+    response = handle(batch(message(event, receive_count=2)))
+
+    assert response == {"batchItemFailures": []}
+    (posted,) = posted_events(drain(tap))  # re-published: the window had passed
+    assert posted.posting_status == PostingStatus.ALREADY_POSTED
+    assert ledger.balance(CUSTOMER, "EUR") == balance
+    assert entry_count(ledger) == 2
+
+
+def test_the_same_transaction_twice_in_one_batch_posts_once(
+    handle: Handle, tap: str, ledger: DynamoDBLedger
+) -> None:
+    event = approved()
+    # Two messages for one transaction (EventBridge delivers at least once, too).
+    response = handle(batch(message(event, "msg-a"), message(event, "msg-b")))
+
+    assert response == {"batchItemFailures": []}
+    statuses = [e.posting_status for e in posted_events(drain(tap))]
+    assert statuses.count(PostingStatus.POSTED) == 1
+    assert entry_count(ledger) == 2
+    assert ledger.balance(CUSTOMER, "EUR").posted == -BILLED
+
+
+def test_a_crash_after_the_ledger_write_then_a_redelivery_posts_once(
+    handle: Handle, tap: str, ledger: DynamoDBLedger
+) -> None:
+    event = approved()
+    # The first delivery wrote the ledger and died before it could publish.
+    first = ledger.post(posting_request_for(event))
+    assert first.status == PostingStatus.POSTED
+    balance = ledger.balance(CUSTOMER, "EUR")
+
+    response = handle(batch(message(event, receive_count=2)))
+
+    assert response == {"batchItemFailures": []}
+    (posted,) = posted_events(drain(tap))
+    assert posted.transaction_id == event.transaction_id
+    assert posted.posting_status == PostingStatus.ALREADY_POSTED
+    assert posted.posting_id == first.posting_id
+    assert ledger.balance(CUSTOMER, "EUR") == balance
+    assert entry_count(ledger) == 2
+    assert ledger.trial_balance() == {"EUR": 0}
+
+
+class FunctionTimedOut(BaseException):
+    """Lambda killing the invocation: no ``except Exception`` gets to clean up after it."""
+
+
+def test_the_bus_refusing_after_the_ledger_write_is_retried_without_posting_again(
+    handle: Handle, tap: str, ledger: DynamoDBLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event, other = approved(1), approved(2)
+    publisher = posting.publisher()
+    real_publish = publisher.publish
+
+    def refuse(events: list[LifecycleEvent]) -> None:
+        if events[0].transaction_id == event.transaction_id:
+            raise PublishError("1 of 1 events refused: {'InternalFailure'}")
+        real_publish(events)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(publisher, "publish", refuse)
+        response = handle(batch(message(event), message(other)))
+
+    assert failed_ids(response) == [f"msg-{event.transaction_id}"]
+    assert [e.transaction_id for e in posted_events(drain(tap))] == [other.transaction_id]
+    assert ledger.posting(event.transaction_id) is not None  # the ledger write happened
+    balance = ledger.balance(CUSTOMER, "EUR")
+    assert balance.posted == -2 * BILLED
+
+    response = handle(batch(message(event, receive_count=2)))
+
+    assert response == {"batchItemFailures": []}
+    (posted,) = posted_events(drain(tap))
+    assert posted.transaction_id == event.transaction_id
+    assert posted.posting_status == PostingStatus.ALREADY_POSTED
+    assert ledger.balance(CUSTOMER, "EUR") == balance
+    assert entry_count(ledger) == 4
+
+
+def test_a_timeout_after_the_ledger_write_blocks_until_the_in_progress_window_ends(
+    handle: Handle,
+    tap: str,
+    ledger: DynamoDBLedger,
+    dynamodb: Any,
+    idempotency_table: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    event = approved()
+
+    def killed(events: Any) -> None:
+        raise FunctionTimedOut
+
+    with monkeypatch.context() as patch:
+        patch.setattr(posting.publisher(), "publish", killed)
+        with pytest.raises(FunctionTimedOut):
+            handle(batch(message(event)))
+
+    (record_item,) = dynamodb.scan(TableName=idempotency_table)["Items"]
+    assert record_item["status"]["S"] == "INPROGRESS"
+    balance = ledger.balance(CUSTOMER, "EUR")
+    assert balance.posted == -BILLED
+
+    # A second delivery while the first may still be running is turned back, not posted.
+    other = approved(2)
+    response = handle(batch(message(event, receive_count=2), message(other)))
+    assert failed_ids(response) == [f"msg-{event.transaction_id}"]
+    assert [e.transaction_id for e in posted_events(drain(tap))] == [other.transaction_id]
+    balance = ledger.balance(CUSTOMER, "EUR")
+    assert balance.posted == -2 * BILLED
+
+    # After the in-progress window (the remaining time of the dead invocation; the queue's
+    # visibility timeout, six function timeouts, is longer), the redelivery completes it.
+    dynamodb.update_item(
+        TableName=idempotency_table,
+        Key={"id": record_item["id"]},
+        UpdateExpression="SET in_progress_expiration = :past",
+        ExpressionAttributeValues={":past": {"N": "1"}},
+    )
+    response = handle(batch(message(event, receive_count=3)))
+
+    assert response == {"batchItemFailures": []}
+    (posted,) = posted_events(drain(tap))
+    assert posted.transaction_id == event.transaction_id
+    assert posted.posting_status == PostingStatus.ALREADY_POSTED
+    assert ledger.balance(CUSTOMER, "EUR") == balance
+    assert entry_count(ledger) == 4
+
+
+def test_a_batch_where_every_record_fails_fails_the_invocation(
+    handle: Handle, tap: str, ledger: DynamoDBLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Powertools raises rather than report every record: Lambda retries the whole batch."""
+    _, system = posting.posting_system()
+
+    def throttled(request: PostingRequest) -> PostingResult:
+        raise TransientPostingError("DynamoDB: ThrottlingException")
+
+    monkeypatch.setattr(system, "post", throttled)
+
+    with pytest.raises(BatchProcessingError):
+        handle(batch(message(approved(1)), record("msg-poison", "not json")))
+
+    assert drain(tap) == []
+    assert entry_count(ledger) == 0
+
+
+def test_a_transient_failure_goes_back_to_the_queue_and_posts_later(
+    handle: Handle,
+    tap: str,
+    ledger: DynamoDBLedger,
+    monkeypatch: pytest.MonkeyPatch,
+    logs: Callable[[], str],
+) -> None:
+    flaky, fine = approved(1), approved(2)
+    _, system = posting.posting_system()
+    real_post = system.post
+
+    def throttled(request: PostingRequest) -> PostingResult:
+        if request.transaction_id == flaky.transaction_id:
+            raise TransientPostingError("DynamoDB: ThrottlingException")
+        return real_post(request)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(system, "post", throttled)
+        response = handle(batch(message(flaky), message(fine)))
+
+    assert failed_ids(response) == [f"msg-{flaky.transaction_id}"]
+    assert [e.transaction_id for e in posted_events(drain(tap))] == [fine.transaction_id]
+    assert ledger.posting(flaky.transaction_id) is None
+
+    # The queue hands it back after the visibility timeout; the system has recovered.
+    response = handle(batch(message(flaky, receive_count=2)))
+
+    assert response == {"batchItemFailures": []}
+    (posted,) = posted_events(drain(tap))
+    assert posted.transaction_id == flaky.transaction_id
+    assert posted.posting_status == PostingStatus.POSTED
+    assert ledger.balance(CUSTOMER, "EUR").posted == -2 * BILLED
+    assert ledger.trial_balance() == {"EUR": 0}
+    assert TOKEN not in logs()
+
+
+def test_a_permanent_refusal_ends_posting_failed_and_is_not_retried(
+    handle: Handle, tap: str, ledger: DynamoDBLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = approved()
+    _, system = posting.posting_system()
+
+    def refuse(request: PostingRequest) -> PostingResult:
+        raise PermanentPostingError("account closed")
+
+    monkeypatch.setattr(system, "post", refuse)
+
+    response = handle(batch(message(event)))
+
+    assert response == {"batchItemFailures": []}
+    (published,) = drain(tap)
+    assert published["detail-type"] == "PostingFailed"
+    assert published["source"] == "payments.posting"
+    failed = PostingFailed.model_validate(published["detail"])
+    assert failed.transaction_id == event.transaction_id
+    assert failed.reason == "account closed"
+    assert failed.account_id == CUSTOMER
+    assert failed.amount.amount == BILLED
+    assert failed.posting_system == "ledger"
+    assert ledger.posting(event.transaction_id) is None
+    assert entry_count(ledger) == 0
+
+    # A redelivery of a refused transaction is answered from the idempotency record.
+    assert handle(batch(message(event, receive_count=2))) == {"batchItemFailures": []}
+    assert drain(tap) == []
+
+
+def test_an_unknown_account_is_posted_to_suspense(
+    handle: Handle, tap: str, ledger: DynamoDBLedger
+) -> None:
+    event = approved(accountId="ACC-9999")
+    assert event.enrichment.account_found is False
+
+    assert handle(batch(message(event))) == {"batchItemFailures": []}
+
+    (posted,) = posted_events(drain(tap))
+    assert posted.account_id == SUSPENSE_ACCOUNT_ID == "SUSPENSE-EUR"
+    assert ledger.balance(SUSPENSE_ACCOUNT_ID, "EUR").posted == -BILLED
+    assert ledger.balance(CLEARING, "EUR").posted == BILLED
+    assert ledger.entries("ACC-9999") == []
+    assert ledger.trial_balance() == {"EUR": 0}
+
+
+def test_a_refund_credits_the_customer(handle: Handle, tap: str, ledger: DynamoDBLedger) -> None:
+    event = approved(processingCode="200000")
+
+    assert handle(batch(message(event))) == {"batchItemFailures": []}
+
+    (posted,) = posted_events(drain(tap))
+    assert posted.direction == "CREDIT"
+    assert ledger.balance(CUSTOMER, "EUR").posted == BILLED
+    assert ledger.balance(CLEARING, "EUR").posted == -BILLED
+
+
+def test_the_idempotency_record_is_keyed_by_the_transaction_id(
+    handle: Handle, tap: str, dynamodb: Any, idempotency_table: str
+) -> None:
+    event = approved()
+
+    handle(batch(message(event)))
+
+    items = dynamodb.scan(TableName=idempotency_table)["Items"]
+    assert len(items) == 1
+    (item,) = items
+    # Powertools keys the record "<function>.<qualified name>#<md5 of the JMESPath result>".
+    key_hash = hashlib.md5(json.dumps(event.transaction_id).encode()).hexdigest()  # noqa: S324
+    assert item["id"]["S"].endswith(f"#{key_hash}")
+    assert "handlers.posting" in item["id"]["S"]
+    assert item["status"]["S"] == "COMPLETED"
+    assert int(item["expiration"]["N"]) > 0
+    assert json.loads(item["data"]["S"]) == {"outcome": "TransactionPosted", "status": "POSTED"}
+    assert TOKEN not in json.dumps(items)
