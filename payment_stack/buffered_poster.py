@@ -103,10 +103,6 @@ class BufferedPoster(Construct):
             encryption_key=encryption_key,
             partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            billing=dynamodb.Billing.on_demand(),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
             removal_policy=removal_policy,
         )
         self.idempotency_table = customer_key_table(
@@ -114,11 +110,7 @@ class BufferedPoster(Construct):
             "IdempotencyTable",
             encryption_key=encryption_key,
             partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
-            billing=dynamodb.Billing.on_demand(),
             time_to_live_attribute="expiration",
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
             removal_policy=removal_policy,
         )
 

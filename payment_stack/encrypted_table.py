@@ -21,14 +21,21 @@ def customer_key_table(
 ) -> dynamodb.ITableV2:
     """Create the table and return a view of it that knows its key.
 
-    Grants made through the returned ``ITableV2`` include the KMS permissions the key needs,
-    exactly as with a table created with ``customer_managed_key``.
+    Every table of this project is on-demand with point-in-time recovery unless ``props``
+    says otherwise. Grants made through the returned ``ITableV2`` include the KMS permissions
+    the key needs, exactly as with a table created with ``customer_managed_key``.
     """
     table = dynamodb.TableV2(
         scope,
         construct_id,
         encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
-        **props,
+        **{
+            "billing": dynamodb.Billing.on_demand(),
+            "point_in_time_recovery_specification": dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            **props,
+        },
     )
     resource = table.node.default_child
     assert isinstance(resource, dynamodb.CfnGlobalTable)

@@ -124,11 +124,7 @@ class IngestPipe(Construct):
             partition_key=dynamodb.Attribute(
                 name=TRANSACTIONS_PARTITION_KEY, type=dynamodb.AttributeType.STRING
             ),
-            billing=dynamodb.Billing.on_demand(),
             dynamo_stream=dynamodb.StreamViewType.NEW_IMAGE,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
             removal_policy=removal_policy,
         )
         stream_arn = _stream_arn_with_images(self.transactions_table)
@@ -140,11 +136,7 @@ class IngestPipe(Construct):
             partition_key=dynamodb.Attribute(
                 name=DEDUP_PARTITION_KEY, type=dynamodb.AttributeType.STRING
             ),
-            billing=dynamodb.Billing.on_demand(),
             time_to_live_attribute=DEDUP_TTL_ATTRIBUTE,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
             removal_policy=removal_policy,
         )
 

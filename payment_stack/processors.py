@@ -91,10 +91,6 @@ class EnrichmentProcessor(Construct):
             "AccountsTable",
             encryption_key=encryption_key,
             partition_key=dynamodb.Attribute(name="accountId", type=dynamodb.AttributeType.STRING),
-            billing=dynamodb.Billing.on_demand(),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
             removal_policy=removal_policy,
         )
         allow_eventbridge_to_encrypt(self, encryption_key)

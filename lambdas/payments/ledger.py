@@ -22,15 +22,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 from uuid import UUID, uuid5
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from payments.money import CurrencyCode, MinorUnits, Money
+from payments.money import CurrencyCode, MinorUnits, Money, SignedMinorUnits
 from payments.posting import (
     Direction,
     PermanentPostingError,
@@ -72,23 +71,6 @@ _BALANCE_UPDATE = (
     "SET accountId = :account, currency = :currency,"
     " posted = :posted, available = :available, version = :version"
 )
-
-
-def _signed_minor_units(value: Any) -> Any:
-    # Balances and legs may be negative, but the rule of ``money.MinorUnits`` stands: ints and
-    # integral Decimals (what DynamoDB returns) only, never a float or a numeric string.
-    if isinstance(value, bool):
-        raise ValueError("must be an integer number of minor units")
-    if isinstance(value, Decimal):
-        if value != value.to_integral_value():
-            raise ValueError("must be an integer number of minor units, not a fraction")
-        return int(value)
-    if not isinstance(value, int):
-        raise ValueError("must be an integer number of minor units")
-    return value
-
-
-SignedMinorUnits = Annotated[int, BeforeValidator(_signed_minor_units)]
 
 
 def _utc(value: datetime) -> datetime:

@@ -34,7 +34,7 @@ def _check_currency(code: str) -> str:
     return code
 
 
-def _integral_minor_units(value: Any) -> Any:
+def integral_minor_units(value: Any) -> Any:
     # DynamoDB hands numbers over as Decimal and JSON as int; anything else (float, str, bool)
     # is refused rather than coerced, so a rounding error can never become money.
     if isinstance(value, bool):
@@ -49,7 +49,9 @@ def _integral_minor_units(value: Any) -> Any:
 
 
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), AfterValidator(_check_currency)]
-MinorUnits = Annotated[int, BeforeValidator(_integral_minor_units), Field(ge=0, le=MAX_MINOR_UNITS)]
+MinorUnits = Annotated[int, BeforeValidator(integral_minor_units), Field(ge=0, le=MAX_MINOR_UNITS)]
+# Balances and ledger legs may be negative; the same rule on what counts as an integer holds.
+SignedMinorUnits = Annotated[int, BeforeValidator(integral_minor_units)]
 
 
 class Money(BaseModel):
