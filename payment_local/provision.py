@@ -102,7 +102,7 @@ class Provisioner:
             resource = resources[logical_id]
             handler = self._handlers().get(resource["Type"])
             if handler is None:
-                self._placeholder(logical_id, resource["Type"])
+                self._record_ignored(logical_id, resource["Type"])
                 continue
             handler(logical_id, self.resolver.resolve(resource.get("Properties", {})))
         self._finish_async_configs()
@@ -141,7 +141,7 @@ class Provisioner:
         for name, value in attributes.items():
             self.resolver.attributes[(logical_id, name)] = value
 
-    def _placeholder(self, logical_id: str, kind: str) -> None:
+    def _record_ignored(self, logical_id: str, kind: str) -> None:
         # Ignored types still get names, so what refers to them resolves.
         service = kind.split("::")[1].lower()
         arn = self._arn(service, f"{logical_id}")

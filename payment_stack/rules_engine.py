@@ -205,7 +205,7 @@ def _validate(
     if missing:
         raise ValueError(
             f"RulesEngine: {definition_file.name} uses {sorted(missing)} with no substitution; "
-            "pass them in definition_substitutions (an unreplaced placeholder deploys as text)"
+            "pass them in definition_substitutions (an unreplaced ${Name} deploys as literal text)"
         )
     try:
         json.loads(text)
