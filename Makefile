@@ -58,6 +58,14 @@ typecheck: $(VENV_STAMP) ## mypy, strict
 synth: install ## synthesize cdk.out with the pinned CDK CLI (cdk-nag runs as part of it)
 	$(CDK) synth --quiet -c stage=$(STAGE)
 
+.PHONY: diff
+diff: install ## compare cdk.out with what is deployed (needs AWS credentials)
+	$(CDK) diff -c stage=$(STAGE)
+
+.PHONY: deploy
+deploy: install ## deploy STAGE (default dev) with the pinned CDK CLI (needs AWS credentials)
+	$(CDK) deploy -c stage=$(STAGE)
+
 .PHONY: pytest
 pytest: $(VENV_STAMP)
 	$(BIN)/pytest
