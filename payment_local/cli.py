@@ -174,7 +174,9 @@ _progress_option = click.option(
 @_cdk_out_option
 @_report_option
 @_progress_option
-def run(count: int, seed: int, cdk_out: Path, report: Path, progress: bool, **rates: float) -> None:
+def run(
+    count: int, seed: int, cdk_out: Path, report: Path, progress: bool | None, **rates: float
+) -> None:
     """Run the synthesized pipeline on this machine, on moto, with generated transactions.
 
     Every transaction written is followed to its last lifecycle event; the summary counts

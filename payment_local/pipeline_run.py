@@ -1,9 +1,9 @@
-"""Feeding transactions into a running local pipeline and waiting until each is accounted for.
+"""Feeding transactions into a running local pipeline and waiting until each has finished.
 
 Records are written to the transactions table a chunk at a time while the runtime keeps
 stepping (the continuous mode), as an authorization system would keep writing. The run ends
-when every transaction written has a lifecycle event and the pipeline is idle, or, if some
-never get one, when it has been idle for a while: those are reported, never waited on forever.
+when every transaction written has reached a terminal state and the pipeline is idle, or, if
+some never do, when it has been idle for a while: those are reported, never waited on forever.
 """
 
 from __future__ import annotations

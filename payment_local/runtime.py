@@ -5,8 +5,8 @@ on its own: poll the pipes, dispatch rule targets, poll the SQS event sources, a
 event. moto is not thread-safe, so everything runs in one thread, one step at a time:
 
 - ``run_until_idle()`` steps until nothing moves (deterministic, for tests);
-- ``run(until=...)`` keeps stepping, pausing briefly when idle, until a condition holds
-  (continuous, for the demo, where records keep arriving).
+- the continuous mode of the demo, ``pipeline_run.run_transactions``, keeps writing records
+  while it steps, as an authorization system keeps writing, until each has finished.
 """
 
 from __future__ import annotations
@@ -166,23 +166,3 @@ class LocalRuntime:
             if self.step().total == 0:
                 return steps
         raise NotIdleError(f"still busy after {max_steps} steps")
-
-    def run(
-        self,
-        until: Callable[[], bool],
-        *,
-        timeout: float = 600.0,
-        idle_pause: float = 0.01,
-        on_step: Callable[[StepCounts], None] | None = None,
-    ) -> bool:
-        """Keep stepping until ``until()`` holds or ``timeout`` seconds pass; True if it held."""
-        deadline = self.clock() + timeout
-        while not until():
-            if self.clock() > deadline:
-                return False
-            counts = self.step()
-            if on_step is not None:
-                on_step(counts)
-            if counts.total == 0:
-                time.sleep(idle_pause)
-        return True
