@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ import pytest
 from moto import mock_aws
 
 TRANSACTIONS_TABLE = "transactions"
+BUS = "payments"
 DEDUP_TABLE = "dedup"
 
 
@@ -105,3 +107,24 @@ def handler_output(logger: Any, capsys: pytest.CaptureFixture[str]) -> Iterator[
         yield lambda: capsys.readouterr().out
     finally:
         handler.setStream(original)
+
+
+@pytest.fixture
+def tap(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The payments bus with a catch-all rule into a queue; returns the queue URL.
+
+    What a handler publishes is read back from the queue, as a subscriber would see it.
+    """
+    events = boto3.client("events")
+    sqs = boto3.client("sqs")
+    events.create_event_bus(Name=BUS)
+    url: str = sqs.create_queue(QueueName="tap")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name="everything", EventBusName=BUS, EventPattern=json.dumps({"source": [{"prefix": ""}]})
+    )
+    events.put_targets(Rule="everything", EventBusName=BUS, Targets=[{"Id": "tap", "Arn": arn}])
+    monkeypatch.setenv("EVENT_BUS_NAME", BUS)
+    return url

@@ -176,24 +176,6 @@ def idempotency_table(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     return IDEMPOTENCY_TABLE
 
 
-@pytest.fixture
-def tap(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The payments bus with a catch-all rule into a queue; returns the queue URL."""
-    events = boto3.client("events")
-    sqs = boto3.client("sqs")
-    events.create_event_bus(Name=BUS)
-    url: str = sqs.create_queue(QueueName="tap")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    events.put_rule(
-        Name="everything", EventBusName=BUS, EventPattern=json.dumps({"source": [{"prefix": ""}]})
-    )
-    events.put_targets(Rule="everything", EventBusName=BUS, Targets=[{"Id": "tap", "Arn": arn}])
-    monkeypatch.setenv("EVENT_BUS_NAME", BUS)
-    return url
-
-
 @pytest.fixture(autouse=True)
 def fresh_caches() -> Iterator[None]:
     """The handler caches its adapters per process, as Lambda does; each test gets new ones."""

@@ -92,20 +92,6 @@ def drain(queue_url: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def tap(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The payments bus with a catch-all rule into a queue; returns the queue URL."""
-    events = boto3.client("events")
-    events.create_event_bus(Name=BUS)
-    url, arn = queue("tap")
-    events.put_rule(
-        Name="everything", EventBusName=BUS, EventPattern=json.dumps({"source": [{"prefix": ""}]})
-    )
-    events.put_targets(Rule="everything", EventBusName=BUS, Targets=[{"Id": "tap", "Arn": arn}])
-    monkeypatch.setenv("EVENT_BUS_NAME", BUS)
-    return url
-
-
-@pytest.fixture
 def notifications(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
     """The notification topic with a queue subscribed; returns the queue URL."""
     sns = boto3.client("sns")
