@@ -20,9 +20,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from payment_stack.encrypted_table import customer_key_table
-from payment_stack.nag import acknowledge
+from payment_stack.nag import acknowledge_kms_grant_wildcards
 from payment_stack.payment_function import PaymentFunction
 from payment_stack.queues import (
+    RULE_TARGET_MAX_EVENT_AGE,
+    RULE_TARGET_RETRY_ATTEMPTS,
     allow_eventbridge_to_encrypt,
     dead_letter_queue,
 )
@@ -170,17 +172,15 @@ class BufferedPoster(Construct):
             targets.SqsQueue(
                 self.queue,
                 dead_letter_queue=self.dead_letter_queue,
-                retry_attempts=8,
-                max_event_age=Duration.hours(6),
+                retry_attempts=RULE_TARGET_RETRY_ATTEMPTS,
+                max_event_age=RULE_TARGET_MAX_EVENT_AGE,
             )
         )
-        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
-            acknowledge(
-                self,
-                f"AwsSolutions-IAM5[Action::{action}]",
-                "CDK grants on KMS-encrypted tables and queues use these action wildcards; "
-                "the resource is the pipeline's one customer-managed key.",
-            )
+        acknowledge_kms_grant_wildcards(
+            self,
+            "CDK grants on KMS-encrypted tables and queues use these action wildcards; "
+            "the resource is the pipeline's one customer-managed key.",
+        )
 
     def metric_backlog(self, *, period: Duration | None = None) -> cloudwatch.Metric:
         """Approved transactions waiting to be posted. A steady rise means the posting system

@@ -18,7 +18,7 @@ from aws_cdk import aws_pipes as pipes
 from constructs import Construct
 
 from payment_stack.encrypted_table import customer_key_table
-from payment_stack.nag import acknowledge
+from payment_stack.nag import acknowledge_kms_grant_wildcards
 from payment_stack.payment_function import PaymentFunction
 from payment_stack.queues import dead_letter_queue
 
@@ -300,13 +300,11 @@ class IngestPipe(Construct):
         return bus
 
     def _acknowledge_findings(self) -> None:
-        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
-            acknowledge(
-                self,
-                f"AwsSolutions-IAM5[Action::{action}]",
-                "CDK grants on a KMS-encrypted table or queue use these action wildcards; "
-                "the resource is the one customer-managed key of this pipeline.",
-            )
+        acknowledge_kms_grant_wildcards(
+            self,
+            "CDK grants on a KMS-encrypted table or queue use these action wildcards; "
+            "the resource is the one customer-managed key of this pipeline.",
+        )
 
 
 def _stream_arn_with_images(table: dynamodb.ITableV2) -> str:

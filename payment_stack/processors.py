@@ -25,9 +25,14 @@ from constructs import Construct
 
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.ingest_pipe import DEFAULT_EVENT_SOURCE, TRANSACTION_AUTHORIZED
-from payment_stack.nag import acknowledge
+from payment_stack.nag import acknowledge_kms_grant_wildcards
 from payment_stack.payment_function import PaymentFunction
-from payment_stack.queues import allow_eventbridge_to_encrypt, dead_letter_queue
+from payment_stack.queues import (
+    RULE_TARGET_MAX_EVENT_AGE,
+    RULE_TARGET_RETRY_ATTEMPTS,
+    allow_eventbridge_to_encrypt,
+    dead_letter_queue,
+)
 
 ENRICHMENT_SOURCE = "payments.enrichment"
 # Lambda's asynchronous retries after the first attempt (its default, written out).
@@ -40,8 +45,8 @@ def subscribe(rule: events.Rule, function: lambda_.IFunction, failures: sqs.IQue
         targets.LambdaFunction(
             function,
             dead_letter_queue=failures,
-            retry_attempts=8,
-            max_event_age=Duration.hours(6),
+            retry_attempts=RULE_TARGET_RETRY_ATTEMPTS,
+            max_event_age=RULE_TARGET_MAX_EVENT_AGE,
         )
     )
 
@@ -56,13 +61,11 @@ def fail_into(function: lambda_.IFunction, failures: sqs.IQueue) -> None:
 
 
 def _acknowledge_kms_grants(scope: Construct) -> None:
-    for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
-        acknowledge(
-            scope,
-            f"AwsSolutions-IAM5[Action::{action}]",
-            "CDK grants on a KMS-encrypted table, topic or queue use these action wildcards; "
-            "the resource is the pipeline's one customer-managed key.",
-        )
+    acknowledge_kms_grant_wildcards(
+        scope,
+        "CDK grants on a KMS-encrypted table, topic or queue use these action wildcards; "
+        "the resource is the pipeline's one customer-managed key.",
+    )
 
 
 class EnrichmentProcessor(Construct):

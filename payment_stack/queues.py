@@ -11,6 +11,10 @@ from constructs import Construct
 from payment_stack.nag import acknowledge
 
 DEAD_LETTER_RETENTION = Duration.days(14)
+# EventBridge's retry of a rule target it cannot deliver to, before its dead-letter queue:
+# enough to ride out a throttling spell, short enough that a person sees a real outage.
+RULE_TARGET_RETRY_ATTEMPTS = 8
+RULE_TARGET_MAX_EVENT_AGE = Duration.hours(6)
 
 
 def dead_letter_queue(

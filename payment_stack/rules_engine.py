@@ -22,9 +22,14 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from payment_stack.nag import acknowledge
+from payment_stack.nag import acknowledge, acknowledge_kms_grant_wildcards
 from payment_stack.processors import ENRICHMENT_SOURCE
-from payment_stack.queues import allow_eventbridge_to_encrypt, dead_letter_queue
+from payment_stack.queues import (
+    RULE_TARGET_MAX_EVENT_AGE,
+    RULE_TARGET_RETRY_ATTEMPTS,
+    allow_eventbridge_to_encrypt,
+    dead_letter_queue,
+)
 
 STATEMACHINE_DIR = Path(__file__).resolve().parent.parent / "statemachine"
 DEFAULT_DEFINITION = STATEMACHINE_DIR / "business_rules.asl.json"
@@ -159,8 +164,8 @@ class RulesEngine(Construct):
             targets.SfnStateMachine(
                 self.state_machine,
                 dead_letter_queue=self.dead_letter_queue,
-                retry_attempts=8,
-                max_event_age=Duration.hours(6),
+                retry_attempts=RULE_TARGET_RETRY_ATTEMPTS,
+                max_event_age=RULE_TARGET_MAX_EVENT_AGE,
             )
         )
         self._acknowledge_findings()
@@ -182,13 +187,11 @@ class RulesEngine(Construct):
             "Log delivery (logs:CreateLogDelivery and friends) and X-Ray accept only '*' as "
             "resource; AWS documents no narrower form for them.",
         )
-        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
-            acknowledge(
-                self,
-                f"AwsSolutions-IAM5[Action::{action}]",
-                "CDK grants to publish to a KMS-encrypted topic use these action wildcards; "
-                "the resource is the rules engine's own customer-managed key.",
-            )
+        acknowledge_kms_grant_wildcards(
+            self,
+            "CDK grants to publish to a KMS-encrypted topic use these action wildcards; "
+            "the resource is the rules engine's own customer-managed key.",
+        )
 
 
 def _validate(

@@ -10,7 +10,7 @@ from constructs import Construct
 from payment_stack.buffered_poster import BufferedPoster
 from payment_stack.config import StageConfig
 from payment_stack.ingest_pipe import IngestPipe
-from payment_stack.nag import acknowledge
+from payment_stack.nag import acknowledge_kms_grant_wildcards
 from payment_stack.payment_function import PaymentFunction
 from payment_stack.processors import EnrichmentProcessor, ScreeningOutcomes
 from payment_stack.rules_engine import RulesEngine
@@ -93,13 +93,11 @@ class PaymentPostingStack(Stack):
             )
             self.ingest.grant_write_transactions(self.sample_source.role)
             self.enrichment.accounts_table.grant_write_data(self.sample_source.role)
-            for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
-                acknowledge(
-                    self.sample_source,
-                    f"AwsSolutions-IAM5[Action::{action}]",
-                    "CDK's grant to write an encrypted table uses these action wildcards; "
-                    "the resource is the pipeline's one customer-managed key.",
-                )
+            acknowledge_kms_grant_wildcards(
+                self.sample_source,
+                "CDK's grant to write an encrypted table uses these action wildcards; "
+                "the resource is the pipeline's one customer-managed key.",
+            )
             CfnOutput(
                 self,
                 "SampleSourceFunctionName",
