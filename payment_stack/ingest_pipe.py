@@ -164,8 +164,10 @@ class IngestPipe(Construct):
             log_removal_policy=removal_policy,
         )
         self.dedup_function = dedup.function
-        # Read (to judge a duplicate) and update (to claim a fingerprint); no delete or scan.
-        self.dedup_table.grant(dedup.role, "dynamodb:UpdateItem")
+        # What the store does (payments/dedup_store.py): a conditional PutItem claims a new
+        # fingerprint, a conditional UpdateItem takes over an expired one or records a
+        # duplicate's verdict; both read the item back on a failed condition. No delete or scan.
+        self.dedup_table.grant(dedup.role, "dynamodb:PutItem", "dynamodb:UpdateItem")
         # grant() names only the table actions; an encrypted table also needs the key.
         self.encryption_key.grant_encrypt_decrypt(dedup.role)
 
