@@ -23,6 +23,10 @@ What moto cannot do for this runtime, and what it does too slowly (each measured
 - a patch: ``TransactWriteItems`` rolls back with an undo log of the items it names instead of
   deep copies of whole tables (a ledger posting copied the whole ledger table five times, so
   posting slowed down, and memory grew, with every posting);
+- a patch: Step Functions tasks call AWS with clients moto creates with fixed placeholder
+  credentials; they now carry the credentials of the execution's role (when the runtime
+  provides them), so the local access check authorizes a task as the state machine's role;
+- a read: AWS managed policy documents, from the copy moto ships for its IAM;
 - a read: the pipe poller takes stream records from moto's DynamoDB Streams backend rather than
   through ``GetRecords``, whose response moto serializes field by field (about 7 ms per record
   with the transaction images, more than the rest of the record's journey).
@@ -34,13 +38,17 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib
 import json
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import jsonpath_ng.ext
 import moto
+from botocore.config import Config
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.utils import unix_time
 from moto.dynamodb import models as dynamodb_models
@@ -97,7 +105,61 @@ def apply_patches() -> None:
     dynamodb_backend.transact_write_items = _undo_log_instead_of_snapshots(
         dynamodb_backend.transact_write_items
     )
+    for name in _TASK_CLIENT_MODULES:
+        importlib.import_module(name)
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moto.stepfunctions.parser") and hasattr(module, "boto_client_for"):
+            module_any: Any = module
+            module_any.boto_client_for = _as_execution_role(module_any.boto_client_for)
     _patched = True
+
+
+# The modules whose tasks create clients with moto's boto_client_for (imported before the
+# patch, so that each one's own reference to it is replaced).
+_TASK_CLIENT_MODULES = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_events",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sns",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sqs",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn",
+)  # fmt: skip
+# The roles of the executions running, innermost last. Not a ContextVar: moto runs each Task
+# state in a thread of its own (which would not see the context), while the execution waits.
+_execution_roles: list[str] = []
+# role ARN -> (access key, secret key, session token), set by the runtime while it runs.
+RoleCredentials = Callable[[str], tuple[str, str, str] | None]
+_role_credentials: RoleCredentials | None = None
+_task_clients: dict[tuple[str, str, str], Any] = {}
+
+
+def set_role_credentials(provider: RoleCredentials | None) -> None:
+    """How a Step Functions task gets the credentials of its execution's role (None: moto's)."""
+    global _role_credentials
+    _role_credentials = provider
+    _task_clients.clear()
+
+
+def _as_execution_role(original: Callable[..., Any]) -> Callable[..., Any]:
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        role = _execution_roles[-1] if _execution_roles else None
+        credentials = _role_credentials(role) if role and _role_credentials else None
+        if credentials is None:
+            return original(region, service, state_credentials)
+        key = (role or "", region, service)
+        if key not in _task_clients:
+            access_key, secret_key, token = credentials
+            # moto's own settings for task clients: no validation, no retries.
+            _task_clients[key] = boto3.session.Session().client(
+                service, region_name=region, aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key, aws_session_token=token,
+                config=Config(parameter_validation=False,
+                              retries={"max_attempts": 0, "total_max_attempts": 1}),
+            )  # fmt: skip
+        return _task_clients[key]
+
+    return boto_client_for
 
 
 class _TablesAreNotCopied:
@@ -161,7 +223,11 @@ def _eval_program_inline(program: Any, env: Any) -> None:
     # moto evaluates each program in one more thread, only to enforce TimeoutSeconds by
     # joining it; locally timeouts are not enforced (see the runtime's documentation).
     env.next_state_name = program.start_at.start_at_name
-    super(Program, program).eval(env)
+    _execution_roles.append(env.aws_execution_details.role_arn)
+    try:
+        super(Program, program).eval(env)
+    finally:
+        _execution_roles.pop()
 
 
 def _parse_with_cached_tree(original: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -257,3 +323,21 @@ def get_stream_records(
         record["awsRegion"] = region
         records.append(record)
     return result["NextShardIterator"], records
+
+
+def aws_managed_policy(arn: str) -> dict[str, Any] | None:
+    """The document of an AWS managed policy (``arn:aws:iam::aws:policy/...``), from the copy
+    moto ships, or None if it is not one moto knows."""
+    if ":iam::aws:policy/" not in arn:
+        return None
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    policies: dict[str, Any] = _managed_policies(aws_managed_policies_data)
+    entry = policies.get(arn.rsplit("/", 1)[-1])
+    return entry["Document"] if entry else None
+
+
+@functools.lru_cache(maxsize=1)
+def _managed_policies(data: str) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(data)
+    return parsed
