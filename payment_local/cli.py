@@ -18,7 +18,7 @@ from payment_local.assembly import AssemblyError, StackAssembly, check_fresh, lo
 from payment_local.event_log import load_events
 from payment_local.pipeline_run import InputRecord, LabelledRecord, run_transactions
 from payment_local.provision import UnsupportedResourceError
-from payment_local.report import build_report, ledger_of
+from payment_local.report import build_report, ledger_of, run_failures
 from payment_local.runtime import LocalRuntime
 from payments.generator import Knobs, TransactionGenerator
 from payments.money import Money
@@ -152,6 +152,14 @@ _report_option = click.option(
 _progress_option = click.option(
     "--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal)."
 )
+_access_option = click.option(
+    "--enforce-access/--no-enforce-access",
+    default=True,
+    show_default=True,
+    help="Authorize every call of a function, pipe, rule or workflow against the template's "
+    "IAM, resource and key policies, as AWS would; a refused call fails as on AWS, and the run "
+    "fails if any was refused.",
+)
 
 
 @main.command(short_help="Run the pipeline locally on generated transactions (the demo).")
@@ -174,8 +182,15 @@ _progress_option = click.option(
 @_cdk_out_option
 @_report_option
 @_progress_option
+@_access_option
 def run(
-    count: int, seed: int, cdk_out: Path, report: Path, progress: bool | None, **rates: float
+    count: int,
+    seed: int,
+    cdk_out: Path,
+    report: Path,
+    progress: bool | None,
+    enforce_access: bool,
+    **rates: float,
 ) -> None:
     """Run the synthesized pipeline on this machine, on moto, with generated transactions.
 
@@ -185,7 +200,7 @@ def run(
     knobs = _knobs(rates)
     records = list(TransactionGenerator(knobs=knobs, seed=seed).generate(count))
     inputs = {"count": count, "seed": seed, "knobs": rates}
-    _run_and_report(records, inputs, cdk_out, report, progress)
+    _run_and_report(records, inputs, cdk_out, report, progress, enforce_access)
 
 
 @main.command(short_help="Send transactions from a JSON-lines file through the pipeline.")
@@ -193,7 +208,10 @@ def run(
 @_cdk_out_option
 @_report_option
 @_progress_option
-def send(source: TextIO, cdk_out: Path, report: Path, progress: bool | None) -> None:
+@_access_option
+def send(
+    source: TextIO, cdk_out: Path, report: Path, progress: bool | None, enforce_access: bool
+) -> None:
     """Send table items from SOURCE (JSON lines, '-' for standard input) through the pipeline.
 
     Lines are items as `payments-local generate` writes them, optionally wrapped by its
@@ -201,7 +219,7 @@ def send(source: TextIO, cdk_out: Path, report: Path, progress: bool | None) -> 
     """  # fmt: skip
     records = _read_records(source)
     inputs = {"count": len(records), "source": source.name}
-    _run_and_report(records, inputs, cdk_out, report, progress)
+    _run_and_report(records, inputs, cdk_out, report, progress, enforce_access)
 
 
 @main.command(short_help="Show the lifecycle of one transaction from the last run.")
@@ -342,6 +360,7 @@ def _run_and_report(
     cdk_out: Path,
     report_path: Path,
     progress: bool | None,
+    enforce_access: bool = True,
 ) -> None:
     show_progress = sys.stderr.isatty() if progress is None else progress
     try:
@@ -350,7 +369,10 @@ def _run_and_report(
     except AssemblyError as error:
         raise click.ClickException(str(error)) from None
     STATE_DIR.mkdir(exist_ok=True)
-    with FUNCTION_LOG.open("w") as function_log, _started(assembly, function_log) as runtime:
+    with (
+        FUNCTION_LOG.open("w") as function_log,
+        _started(assembly, function_log, enforce_access) as runtime,
+    ):
         click.echo(_start_banner(runtime))
         with click.progressbar(
             length=len(records), label="transactions accounted for", file=sys.stderr,
@@ -364,17 +386,19 @@ def _run_and_report(
     report_path.write_text(summary.to_json())
     click.echo(summary.to_text())
     click.echo(f"\nReport {report_path}   event log {EVENT_LOG}   function log {FUNCTION_LOG}")
-    if summary.unaccounted:
-        raise click.ClickException(
-            f"{len(summary.unaccounted)} transactions have no lifecycle event, e.g. "
-            f"{', '.join(summary.unaccounted[:5])}"
-        )
+    problems = run_failures(summary)
+    if problems:
+        raise click.ClickException("; ".join(problems))
 
 
 @contextmanager
-def _started(assembly: StackAssembly, function_log: TextIO) -> Iterator[LocalRuntime]:
+def _started(
+    assembly: StackAssembly, function_log: TextIO, enforce_access: bool = True
+) -> Iterator[LocalRuntime]:
     try:
-        runtime = LocalRuntime(assembly, function_log=function_log).__enter__()
+        runtime = LocalRuntime(
+            assembly, function_log=function_log, enforce_access=enforce_access
+        ).__enter__()
     except UnsupportedResourceError as error:
         raise click.ClickException(str(error)) from None
     try:
@@ -393,6 +417,16 @@ def _start_banner(runtime: LocalRuntime) -> str:
             f"{len(topology.tap_targets)} rule targets, {len(topology.event_sources)} queue "
             "event sources.",
             *(f"  not run locally: {n} resources ({reason})" for reason, n in skipped.items()),
+            "  access: every call of a template principal is checked against the template's "
+            "IAM, resource and key policies"
+            if runtime.access.enforce
+            else "  access: NOT checked (--no-enforce-access)",
+            *(
+                f"  access: condition {key} cannot be evaluated locally (used in "
+                f"{', '.join(sorted(set(where)))}); treated as most restrictive"
+                for key, where in runtime.access.model.unknown_condition_keys().items()
+            ),
+            *(f"  access: {note}" for note in runtime.access.model.notes),
         ]
     )
 

@@ -7,14 +7,32 @@ from typing import Any
 
 import boto3
 
+from payment_local.access.authorizer import Credentials
+
 
 class AwsClients:
-    """Lazily created clients for the services the runtime drives; all talk to moto."""
+    """Lazily created clients for the services the runtime drives; all talk to moto.
 
-    def __init__(self, region: str) -> None:
+    With ``credentials``, every call is signed as the principal they identify (a pipe's or a
+    rule target's role), so the local access check authorizes it as that principal.
+    """
+
+    def __init__(self, region: str, credentials: Credentials | None = None) -> None:
         self.region = region
+        self._session = (
+            boto3.session.Session(
+                aws_access_key_id=credentials.access_key,
+                aws_secret_access_key=credentials.secret_key,
+                aws_session_token=credentials.session_token,
+                region_name=region,
+            )
+            if credentials
+            else None
+        )
 
     def _client(self, service: str) -> Any:
+        if self._session is not None:
+            return self._session.client(service)
         return boto3.client(service, region_name=self.region)
 
     @cached_property

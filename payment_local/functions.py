@@ -17,6 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import boto3
+
+from payment_local.access.authorizer import Credentials
+from payment_local.access.botocore_hook import running_function
+from payment_local.access.policy import Caller
 from payments.pan import redact_pans
 
 # Locally, tracing has no daemon to talk to and EMF metrics would only be printed.
@@ -61,9 +66,19 @@ class LocalFunction:
     timeout_seconds: int = 3
     memory_mb: int = 128
     log: TextIO | None = None
+    role_arn: str | None = None
     invocations: int = 0
     errors: int = 0
     _entry: Callable[[Any, Any], Any] | None = field(default=None, repr=False)
+    _caller: Caller | None = field(default=None, repr=False)
+    _credentials: Credentials | None = field(default=None, repr=False)
+    _session: boto3.session.Session | None = field(default=None, repr=False)
+
+    def run_as(self, caller: Caller, credentials: Credentials) -> None:
+        """Run as ``caller``: its credentials in the environment, as Lambda puts them there."""
+        self._caller = caller
+        self._credentials = credentials
+        self._session = None
 
     def invoke(self, payload: Any) -> Any:
         """Invoke synchronously; raise FunctionError as Lambda would report one."""
@@ -105,8 +120,17 @@ class LocalFunction:
                 **LOCAL_ENVIRONMENT,
                 "AWS_LAMBDA_FUNCTION_NAME": self.name,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
+                **self._credential_variables(),
             }
         )
+        # Each function has its own default session, as it has its own process on Lambda:
+        # a shared one would hand every function the credentials it resolved first.
+        saved_session = boto3.DEFAULT_SESSION
+        if self._credentials is not None:
+            if self._session is None:
+                self._session = boto3.session.Session()
+            boto3.DEFAULT_SESSION = self._session
+        running = running_function.set(self._caller)
         try:
             if self.log is not None:
                 with contextlib.redirect_stdout(self.log):
@@ -114,5 +138,16 @@ class LocalFunction:
             else:
                 yield
         finally:
+            running_function.reset(running)
+            boto3.DEFAULT_SESSION = saved_session
             os.environ.clear()
             os.environ.update(saved)
+
+    def _credential_variables(self) -> dict[str, str]:
+        if self._credentials is None:
+            return {}
+        return {
+            "AWS_ACCESS_KEY_ID": self._credentials.access_key,
+            "AWS_SECRET_ACCESS_KEY": self._credentials.secret_key,
+            "AWS_SESSION_TOKEN": self._credentials.session_token,
+        }

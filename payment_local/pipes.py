@@ -16,8 +16,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from botocore.exceptions import ClientError
 from moto.events.models import EventPattern
 
+from payment_local.access.authorizer import AccessDenied, Authorizer
+from payment_local.access.calls import Check, checks_for_call
+from payment_local.access.policy import Caller
 from payment_local.functions import FunctionError, LocalFunction
 from payment_local.moto_internals import get_stream_records
 
@@ -31,6 +35,8 @@ class PipeStats:
     events_published: int = 0
     batch_failures: int = 0
     batches_dead_lettered: int = 0
+    dead_letters_refused: int = 0  # the dead-letter queue refused the failure record
+    reads_refused: int = 0
 
 
 @dataclass
@@ -62,6 +68,19 @@ class StreamPipe:
     _iterators: dict[str, str] = field(default_factory=dict)
     _pending: deque[_Batch] = field(default_factory=deque)
     _buffer: list[dict[str, Any]] = field(default_factory=list)
+    access: Authorizer | None = None
+    role: Caller | None = None
+    arn: str = ""
+    role_arn: str | None = None
+
+    def run_as(self, access: Authorizer, role: Caller, clients: Any) -> None:
+        """Read, invoke, publish and dead-letter as the pipe's role, as Pipes does."""
+        self.access, self.role, self.clients = access, role, clients
+
+    def _refused(self, checks: list[Check]) -> AccessDenied | None:
+        if self.access is None or self.role is None:
+            return None
+        return self.access.check(self.role, checks)
 
     def poll(self) -> int:
         """Read what the stream has, deliver ready batches; return how much work was done."""
@@ -88,7 +107,14 @@ class StreamPipe:
                 )["ShardIterator"]
 
     def _read(self) -> int:
-        self.start()
+        try:
+            self.start()
+        except ClientError:
+            self.stats.reads_refused += 1  # the role may not read the stream: nothing moves
+            return 0
+        if self._refused(self._read_checks()):
+            self.stats.reads_refused += 1
+            return 0
         read = 0
         for shard_id, iterator in list(self._iterators.items()):
             self._iterators[shard_id], records = get_stream_records(
@@ -106,6 +132,14 @@ class StreamPipe:
         self.stats.records_read += read
         return read
 
+    def _read_checks(self) -> list[Check]:
+        if self.access is None:
+            return []
+        # GetRecords on the stream, and the table key's Decrypt that reading it needs.
+        return checks_for_call(
+            self.access.model, "dynamodb", "GetRecords", {"StreamArn": self.stream_arn}
+        )
+
     def _passes_filters(self, record: dict[str, Any]) -> bool:
         # A record passes when any one filter matches (no filters: every record).
         return not self.filters or any(f.matches_event(cast(Any, record)) for f in self.filters)
@@ -114,7 +148,7 @@ class StreamPipe:
         try:
             items = self._enrich(batch.records)
             self._put_events(items)
-        except (FunctionError, _TargetError):
+        except (FunctionError, _TargetError, ClientError):
             self.stats.batch_failures += 1
             # Retries go first, so records keep their stream order; splitting a batch does
             # not count against the retries of its halves.
@@ -133,6 +167,9 @@ class StreamPipe:
     def _enrich(self, records: list[dict[str, Any]]) -> list[Any]:
         if self.enrichment is None:
             return records
+        refused = self._refused([Check("lambda:InvokeFunction", self.enrichment.arn)])
+        if refused:
+            raise _TargetError(str(refused))
         result = self.enrichment.invoke(records)
         return result if isinstance(result, list) else [result]
 
@@ -160,6 +197,14 @@ class StreamPipe:
         self.stats.batches_dead_lettered += 1
         if self.dead_letter_queue_url is None:
             return
+        try:
+            self._send_dead_letter(batch)
+        except ClientError:
+            # Nowhere to put the failure record: the records stay unpublished, and the run
+            # reports them (and the refusal) instead of losing them silently.
+            self.stats.dead_letters_refused += 1
+
+    def _send_dead_letter(self, batch: _Batch) -> None:
         # Like Pipes, the message locates the records in the stream; it does not copy them.
         sequence_numbers = [r["dynamodb"]["SequenceNumber"] for r in batch.records]
         sequence_numbers.sort(key=int)  # numeric strings of any width

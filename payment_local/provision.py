@@ -25,18 +25,24 @@ from payment_local.pipes import StreamPipe
 from payment_local.rules import (
     AsyncLambdaInvocation,
     Delivery,
+    SqsDelivery,
     StateMachineExecution,
     TapTarget,
+    TargetDeadLetter,
     tap_registration,
 )
 from payment_local.sqs_source import SqsEventSource
 
+# Policies are not created in moto: the local access check reads them from the template.
+_READ_BY_ACCESS_CHECK = "policies: read by the local access check, not created in moto"
 IGNORED_TYPES = {
-    "AWS::IAM::Role": "IAM is not enforced locally",
-    "AWS::IAM::Policy": "IAM is not enforced locally",
-    "AWS::SQS::QueuePolicy": "resource policies are not enforced locally",
-    "AWS::SNS::TopicPolicy": "resource policies are not enforced locally",
-    "AWS::Lambda::Permission": "resource policies are not enforced locally",
+    "AWS::IAM::Role": _READ_BY_ACCESS_CHECK,
+    "AWS::IAM::Policy": _READ_BY_ACCESS_CHECK,
+    "AWS::IAM::ManagedPolicy": _READ_BY_ACCESS_CHECK,
+    "AWS::SQS::QueuePolicy": _READ_BY_ACCESS_CHECK,
+    "AWS::SNS::TopicPolicy": _READ_BY_ACCESS_CHECK,
+    "AWS::Lambda::Permission": _READ_BY_ACCESS_CHECK,
+    "AWS::Events::EventBusPolicy": _READ_BY_ACCESS_CHECK,
     "AWS::Logs::LogGroup": "function output goes to the local function log",
     "AWS::Lambda::LayerVersion": "dependencies come from the project's virtual environment",
     "AWS::CDK::Metadata": "CDK bookkeeping",
@@ -59,6 +65,7 @@ class Topology:
     tables: dict[str, str] = field(default_factory=dict)
     queues: dict[str, str] = field(default_factory=dict)  # logical id -> url
     ignored: dict[str, str] = field(default_factory=dict)  # logical id -> reason
+    state_machine_roles: dict[str, str] = field(default_factory=dict)  # state machine -> role
     unsupported: dict[str, str] = field(default_factory=dict)  # logical id -> type
 
 
@@ -144,10 +151,19 @@ class Provisioner:
     def _record_ignored(self, logical_id: str, kind: str) -> None:
         # Ignored types still get names, so what refers to them resolves.
         service = kind.split("::")[1].lower()
-        arn = self._arn(service, f"{logical_id}")
+        ref, arn = logical_id, self._arn(service, f"{logical_id}")
         if kind == "AWS::IAM::Role":
-            arn = f"arn:aws:iam::{self.resolver.environment.account}:role/{logical_id}"
-        self._record(logical_id, logical_id, Arn=arn)
+            # The role's name as CloudFormation would give it (RoleName, else generated).
+            props = self.assembly.resources[logical_id].get("Properties", {})
+            given, path = props.get("RoleName"), props.get("Path", "/")
+            ref = given if isinstance(given, str) and given else logical_id
+            env = self.resolver.environment
+            arn = f"arn:{env.partition}:iam::{env.account}:role{path}{ref}"
+        elif kind == "AWS::IAM::ManagedPolicy":
+            env = self.resolver.environment
+            arn = f"arn:{env.partition}:iam::{env.account}:policy/{logical_id}"
+            ref = arn  # Ref of a managed policy is its ARN
+        self._record(logical_id, ref, Arn=arn)
 
     # -- resources ------------------------------------------------------------------------
 
@@ -264,6 +280,7 @@ class Provisioner:
             timeout_seconds=int(props.get("Timeout", 3)),
             memory_mb=int(props.get("MemorySize", 128)),
             log=self.function_log,
+            role_arn=str(props["Role"]) if props.get("Role") else None,
         )
         dead_letter = props.get("DeadLetterConfig", {}).get("TargetArn")
         self._async_configs.setdefault(arn, {})["dead_letter_arn"] = dead_letter
@@ -289,6 +306,8 @@ class Provisioner:
             roleArn=props.get("RoleArn") or self._arn("iam", f"role/{logical_id}"),
             type=props.get("StateMachineType", "STANDARD"),
         )["stateMachineArn"]
+        if props.get("RoleArn"):
+            self.topology.state_machine_roles[arn] = str(props["RoleArn"])
         self._record(logical_id, arn, Arn=arn, Name=name)
 
     def _event_invoke_config(self, logical_id: str, props: dict[str, Any]) -> None:
@@ -335,15 +354,20 @@ class Provisioner:
             EventPattern=json.dumps(props["EventPattern"]),
             State=props.get("State", "ENABLED"),
         )
+        rule_arn = self._arn("events", f"rule/{name}" if bus == "default" else f"rule/{bus}/{name}")
+        bus_arn = bus if bus.startswith("arn:") else self._arn("events", f"event-bus/{bus}")
         moto_targets = []
         for target in props.get("Targets", []):
             arn = target["Arn"]
             service = arn.split(":")[2]
-            if service in ("sqs", "events"):
+            if service == "events":
+                # Bus to bus stays moto's (and unchecked: see ADR 0008).
                 moto_targets.append(
                     {k: v for k, v in target.items() if k not in ("RetryPolicy", "RoleArn")}
                 )
                 continue
+            # Every other target goes through a tap, so the runtime delivers it: with the
+            # semantics moto lacks, and with the access check of the principal that delivers.
             tap_url, tap_arn = self._tap_queue(name, target["Id"])
             moto_targets.append(tap_registration(target["Id"], tap_arn))
             self.topology.tap_targets.append(
@@ -355,11 +379,13 @@ class Provisioner:
                     input_constant=target.get("Input"),
                     input_path=target.get("InputPath"),
                     input_transformer=target.get("InputTransformer"),
+                    rule_arn=rule_arn,
+                    bus_arn=bus_arn,
                 )
             )
         if moto_targets:
             self.clients.events.put_targets(Rule=name, EventBusName=bus, Targets=moto_targets)
-        self._record(logical_id, name, Arn=self._arn("events", f"rule/{bus}/{name}"))
+        self._record(logical_id, name, Arn=rule_arn)
 
     def _tap_queue(self, rule_name: str, target_id: str) -> tuple[str, str]:
         name = f"tap-{rule_name}-{target_id}"[:80]
@@ -369,18 +395,35 @@ class Provisioner:
     def _delivery(self, service: str, target: dict[str, Any]) -> Delivery:
         dead_letter = target.get("DeadLetterConfig", {}).get("Arn")
         dead_letter_url = self._queue_urls_by_arn.get(dead_letter) if dead_letter else None
+        target_dead_letter = TargetDeadLetter(self.clients, dead_letter_url, dead_letter)
         retries = int(target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 185))
         if service == "lambda":
             unqualified = ":".join(target["Arn"].split(":")[:7])  # drop a version or alias
             function = self._functions_by_arn[unqualified]
             # Completed by _finish_async_configs once every EventInvokeConfig is known.
-            return AsyncLambdaInvocation(function=function, clients=self.clients)
+            return AsyncLambdaInvocation(
+                function=function, clients=self.clients, target_dead_letter=target_dead_letter
+            )
         if service == "states":
             return StateMachineExecution(
                 state_machine_arn=target["Arn"],
                 clients=self.clients,
                 maximum_retry_attempts=retries,
                 dead_letter_queue_url=dead_letter_url,
+                target_dead_letter=target_dead_letter,
+                role_arn=target.get("RoleArn"),
+            )
+        if service == "sqs":
+            if target["Arn"] not in self._queue_urls_by_arn:
+                raise UnsupportedResourceError(
+                    f"rule target {target['Arn']} is not a queue of the template"
+                )
+            return SqsDelivery(
+                queue_url=self._queue_urls_by_arn[target["Arn"]],
+                queue_arn=target["Arn"],
+                clients=self.clients,
+                message_group_id=target.get("SqsParameters", {}).get("MessageGroupId"),
+                target_dead_letter=target_dead_letter,
             )
         raise UnsupportedResourceError(f"rule targets of {service} are not supported locally")
 
@@ -438,7 +481,10 @@ class Provisioner:
                 region=self.resolver.environment.region,
             )
         )
-        self._record(logical_id, name, Arn=self._arn("pipes", f"pipe/{name}"))
+        pipe = self.topology.pipes[-1]
+        pipe.arn = self._arn("pipes", f"pipe/{name}")
+        pipe.role_arn = str(props["RoleArn"]) if props.get("RoleArn") else None
+        self._record(logical_id, name, Arn=pipe.arn)
 
     def _function_named(self, reference: str) -> LocalFunction:
         for function in self.topology.functions.values():

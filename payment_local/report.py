@@ -69,6 +69,11 @@ class RunReport:
         unaccounted: list[str] = self.data["transactions"]["unaccounted"]
         return unaccounted
 
+    @property
+    def denials(self) -> list[dict[str, Any]]:
+        denials: list[dict[str, Any]] = self.data["access"]["denials"]
+        return denials
+
     def to_json(self) -> str:
         return json.dumps(self.data, indent=2, sort_keys=False) + "\n"
 
@@ -115,8 +120,28 @@ class RunReport:
             f"Throughput             {d['throughputPerSecond']:>7.1f} transactions/s "
             f"({tx['written']} in {d['elapsedSeconds']:.1f} s, peak memory "
             f"{d['peakMemoryMb']:.0f} MB)",
+            "",
+            *_access_lines(d["access"]),
         ]
         return "\n".join(lines)
+
+
+def _access_lines(access: dict[str, Any]) -> list[str]:
+    if not access["enforced"]:
+        return ["Access checks          off: IAM, resource and key policies were not checked"]
+    lines = [
+        f"Access checks          {access['checks']:>7}   (IAM, resource and key policies)   "
+        f"denied {sum(d['count'] for d in access['denials'])}"
+    ]
+    for denial in access["denials"]:
+        lines.append(
+            f"  DENIED {denial['count']:>5} x {denial['principal']}: {denial['action']} on "
+            f"{denial['resource']}"
+        )
+    for key in access["unknownConditionKeys"]:
+        lines.append(f"  not evaluated (treated as most restrictive): condition {key}")
+    lines += [f"  note: {note}" for note in access["notes"]]
+    return lines
 
 
 def build_report(runtime: LocalRuntime, run: RunResult, inputs: dict[str, Any]) -> RunReport:
@@ -197,8 +222,41 @@ def build_report(runtime: LocalRuntime, run: RunResult, inputs: dict[str, Any]) 
             f.logical_id: {"invocations": f.invocations, "errors": f.errors}
             for f in runtime.topology.functions.values()
         },
+        "access": access_summary(runtime),
     }
     return RunReport(data)
+
+
+def run_failures(report: RunReport) -> list[str]:
+    """Why a run does not count as a success (empty: it does): a call the template's policies
+    refuse, or a transaction without a final state."""
+    problems = []
+    if report.denials:
+        refused = sum(d["count"] for d in report.denials)
+        problems.append(
+            f"{refused} calls were refused by the template's policies "
+            f"({len(report.denials)} distinct; listed under Access checks): on AWS they "
+            "would fail the same way"
+        )
+    if report.unaccounted:
+        problems.append(
+            f"{len(report.unaccounted)} transactions have no lifecycle event, e.g. "
+            f"{', '.join(report.unaccounted[:5])}"
+        )
+    return problems
+
+
+def access_summary(runtime: LocalRuntime) -> dict[str, Any]:
+    """What the access check decided: how often, and every refusal (principal, action,
+    resource, count); plus what in the template it could not evaluate."""
+    access = runtime.access
+    return {
+        "enforced": access.enforce,
+        "checks": sum(access.decided.values()),
+        "denials": [denial.to_json() for denial in access.denials()],
+        "unknownConditionKeys": sorted(access.model.unknown_condition_keys()),
+        "notes": list(access.model.notes),
+    }
 
 
 def _posting_summary(

@@ -16,13 +16,17 @@ Retries happen at once rather than after AWS's back-off, which keeps runs determ
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from botocore.exceptions import ClientError
 from moto.events.utils import EventTemplateParser
 
+from payment_local.access.authorizer import AccessDenied, Authorizer
+from payment_local.access.calls import EVENTS_SERVICE, bus_read_checks, service_delivery_checks
 from payment_local.functions import FunctionError, LocalFunction
 
 
@@ -36,19 +40,83 @@ class DeliveryStats:
     retried: int = 0
     dead_lettered: int = 0
     dropped: int = 0  # failed for good with nowhere to go, as AWS would drop it
+    refused: int = 0  # a permission was missing (never retried, as on AWS)
+
+
+@dataclass
+class EventBridgeAccess:
+    """What EventBridge itself must be allowed, as the service principal, for one target:
+    read the (encrypted) event, deliver it, and write the target's dead-letter queue."""
+
+    authorizer: Authorizer
+    rule_arn: str
+    bus_arn: str
+
+    def refused(self, target_arn: str | None = None, action: str = "") -> AccessDenied | None:
+        model = self.authorizer.model
+        checks = bus_read_checks(model, self.bus_arn)
+        if target_arn is not None:
+            checks += service_delivery_checks(model, target_arn, action, self.rule_arn)
+        return self.authorizer.check(self.authorizer.service(EVENTS_SERVICE), checks)
+
+
+@dataclass
+class TargetDeadLetter:
+    """A rule target's dead-letter queue, written by EventBridge with its service principal."""
+
+    clients: Any
+    queue_url: str | None = None
+    queue_arn: str | None = None
+    access: EventBridgeAccess | None = None
+
+    def send(self, stats: DeliveryStats, payload: Any, error: Exception) -> None:
+        if self.queue_url is None:
+            stats.dropped += 1
+            return
+        access, arn = self.access, self.queue_arn
+        if access and arn and access.refused(arn, "sqs:SendMessage"):
+            stats.dropped += 1  # EventBridge cannot write its dead-letter queue either
+            return
+        stats.dead_lettered += 1
+        _send_failure(self.clients, self.queue_url, payload, error)
+
+
+def _send_failure(clients: Any, queue_url: str, payload: Any, error: Exception) -> None:
+    clients.sqs.send_message(
+        QueueUrl=queue_url,
+        MessageBody=json.dumps(payload),
+        MessageAttributes={
+            "ERROR_CODE": {"DataType": "String", "StringValue": type(error).__name__},
+            "ERROR_MESSAGE": {"DataType": "String", "StringValue": str(error)[:256]},
+        },
+    )
 
 
 @dataclass
 class AsyncLambdaInvocation:
-    """EventBridge -> Lambda: an asynchronous invocation with Lambda's retries."""
+    """EventBridge -> Lambda: an asynchronous invocation with Lambda's retries.
+
+    Two layers fail differently: EventBridge may not be allowed to invoke the function (the
+    function's resource policy), which is not retried and goes to the rule target's
+    dead-letter queue; the function itself may fail, which Lambda retries and then sends,
+    with the function's own role, to its on-failure destination.
+    """
 
     function: LocalFunction
     clients: Any
     maximum_retry_attempts: int = 2
     on_failure_queue_url: str | None = None
+    target_dead_letter: TargetDeadLetter | None = None
+    function_clients: Any = None  # signed as the function's role, for its destination
     stats: DeliveryStats = field(default_factory=DeliveryStats)
 
     def deliver(self, payload: Any) -> None:
+        access = self.target_dead_letter.access if self.target_dead_letter else None
+        refused = access.refused(self.function.arn, "lambda:InvokeFunction") if access else None
+        if refused:
+            self.stats.refused += 1
+            self._target_failed(payload, refused)
+            return
         error: FunctionError | None = None
         for attempt in range(1 + self.maximum_retry_attempts):
             try:
@@ -60,20 +128,52 @@ class AsyncLambdaInvocation:
                 if attempt < self.maximum_retry_attempts:
                     self.stats.retried += 1
         assert error is not None
-        _fail(self.clients, self.stats, self.on_failure_queue_url, payload, error)
+        if self.on_failure_queue_url is None:
+            self.stats.dropped += 1
+            return
+        try:
+            _send_failure(self.function_clients or self.clients, self.on_failure_queue_url,
+                          payload, error)  # fmt: skip
+            self.stats.dead_lettered += 1
+        except ClientError:
+            self.stats.dropped += 1  # the function's role may not write its destination
+
+    def _target_failed(self, payload: Any, error: Exception) -> None:
+        if self.target_dead_letter is None:
+            self.stats.dropped += 1
+        else:
+            self.target_dead_letter.send(self.stats, payload, error)
 
 
 @dataclass
 class StateMachineExecution:
-    """EventBridge -> Step Functions: StartExecution with the target's retry policy."""
+    """EventBridge -> Step Functions: StartExecution as the target's role, with its retries."""
 
     state_machine_arn: str
     clients: Any
     maximum_retry_attempts: int = 185
     dead_letter_queue_url: str | None = None
+    target_dead_letter: TargetDeadLetter | None = None
+    role_arn: str | None = None
     stats: DeliveryStats = field(default_factory=DeliveryStats)
 
+    def __post_init__(self) -> None:
+        if self.target_dead_letter is None:
+            self.target_dead_letter = TargetDeadLetter(self.clients, self.dead_letter_queue_url)
+
     def deliver(self, payload: Any) -> None:
+        assert self.target_dead_letter is not None
+        access = self.target_dead_letter.access
+        if access is not None:
+            refused = access.refused() or (
+                access.authorizer.check_assume_role(self.role_arn, EVENTS_SERVICE, access.rule_arn)
+                if self.role_arn
+                else None
+            )
+            if refused:
+                self.stats.refused += 1
+                self.target_dead_letter.send(self.stats, payload, refused)
+                return
         error: Exception | None = None
         for attempt in range(1 + self.maximum_retry_attempts):
             try:
@@ -87,27 +187,50 @@ class StateMachineExecution:
                 return
             except Exception as failure:  # an API error, as EventBridge would see it
                 error = failure
+                if _is_access_error(failure):
+                    self.stats.refused += 1
+                    break  # EventBridge does not retry a missing permission
                 if attempt < self.maximum_retry_attempts:
                     self.stats.retried += 1
         assert error is not None
-        _fail(self.clients, self.stats, self.dead_letter_queue_url, payload, error)
+        self.target_dead_letter.send(self.stats, payload, error)
 
 
-def _fail(
-    clients: Any, stats: DeliveryStats, queue_url: str | None, payload: Any, error: Exception
-) -> None:
-    if queue_url is None:
-        stats.dropped += 1
-        return
-    stats.dead_lettered += 1
-    clients.sqs.send_message(
-        QueueUrl=queue_url,
-        MessageBody=json.dumps(payload),
-        MessageAttributes={
-            "ERROR_CODE": {"DataType": "String", "StringValue": type(error).__name__},
-            "ERROR_MESSAGE": {"DataType": "String", "StringValue": str(error)[:256]},
-        },
-    )
+@dataclass
+class SqsDelivery:
+    """EventBridge -> SQS, delivered here so the queue and key policies can be checked."""
+
+    queue_url: str
+    queue_arn: str
+    clients: Any
+    message_group_id: str | None = None
+    target_dead_letter: TargetDeadLetter | None = None
+    stats: DeliveryStats = field(default_factory=DeliveryStats)
+
+    def deliver(self, payload: Any) -> None:
+        access = self.target_dead_letter.access if self.target_dead_letter else None
+        refused = access.refused(self.queue_arn, "sqs:SendMessage") if access else None
+        if refused:
+            self.stats.refused += 1
+            if self.target_dead_letter is None:
+                self.stats.dropped += 1
+            else:
+                self.target_dead_letter.send(self.stats, payload, refused)
+            return
+        body = payload if isinstance(payload, str) else json.dumps(payload)
+        request: dict[str, Any] = {"QueueUrl": self.queue_url, "MessageBody": body}
+        if self.queue_url.endswith(".fifo"):
+            request["MessageGroupId"] = self.message_group_id or "default"
+            request["MessageDeduplicationId"] = hashlib.sha256(body.encode()).hexdigest()
+        self.clients.sqs.send_message(**request)
+        self.stats.delivered += 1
+
+
+def _is_access_error(error: Exception) -> bool:
+    if not isinstance(error, ClientError):
+        return False
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    return code in ("AccessDenied", "AccessDeniedException", "AuthorizationError")
 
 
 def tap_registration(target_id: str, queue_arn: str) -> dict[str, Any]:
@@ -134,6 +257,8 @@ class TapTarget:
     input_constant: str | None = None
     input_path: str | None = None
     input_transformer: dict[str, Any] | None = None
+    rule_arn: str = ""
+    bus_arn: str = ""
 
     def transform(self, tapped: dict[str, Any]) -> Any:
         """Apply Input, InputPath or InputTransformer, which moto applies only partly."""

@@ -22,12 +22,18 @@ from typing import Any, TextIO
 from moto import mock_aws
 
 from payment_local import moto_internals
+from payment_local.access import botocore_hook
+from payment_local.access.authorizer import Authorizer
+from payment_local.access.model import build_access_model
+from payment_local.access.wiring import act_as_template_principals
 from payment_local.assembly import StackAssembly
 from payment_local.clients import AwsClients
 from payment_local.event_log import EventLog
 from payment_local.intrinsics import Environment, Resolver
 from payment_local.provision import Provisioner, Topology
 from payment_local.rules import RuleDispatcher
+
+botocore_hook.install()  # before any session exists, so every session gets the check
 
 MOTO_CONFIG: Any = {
     "stepfunctions": {"execute_state_machine": True},
@@ -88,8 +94,15 @@ class LocalRuntime:
         environment: Environment | None = None,
         function_log: TextIO | None = None,
         clock: Callable[[], float] = time.time,
+        enforce_access: bool = True,
     ) -> None:
+        """
+        :param enforce_access: authorize every call made on behalf of a template principal
+            against the template's IAM, resource and key policies (default). Off, nothing is
+            checked and no denial is reported.
+        """
         self.assembly = assembly
+        self.enforce_access = enforce_access
         self.environment = environment or Environment(stack_name=assembly.stack_name)
         self.function_log = function_log
         self.clock = clock
@@ -112,6 +125,15 @@ class LocalRuntime:
             self.topology = Provisioner(
                 self.assembly, self.clients, self.resolver, self.function_log
             ).provision()
+            self.access = Authorizer(
+                build_access_model(self.assembly.resources, self.resolver),
+                enforce=self.enforce_access,
+            )
+            if self.enforce_access:
+                self.access.plumbing_keys.add(os.environ.get("AWS_ACCESS_KEY_ID"))
+                act_as_template_principals(self.topology, self.access, self.environment.region)
+                moto_internals.set_role_credentials(self._role_credentials)
+                botocore_hook.activate(self.access)
             for pipe in self.topology.pipes:
                 pipe.start()
             self.rules = RuleDispatcher(self.clients, self.topology.tap_targets)
@@ -129,6 +151,8 @@ class LocalRuntime:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        botocore_hook.activate(None)
+        moto_internals.set_role_credentials(None)
         moto_internals.clear_functions()
         while self._stack:
             item = self._stack.pop()
@@ -136,6 +160,10 @@ class LocalRuntime:
                 item.stop()
             else:
                 item.__exit__(exc_type, exc, traceback)
+
+    def _role_credentials(self, role_arn: str) -> tuple[str, str, str]:
+        credentials = self.access.credentials_for(role_arn)
+        return credentials.access_key, credentials.secret_key, credentials.session_token
 
     # -- what the stack exposes -----------------------------------------------------------
 

@@ -16,6 +16,8 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from payment_local.functions import FunctionError, LocalFunction
 
 SQS_RECEIVE_LIMIT = 10
@@ -27,6 +29,8 @@ class EventSourceStats:
     messages: int = 0
     messages_returned: int = 0
     function_errors: int = 0
+    receives_refused: int = 0  # the function's role may not read the queue
+    deletes_refused: int = 0
 
 
 @dataclass
@@ -41,9 +45,21 @@ class SqsEventSource:
     clients: Any
     region: str = "eu-west-1"
     stats: EventSourceStats = field(default_factory=EventSourceStats)
+    # Lambda polls and deletes with the function's role; making a returned message visible at
+    # once is the runtime's own shortcut, not a call Lambda makes, so it stays unchecked.
+    runtime_clients: Any = None
+
+    def run_as(self, clients: Any) -> None:
+        """Receive and delete with ``clients`` (signed as the function's role)."""
+        self.runtime_clients = self.runtime_clients or self.clients
+        self.clients = clients
 
     def poll(self) -> int:
-        messages = self._receive()
+        try:
+            messages = self._receive()
+        except ClientError:
+            self.stats.receives_refused += 1
+            return 0
         if not messages:
             return 0
         self.stats.batches += 1
@@ -52,15 +68,22 @@ class SqsEventSource:
         done = [m for m in messages if m["MessageId"] not in failed]
         returned = [m for m in messages if m["MessageId"] in failed]
         if done:
-            self.clients.sqs.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[
-                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done)
-                ],
-            )
+            try:
+                self.clients.sqs.delete_message_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[
+                        {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+                        for n, m in enumerate(done)
+                    ],
+                )
+            except ClientError:
+                # Undeleted, they come back after the visibility timeout (here: at once) and
+                # reach the dead-letter queue after maxReceiveCount, as on AWS.
+                self.stats.deletes_refused += 1
+                returned += done
         if returned:
             self.stats.messages_returned += len(returned)
-            self.clients.sqs.change_message_visibility_batch(
+            (self.runtime_clients or self.clients).sqs.change_message_visibility_batch(
                 QueueUrl=self.queue_url,
                 Entries=[
                     {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}

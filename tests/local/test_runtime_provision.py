@@ -98,6 +98,20 @@ def _template() -> dict[str, Any]:
                                 "Effect": "Allow",
                                 "Resource": {"Fn::GetAtt": ["Work", "Arn"]},
                             },
+                            {  # the Worker's event source mapping polls with this role
+                                "Action": [
+                                    "sqs:ReceiveMessage",
+                                    "sqs:DeleteMessage",
+                                    "sqs:GetQueueAttributes",
+                                ],
+                                "Effect": "Allow",
+                                "Resource": {"Fn::GetAtt": ["Work", "Arn"]},
+                            },
+                            {  # the Forwarder's on-failure destination
+                                "Action": "sqs:SendMessage",
+                                "Effect": "Allow",
+                                "Resource": {"Fn::GetAtt": ["DeadLetters", "Arn"]},
+                            },
                             {  # ignored resources are not resolved: no Fn::If error
                                 "Action": "dynamodb:GetItem",
                                 "Effect": "Allow",
@@ -214,12 +228,16 @@ def test_provisioning_records_what_it_made(runtime: LocalRuntime) -> None:
     assert topology.buses == {"Bus": BUS_NAME}
     assert set(topology.queues) == {"Work", "DeadLetters"}
     assert topology.unsupported == {}
+    policies = "policies: read by the local access check, not created in moto"
     assert topology.ignored == {
-        "FunctionRole": "IAM is not enforced locally",
-        "FunctionPolicy": "IAM is not enforced locally",
-        "RulePermission": "resource policies are not enforced locally",
+        "FunctionRole": policies,
+        "FunctionPolicy": policies,
+        "RulePermission": policies,
         "WorkerLogs": "function output goes to the local function log",
     }
+    # The statement it cannot resolve is named, and the rest of the policy still applies.
+    assert any("FunctionPolicy" in note and "Fn::If" in note for note in runtime.access.model.notes)
+    assert runtime.access.denials() == []
 
     forwarder = topology.functions["Forwarder"]
     assert forwarder.name == "T-Forwarder"
@@ -284,6 +302,26 @@ def test_a_failing_function_target_uses_its_invoke_config(runtime: LocalRuntime)
     (dead,) = drain(runtime.clients, runtime.topology.queues["DeadLetters"])
     assert json.loads(dead["Body"])["detail"] == {"transactionId": "t-2", "fail": True}
     assert dead["MessageAttributes"]["ERROR_CODE"]["StringValue"] == "FunctionError"
+
+
+def test_a_permission_the_template_lacks_is_refused_and_the_message_kept(
+    tmp_path: Path, staged_code: Path
+) -> None:
+    template = _template()
+    statements = template["Resources"]["FunctionPolicy"]["Properties"]["PolicyDocument"][
+        "Statement"
+    ]
+    statements[:] = [s for s in statements if "sqs:ReceiveMessage" not in s["Action"]]
+    with LocalRuntime(_assembly(tmp_path, staged_code, template)) as runtime:
+        _put(runtime, {"transactionId": "t-3"})
+        runtime.run_until_idle()
+
+        assert len(CALLS["forward_detail"]) == 1  # the forwarder may still send
+        assert CALLS["report_poison"] == []  # the worker's mapping may not receive
+        refused = {(d.principal, d.action) for d in runtime.access.denials()}
+        assert ("role FunctionRole", "sqs:ReceiveMessage") in refused
+        # Nothing is lost: the message waits in the queue for a fixed role.
+        assert queue_depth(runtime.clients, runtime.topology.queues["Work"]) == (1, 0)
 
 
 def test_outputs_resolve_against_the_local_resources(runtime: LocalRuntime) -> None:
