@@ -1,19 +1,62 @@
-"""End-to-end fixtures: the real stack, synthesized in process, run on the local runtime."""
+"""End-to-end fixtures: the real stack, synthesized in process, run on the local runtime.
+
+Every runtime of the suite, the CLI's included, has its access decisions recorded, so that
+``test_permissions_used.py`` (run last) can derive what each principal really calls.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 import pytest
 
+from payment_local.access.authorizer import Authorizer
 from payment_local.assembly import StackAssembly, check_fresh, load_assembly
 from payment_local.runtime import LocalRuntime
 from payment_stack import PaymentPostingStack, StageConfig
 
 ROOT = Path(__file__).resolve().parents[2]
+RUNS_LAST = "runs_last"
+
+# (template the runtime ran, its authorizer), for every runtime the suite started.
+RECORDED: list[tuple[dict[str, Any], Authorizer]] = []
+# Lines for the terminal summary (what a test found worth telling, not failing on).
+SUMMARY: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{RUNS_LAST}: needs every other end-to-end test first")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Stable sort: the rest keep their order, the marked ones go to the end of the session.
+    items.sort(key=lambda item: item.get_closest_marker(RUNS_LAST) is not None)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if SUMMARY:
+        terminalreporter.section("least privilege: granted but never used")
+        for line in SUMMARY:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _record_access() -> Iterator[None]:
+    original = LocalRuntime.__exit__
+
+    def record_then_exit(self: LocalRuntime, *args: Any) -> None:
+        access = getattr(self, "access", None)
+        if access is not None and access.enforce:
+            RECORDED.append((self.assembly.template, access))
+        original(self, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LocalRuntime, "__exit__", record_then_exit)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -58,7 +58,10 @@ def transactions_table(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("TRANSACTIONS_TABLE_NAME", TRANSACTIONS_TABLE)
     from handlers import source
 
+    # Cold start: the handler caches its tables per process (an earlier test's run of the
+    # stack may have filled them with tables that are gone).
     source.transaction_table.cache_clear()
+    source.account_table.cache_clear()
     return TRANSACTIONS_TABLE
 
 

@@ -1,0 +1,93 @@
+"""The paths a demo rarely takes, run end to end with the access check on: the sample source
+function, a workflow that cannot be started, an enrichment that keeps failing.
+
+Each also feeds ``test_permissions_used.py`` the calls these paths make (a dead-letter queue
+written by EventBridge, a failure destination written by a function's role), which a green
+demo never shows.
+"""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from payment_local.pipeline_run import run_transactions
+from payment_local.runtime import LocalRuntime
+from payments.events import BY_NAME
+from payments.generator import Knobs, TransactionGenerator
+from payments.transaction_table import TransactionTable
+
+pytestmark = pytest.mark.slow
+
+CLEAN = Knobs(duplicate_rate=0, malformed_rate=0, rule_break_rate=0, high_value_rate=0)
+
+
+def _queue(runtime: LocalRuntime, prefix: str) -> str:
+    [url] = [url for lid, url in runtime.topology.queues.items() if lid.startswith(prefix)]
+    return url
+
+
+def _drain_transaction_ids(runtime: LocalRuntime, url: str) -> list[str]:
+    found = []
+    while messages := runtime.clients.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
+        for message in messages:
+            found.append(json.loads(message["Body"])["detail"]["transactionId"])
+            runtime.clients.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+def test_the_sample_source_function_starts_lifecycles_that_all_finish(
+    runtime: LocalRuntime,
+) -> None:
+    [source] = [f for lid, f in runtime.topology.functions.items() if "SampleSource" in lid]
+
+    result = source.invoke({"count": 15, "seed": 3, "duplicateRate": 0.2})
+    runtime.run_until_idle()
+
+    assert result["written"] == 15
+    by_tx = runtime.event_log.by_transaction
+    authorized = {
+        tx for tx, events in by_tx.items() if events[0].detail_type == "TransactionAuthorized"
+    }
+    assert len(authorized) == 15
+    for tx in authorized:
+        terminal = [e for e in by_tx[tx] if BY_NAME[e.detail_type].TERMINAL]
+        assert len(terminal) == 1, [e.detail_type for e in by_tx[tx]]
+    assert runtime.access.denials() == []
+
+
+def test_a_workflow_that_cannot_start_leaves_its_events_in_the_rules_dead_letter_queue(
+    runtime: LocalRuntime,
+) -> None:
+    runtime.clients.stepfunctions.delete_state_machine(
+        stateMachineArn=runtime.output("RulesStateMachineArn")
+    )
+    records = list(TransactionGenerator(knobs=CLEAN, seed=17).generate(12))
+
+    run_transactions(runtime, records, settle_steps=5)
+
+    # EventBridge retried, then wrote each enriched event to the target's dead-letter queue
+    # with its own service principal (queue policy and key policy allowing it).
+    waiting = _drain_transaction_ids(runtime, _queue(runtime, "RulesEngineDeadLetter"))
+    assert sorted(waiting) == sorted(r.transaction_id for r in records)
+    assert runtime.access.denials() == []
+
+
+def test_an_enrichment_that_keeps_failing_ends_in_its_failure_destination(
+    runtime: LocalRuntime,
+) -> None:
+    runtime.clients.dynamodb.delete_table(TableName=runtime.output("AccountsTableName"))
+    records = list(TransactionGenerator(knobs=CLEAN, seed=19).generate(10))
+
+    transactions = boto3.resource("dynamodb").Table(runtime.output("TransactionsTableName"))
+    TransactionTable(transactions).put_all(r.item for r in records)
+    runtime.run_until_idle()
+
+    # Lambda retried twice, then sent each event, as the function's role, to its destination.
+    waiting = _drain_transaction_ids(runtime, _queue(runtime, "EnrichmentDeadLetter"))
+    assert sorted(waiting) == sorted(r.transaction_id for r in records)
+    assert runtime.access.denials() == []
