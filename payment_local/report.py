@@ -253,6 +253,7 @@ def access_summary(runtime: LocalRuntime) -> dict[str, Any]:
     return {
         "enforced": access.enforce,
         "checks": sum(access.decided.values()),
+        "seconds": round(access.seconds, 3),
         "denials": [denial.to_json() for denial in access.denials()],
         "unknownConditionKeys": sorted(access.model.unknown_condition_keys()),
         "notes": list(access.model.notes),

@@ -13,6 +13,7 @@ Service control policies, session policies and cross-account access are out of s
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ class Authorizer:
     _credentials: dict[str, Caller] = field(default_factory=dict)  # access key -> role
     # The runtime's own credentials: its plumbing is not a template principal.
     plumbing_keys: set[str | None] = field(default_factory=set)
+    seconds: float = 0.0  # time spent deciding, for the bench
     _unknown_keys: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
@@ -117,6 +119,13 @@ class Authorizer:
         """Decide each check in turn; the first refused one is returned (AWS stops there)."""
         if not self.enforce:
             return None
+        started = time.perf_counter()
+        try:
+            return self._check(caller, checks)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def _check(self, caller: Caller, checks: Sequence[Check]) -> AccessDenied | None:
         for item in checks:
             who = item.caller or caller
             context = dict(_base_context(who, self.model.region))

@@ -15,6 +15,7 @@ refused: a call the check cannot attribute must not pass unchecked.
 
 from __future__ import annotations
 
+import time
 import uuid
 from contextvars import ContextVar
 from typing import Any
@@ -66,6 +67,7 @@ def _authorize(
     authorizer = _active
     if authorizer is None or not authorizer.enforce:
         return None
+    started = time.perf_counter()
     access_key = _access_key(request_signer)
     caller = authorizer.caller_for(access_key) or running_function.get()
     if caller is None:
@@ -74,6 +76,7 @@ def _authorize(
         caller = Caller("unidentified", f"unidentified credentials {access_key}", "")
     prefix = model.service_model.signing_name
     checks = checks_for_call(authorizer.model, prefix, model.name, context.get(_PARAMS_KEY, {}))
+    authorizer.seconds += time.perf_counter() - started  # check() counts its own time
     denied = authorizer.check(caller, checks)
     if denied is None:
         return None
