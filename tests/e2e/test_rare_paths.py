@@ -91,3 +91,21 @@ def test_an_enrichment_that_keeps_failing_ends_in_its_failure_destination(
     waiting = _drain_transaction_ids(runtime, _queue(runtime, "EnrichmentDeadLetter"))
     assert sorted(waiting) == sorted(r.transaction_id for r in records)
     assert runtime.access.denials() == []
+
+
+def test_a_duplicate_processor_that_cannot_notify_ends_in_its_failure_destination(
+    runtime: LocalRuntime,
+) -> None:
+    runtime.clients.sns.delete_topic(TopicArn=runtime.output("NotificationTopicArn"))
+    knobs = Knobs(duplicate_rate=0.5, malformed_rate=0, rule_break_rate=0, high_value_rate=0)
+    records = list(TransactionGenerator(knobs=knobs, seed=29).generate(12))
+    duplicates = {r.transaction_id for r in records if r.duplicate_of}
+    assert duplicates
+
+    run_transactions(runtime, records, settle_steps=5)
+
+    # The notification fails; Lambda retries, then the function's role writes the event to
+    # the processor's failure destination.
+    waiting = _drain_transaction_ids(runtime, _queue(runtime, "ScreeningOutcomesDeadLetter"))
+    assert set(waiting) == duplicates
+    assert runtime.access.denials() == []
