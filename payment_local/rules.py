@@ -1,17 +1,25 @@
-"""Rule targets moto cannot deliver to: Lambda functions and Step Functions state machines.
+"""Rule targets delivered by the runtime: Lambda functions, Step Functions state machines and
+SQS queues.
 
-moto matches events against rules and delivers to SQS targets, but a Lambda or Step Functions
-target makes ``put_events`` fail. So each such target is registered in moto as a *tap queue*
-of its own (moto still decides what matches), and the dispatcher here takes events off the
-tap and hands them over the way AWS does:
+moto matches events against rules, but a Lambda or Step Functions target makes
+``put_events`` fail, and moto's own SQS delivery checks no policy. So each target is
+registered in moto as a *tap queue* of its own (moto still decides what matches), and the
+dispatcher here takes events off the tap and hands them over the way AWS does:
 
 - a Lambda target is an asynchronous invocation: on a function error Lambda retries twice
   (``MaximumRetryAttempts`` of the function's event invoke config), then sends the event to
-  the function's on-failure destination or dead-letter queue, if it has one;
-- a Step Functions target starts an execution; if the start itself fails, EventBridge retries
-  per the target's ``RetryPolicy`` and then sends the event to the target's dead-letter queue.
+  the function's on-failure destination or dead-letter queue, if it has one, as the
+  function's role;
+- a Step Functions target starts an execution as the target's role; if the start itself
+  fails, EventBridge retries per the target's ``RetryPolicy`` and then sends the event to the
+  target's dead-letter queue;
+- an SQS target is a send by EventBridge.
 
-Retries happen at once rather than after AWS's back-off, which keeps runs deterministic.
+With the access check on (``eventbridge``), EventBridge acts as its service principal for
+the rule: a target's resource policy (or the role's trust policy) and the keys involved must
+allow it, and a refusal is not retried: the event goes to the target's dead-letter queue,
+which EventBridge must be allowed to write too. Other retries happen at once rather than
+after AWS's back-off, which keeps runs deterministic.
 """
 
 from __future__ import annotations
@@ -67,14 +75,19 @@ class TargetDeadLetter:
     clients: Any
     queue_url: str | None = None
     queue_arn: str | None = None
-    access: EventBridgeAccess | None = None
 
-    def send(self, stats: DeliveryStats, payload: Any, error: Exception) -> None:
+    def send(
+        self,
+        stats: DeliveryStats,
+        payload: Any,
+        error: Exception,
+        eventbridge: EventBridgeAccess | None,
+    ) -> None:
         if self.queue_url is None:
             stats.dropped += 1
             return
-        access, arn = self.access, self.queue_arn
-        if access and arn and access.refused(arn, "sqs:SendMessage"):
+        arn = self.queue_arn
+        if eventbridge and arn and eventbridge.refused(arn, "sqs:SendMessage"):
             stats.dropped += 1  # EventBridge cannot write its dead-letter queue either
             return
         stats.dead_lettered += 1
@@ -108,11 +121,14 @@ class AsyncLambdaInvocation:
     on_failure_queue_url: str | None = None
     target_dead_letter: TargetDeadLetter | None = None
     function_clients: Any = None  # signed as the function's role, for its destination
+    eventbridge: EventBridgeAccess | None = None  # None: nothing is checked
     stats: DeliveryStats = field(default_factory=DeliveryStats)
 
     def deliver(self, payload: Any) -> None:
-        access = self.target_dead_letter.access if self.target_dead_letter else None
-        refused = access.refused(self.function.arn, "lambda:InvokeFunction") if access else None
+        eventbridge = self.eventbridge
+        refused = (
+            eventbridge.refused(self.function.arn, "lambda:InvokeFunction") if eventbridge else None
+        )
         if refused:
             self.stats.refused += 1
             self._target_failed(payload, refused)
@@ -142,7 +158,7 @@ class AsyncLambdaInvocation:
         if self.target_dead_letter is None:
             self.stats.dropped += 1
         else:
-            self.target_dead_letter.send(self.stats, payload, error)
+            self.target_dead_letter.send(self.stats, payload, error, self.eventbridge)
 
 
 @dataclass
@@ -155,6 +171,7 @@ class StateMachineExecution:
     dead_letter_queue_url: str | None = None
     target_dead_letter: TargetDeadLetter | None = None
     role_arn: str | None = None
+    eventbridge: EventBridgeAccess | None = None  # None: nothing is checked
     stats: DeliveryStats = field(default_factory=DeliveryStats)
 
     def __post_init__(self) -> None:
@@ -163,16 +180,17 @@ class StateMachineExecution:
 
     def deliver(self, payload: Any) -> None:
         assert self.target_dead_letter is not None
-        access = self.target_dead_letter.access
-        if access is not None:
-            refused = access.refused() or (
-                access.authorizer.check_assume_role(self.role_arn, EVENTS_SERVICE, access.rule_arn)
+        eventbridge = self.eventbridge
+        if eventbridge is not None:
+            authorizer = eventbridge.authorizer
+            refused = eventbridge.refused() or (
+                authorizer.check_assume_role(self.role_arn, EVENTS_SERVICE, eventbridge.rule_arn)
                 if self.role_arn
                 else None
             )
             if refused:
                 self.stats.refused += 1
-                self.target_dead_letter.send(self.stats, payload, refused)
+                self.target_dead_letter.send(self.stats, payload, refused, eventbridge)
                 return
         error: Exception | None = None
         for attempt in range(1 + self.maximum_retry_attempts):
@@ -193,7 +211,7 @@ class StateMachineExecution:
                 if attempt < self.maximum_retry_attempts:
                     self.stats.retried += 1
         assert error is not None
-        self.target_dead_letter.send(self.stats, payload, error)
+        self.target_dead_letter.send(self.stats, payload, error, self.eventbridge)
 
 
 @dataclass
@@ -205,17 +223,18 @@ class SqsDelivery:
     clients: Any
     message_group_id: str | None = None
     target_dead_letter: TargetDeadLetter | None = None
+    eventbridge: EventBridgeAccess | None = None  # None: nothing is checked
     stats: DeliveryStats = field(default_factory=DeliveryStats)
 
     def deliver(self, payload: Any) -> None:
-        access = self.target_dead_letter.access if self.target_dead_letter else None
-        refused = access.refused(self.queue_arn, "sqs:SendMessage") if access else None
+        eventbridge = self.eventbridge
+        refused = eventbridge.refused(self.queue_arn, "sqs:SendMessage") if eventbridge else None
         if refused:
             self.stats.refused += 1
             if self.target_dead_letter is None:
                 self.stats.dropped += 1
             else:
-                self.target_dead_letter.send(self.stats, payload, refused)
+                self.target_dead_letter.send(self.stats, payload, refused, eventbridge)
             return
         body = payload if isinstance(payload, str) else json.dumps(payload)
         request: dict[str, Any] = {"QueueUrl": self.queue_url, "MessageBody": body}

@@ -8,7 +8,12 @@ from payment_local.access.authorizer import Authorizer
 from payment_local.access.calls import Check
 from payment_local.clients import AwsClients
 from payment_local.provision import Topology
-from payment_local.rules import AsyncLambdaInvocation, EventBridgeAccess, StateMachineExecution
+from payment_local.rules import (
+    AsyncLambdaInvocation,
+    EventBridgeAccess,
+    SqsDelivery,
+    StateMachineExecution,
+)
 
 LAMBDA_SERVICE = "lambda.amazonaws.com"
 PIPES_SERVICE = "pipes.amazonaws.com"
@@ -47,9 +52,8 @@ def act_as_template_principals(topology: Topology, authorizer: Authorizer, regio
             source.run_as(signed_as(source_role))
     for tap in topology.tap_targets:
         delivery = tap.delivery
-        dead_letter = getattr(delivery, "target_dead_letter", None)
-        if dead_letter is not None:
-            dead_letter.access = EventBridgeAccess(authorizer, tap.rule_arn, tap.bus_arn)
+        if isinstance(delivery, (AsyncLambdaInvocation, StateMachineExecution, SqsDelivery)):
+            delivery.eventbridge = EventBridgeAccess(authorizer, tap.rule_arn, tap.bus_arn)
         if isinstance(delivery, AsyncLambdaInvocation) and delivery.function.role_arn:
             delivery.function_clients = signed_as(delivery.function.role_arn)
         if isinstance(delivery, StateMachineExecution) and delivery.role_arn:
