@@ -418,7 +418,7 @@ def _start_banner(runtime: LocalRuntime) -> str:
             "event sources.",
             *(f"  not run locally: {n} resources ({reason})" for reason, n in skipped.items()),
             "  access: every call of a template principal is checked against the template's "
-            "IAM, resource and key policies"
+            "IAM, resource and key policies (the runtime's own taps and event log are not)"
             if runtime.access.enforce
             else "  access: NOT checked (--no-enforce-access)",
             *(
