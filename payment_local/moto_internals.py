@@ -23,7 +23,7 @@ What moto cannot do for this runtime, and what it does too slowly (each measured
 - a patch: ``TransactWriteItems`` rolls back with an undo log of the items it names instead of
   deep copies of whole tables (a ledger posting copied the whole ledger table five times, so
   posting slowed down, and memory grew, with every posting);
-- a patch: Step Functions tasks call AWS with clients moto creates with fixed placeholder
+- a patch: Step Functions tasks call AWS with clients moto creates with fixed dummy
   credentials; they now carry the credentials of the execution's role (when the runtime
   provides them), so the local access check authorizes a task as the state machine's role;
 - a read: AWS managed policy documents, from the copy moto ships for its IAM;
