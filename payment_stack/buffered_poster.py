@@ -13,6 +13,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
@@ -20,6 +21,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from payment_stack.encrypted_table import customer_key_table
+from payment_stack.event_sources import POSTING_SOURCE, RULES_SOURCE, grant_publish
 from payment_stack.nag import acknowledge_kms_grant_wildcards
 from payment_stack.payment_function import PaymentFunction
 from payment_stack.queues import (
@@ -30,7 +32,6 @@ from payment_stack.queues import (
 )
 
 TRANSACTION_APPROVED = "TransactionApproved"
-RULES_SOURCE = "payments.rules"
 # Lambda's advice: a visibility timeout at least six times the function timeout, so a batch
 # still being retried by the event source is not handed to a second poller.
 VISIBILITY_FACTOR = 6
@@ -121,6 +122,8 @@ class BufferedPoster(Construct):
             "LEDGER_TABLE_NAME": self.ledger_table.table_name,
             "IDEMPOTENCY_TABLE_NAME": self.idempotency_table.table_name,
             "EVENT_BUS_NAME": event_bus.event_bus_name,
+            # The function posts only what this source approved (the rule filters on it too).
+            "APPROVED_SOURCE": approved_source,
         }
         if core_banking_url:
             environment["CORE_BANKING_URL"] = core_banking_url
@@ -146,7 +149,7 @@ class BufferedPoster(Construct):
         )
         self.idempotency_table.grant_read_write_data(poster.role)
         encryption_key.grant_encrypt_decrypt(poster.role)
-        event_bus.grant_put_events_to(poster.role)
+        grant_publish(event_bus, poster.role, [POSTING_SOURCE])
         self.function.add_event_source(
             sources.SqsEventSource(
                 self.queue,
@@ -174,6 +177,19 @@ class BufferedPoster(Construct):
                 dead_letter_queue=self.dead_letter_queue,
                 retry_attempts=RULE_TARGET_RETRY_ATTEMPTS,
                 max_event_age=RULE_TARGET_MAX_EVENT_AGE,
+            )
+        )
+        # EventBridge's grant to an encrypted queue names the account only (a rule ARN there
+        # would make a dependency cycle with the key), so any rule in the account could feed
+        # the buffer a forged approval. Only this rule may.
+        self.queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyThePostingRuleDelivers",
+                effect=iam.Effect.DENY,
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[self.queue.queue_arn],
+                conditions={"ArnNotEquals": {"aws:SourceArn": self.rule.rule_arn}},
             )
         )
         acknowledge_kms_grant_wildcards(

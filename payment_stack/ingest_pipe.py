@@ -18,6 +18,7 @@ from aws_cdk import aws_pipes as pipes
 from constructs import Construct
 
 from payment_stack.encrypted_table import customer_key_table
+from payment_stack.event_sources import INGEST_SOURCE, grant_publish
 from payment_stack.nag import acknowledge_kms_grant_wildcards
 from payment_stack.payment_function import PaymentFunction
 from payment_stack.queues import dead_letter_queue
@@ -28,7 +29,7 @@ TRANSACTIONS_PARTITION_KEY = "transactionId"
 DEDUP_PARTITION_KEY = "fingerprint"
 DEDUP_TTL_ATTRIBUTE = "expiresAt"
 TRANSACTION_AUTHORIZED = "TransactionAuthorized"
-DEFAULT_EVENT_SOURCE = "payments.ingest"
+DEFAULT_EVENT_SOURCE = INGEST_SOURCE
 
 
 class IngestPipe(Construct):
@@ -190,7 +191,7 @@ class IngestPipe(Construct):
                 actions=["lambda:InvokeFunction"], resources=[self.dedup_function.function_arn]
             )
         )
-        self.event_bus.grant_put_events_to(self.pipe_role)
+        grant_publish(self.event_bus, self.pipe_role, [event_source])
         self.dead_letter_queue.grant_send_messages(self.pipe_role)
         self.pipe_log_group.grant_write(self.pipe_role)
 

@@ -24,6 +24,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from payment_stack.encrypted_table import customer_key_table
+from payment_stack.event_sources import ENRICHMENT_SOURCE, SCREENING_SOURCE, grant_publish
 from payment_stack.ingest_pipe import DEFAULT_EVENT_SOURCE, TRANSACTION_AUTHORIZED
 from payment_stack.nag import acknowledge_kms_grant_wildcards
 from payment_stack.payment_function import PaymentFunction
@@ -34,7 +35,6 @@ from payment_stack.queues import (
     dead_letter_queue,
 )
 
-ENRICHMENT_SOURCE = "payments.enrichment"
 # Lambda's asynchronous retries after the first attempt (its default, written out).
 ASYNC_RETRIES = 2
 
@@ -116,7 +116,7 @@ class EnrichmentProcessor(Construct):
         self.function = enrich.function
         self.accounts_table.grant(enrich.role, "dynamodb:GetItem")
         encryption_key.grant_decrypt(enrich.role)
-        event_bus.grant_put_events_to(enrich.role)
+        grant_publish(event_bus, enrich.role, [ENRICHMENT_SOURCE])
         self.dead_letter_queue.grant_send_messages(enrich.role)
         self.rule = events.Rule(
             self,
@@ -179,7 +179,7 @@ class ScreeningOutcomes(Construct):
             log_removal_policy=removal_policy,
         )
         self.function = outcomes.function
-        event_bus.grant_put_events_to(outcomes.role)
+        grant_publish(event_bus, outcomes.role, [SCREENING_SOURCE])
         self.notification_topic.grant_publish(outcomes.role)
         encryption_key.grant_encrypt_decrypt(outcomes.role)
         self.dead_letter_queue.grant_send_messages(outcomes.role)

@@ -22,8 +22,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from payment_stack.event_sources import ENRICHMENT_SOURCE, RULES_SOURCE, grant_publish
 from payment_stack.nag import acknowledge, acknowledge_kms_grant_wildcards
-from payment_stack.processors import ENRICHMENT_SOURCE
 from payment_stack.queues import (
     RULE_TARGET_MAX_EVENT_AGE,
     RULE_TARGET_RETRY_ATTEMPTS,
@@ -59,6 +59,7 @@ class RulesEngine(Construct):
         max_fx_deviation_bps: int = 300,
         failure_topic: sns.ITopic | None = None,
         enriched_source: str = ENRICHMENT_SOURCE,
+        published_sources: Sequence[str] = (RULES_SOURCE,),
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
@@ -81,6 +82,9 @@ class RulesEngine(Construct):
             amount x conversion rate before the transaction is rejected. Default 300 (3 %).
         :param failure_topic: notified of validation failures. Default: a new encrypted topic.
         :param enriched_source: ``source`` of the ``TransactionEnriched`` events to match.
+        :param published_sources: the ``source`` values the workflow may put on the bus.
+            Default ``payments.rules``, what the built-in definition publishes; a definition
+            of your own that publishes others names them here (any other is refused).
         """
         super().__init__(scope, construct_id)
         definition_file = definition_file or DEFAULT_DEFINITION
@@ -144,7 +148,7 @@ class RulesEngine(Construct):
             ),
             tracing_enabled=True,
         )
-        event_bus.grant_put_events_to(self.state_machine)
+        grant_publish(event_bus, self.state_machine, published_sources)
         self.failure_topic.grant_publish(self.state_machine)
 
         allow_eventbridge_to_encrypt(self, self.encryption_key)

@@ -34,7 +34,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payments.events import PostingFailed, TransactionApproved, TransactionPosted
+from payments.events import EventSource, PostingFailed, TransactionApproved, TransactionPosted
 from payments.posting import PermanentPostingError, PostingSystem
 from payments.posting_instructions import posting_request_for
 from payments.publisher import EventPublisher
@@ -119,10 +119,25 @@ def post_once() -> Callable[..., dict[str, Any]]:
     return once
 
 
+class UnapprovedSourceError(Exception):
+    """The message is not an approval of the rules engine: it is never posted."""
+
+
+def approved_source() -> str:
+    """Whose approvals are posted: the rules engine's source (the construct sets it)."""
+    return os.environ.get("APPROVED_SOURCE", EventSource.RULES.value)
+
+
 def record_handler(record: SQSRecord) -> dict[str, Any]:
     # The queue holds the EventBridge event as the rule delivered it.
     try:
         event = json.loads(record.body)
+        if not isinstance(event, dict) or event.get("source") != approved_source():
+            # Only the rules engine approves; anything else in the buffer is forged or
+            # misrouted. It fails, and after the queue's retries waits in the dead-letter
+            # queue for a person, without moving money.
+            metrics.add_metric(name="UnapprovedMessages", unit=MetricUnit.Count, value=1)
+            raise UnapprovedSourceError("the message is not an approval of the rules engine")
         # A transient posting error propagates: the record is reported failed and returns.
         return post_once()(approved=event["detail"])
     except Exception as error:

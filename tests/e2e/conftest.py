@@ -21,15 +21,21 @@ from payment_stack import PaymentPostingStack, StageConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS_LAST = "runs_last"
+# A test that provokes a refusal on purpose; its runs are not what the stack needs.
+DENIALS_EXPECTED = "denials_expected"
 
 # (template the runtime ran, its authorizer), for every runtime the suite started.
 RECORDED: list[tuple[dict[str, Any], Authorizer]] = []
 # Lines for the terminal summary (what a test found worth telling, not failing on).
 SUMMARY: list[str] = []
+_current: dict[str, bool] = {"denials_expected": False}
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{RUNS_LAST}: needs every other end-to-end test first")
+    config.addinivalue_line(
+        "markers", f"{DENIALS_EXPECTED}: provokes refusals on purpose; its calls are not recorded"
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -50,13 +56,20 @@ def _record_access() -> Iterator[None]:
 
     def record_then_exit(self: LocalRuntime, *args: Any) -> None:
         access = getattr(self, "access", None)
-        if access is not None and access.enforce:
+        if access is not None and access.enforce and not _current["denials_expected"]:
             RECORDED.append((self.assembly.template, access))
         original(self, *args)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(LocalRuntime, "__exit__", record_then_exit)
         yield
+
+
+@pytest.fixture(autouse=True)
+def _note_expected_denials(request: pytest.FixtureRequest) -> Iterator[None]:
+    _current["denials_expected"] = request.node.get_closest_marker(DENIALS_EXPECTED) is not None
+    yield
+    _current["denials_expected"] = False
 
 
 @pytest.fixture(scope="session")

@@ -450,6 +450,23 @@ def test_a_timeout_after_the_ledger_write_blocks_until_the_in_progress_window_en
     assert entry_count(ledger) == 4
 
 
+def test_an_approval_from_another_source_is_never_posted(
+    handle: Handle, tap: str, ledger: DynamoDBLedger
+) -> None:
+    forged, genuine = approved(1), approved(2)
+    forged_record = message(forged)
+    body = json.loads(forged_record["body"])
+    body["source"] = "payments.enrichment"  # a processor forging the rules engine's verdict
+    forged_record["body"] = json.dumps(body)
+
+    response = handle(batch(forged_record, message(genuine)))
+
+    assert failed_ids(response) == [forged_record["messageId"]]
+    posted = posted_events(drain(tap))
+    assert [p.transaction_id for p in posted] == [genuine.transaction_id]
+    assert ledger.posting(forged.transaction_id) is None
+
+
 def test_a_batch_where_every_record_fails_fails_the_invocation(
     handle: Handle, tap: str, ledger: DynamoDBLedger, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -411,6 +411,7 @@ class TestFunction:
             "LEDGER_TABLE_NAME": ref(built.cfn_child("LedgerTable")),
             "IDEMPOTENCY_TABLE_NAME": ref(built.cfn_child("IdempotencyTable")),
             "EVENT_BUS_NAME": ref(built.bus),
+            "APPROVED_SOURCE": "payments.rules",
         }
         assert function["TracingConfig"] == {"Mode": "Active"}
 

@@ -52,6 +52,15 @@ def _synthesized(
     return synthesized, stack
 
 
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _role_id(grantable: Any) -> str:
+    """The logical id of the role a function or state machine runs as."""
+    return logical_id(grantable.role)
+
+
 def _cfn_child(scope: IConstruct, child_id: str) -> IConstruct:
     """The CFN resource of a child construct (tables are exposed as imported views)."""
     resource = scope.node.find_child(child_id).node.default_child
@@ -265,6 +274,59 @@ class TestEveryStage:
         assert approvals, "the workflow publishes no TransactionApproved"
         for entry in approvals:
             assert pattern == {"source": [entry["Source"]], "detail-type": [entry["DetailType"]]}
+
+    def test_each_role_may_publish_only_its_own_source(
+        self, stage: str, request: pytest.FixtureRequest
+    ) -> None:
+        synthesized, stack = _synthesized(stage, request)
+        expected = {
+            logical_id(stack.ingest.pipe_role): ["payments.ingest"],
+            _role_id(stack.enrichment.function): ["payments.enrichment"],
+            _role_id(stack.screening_outcomes.function): ["payments.screening"],
+            _role_id(stack.rules_engine.state_machine): ["payments.rules"],
+            _role_id(stack.poster.function): ["payments.posting"],
+        }
+        found: dict[str, list[Any]] = {}
+        for policy in synthesized.template.find_resources("AWS::IAM::Policy").values():
+            [role] = policy["Properties"]["Roles"]
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                if "events:PutEvents" in _as_list(statement["Action"]):
+                    # Without the condition a role could forge any processor's events.
+                    found[role["Ref"]] = statement["Condition"]["StringEquals"]["events:source"]
+        assert {role: _as_list(sources) for role, sources in found.items()} == expected
+
+    def test_only_the_posting_rule_may_fill_the_posting_queue(
+        self, stage: str, request: pytest.FixtureRequest
+    ) -> None:
+        synthesized, stack = _synthesized(stage, request)
+        synthesized.template.has_resource_properties(
+            "AWS::SQS::QueuePolicy",
+            {
+                "Queues": [ref(stack.poster.queue)],
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Effect": "Deny",
+                                    "Principal": {"Service": "events.amazonaws.com"},
+                                    "Action": "sqs:SendMessage",
+                                    "Condition": {
+                                        "ArnNotEquals": {
+                                            "aws:SourceArn": get_att(stack.poster.rule)
+                                        }
+                                    },
+                                }
+                            )
+                        ]
+                    )
+                },
+            },
+        )
+        poster = synthesized.resources[logical_id(stack.poster.function)]
+        assert poster["Properties"]["Environment"]["Variables"]["APPROVED_SOURCE"] == (
+            "payments.rules"
+        )
 
     def test_is_environment_agnostic(self, stage: str, request: pytest.FixtureRequest) -> None:
         synthesized: Synthesized = request.getfixturevalue(stage)

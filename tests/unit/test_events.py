@@ -7,6 +7,7 @@ from payments.events import (
     CATALOGUE,
     SCHEMA_VERSION,
     EventName,
+    EventSource,
     Screening,
     TransactionAuthorized,
     render_catalogue,
@@ -42,3 +43,17 @@ def test_every_event_name_has_a_catalogue_entry() -> None:
 def test_docs_event_catalogue_is_current() -> None:
     # Regenerate with `make events-doc` when an event model changes.
     assert DOCS.read_text() == render_catalogue() + "\n"
+
+
+def test_the_constructs_grant_the_sources_the_catalogue_names() -> None:
+    # payment_stack holds the source names its grants use; the catalogue is the contract.
+    from payment_stack import event_sources
+
+    granted = {
+        event_sources.INGEST_SOURCE,
+        event_sources.SCREENING_SOURCE,
+        event_sources.ENRICHMENT_SOURCE,
+        event_sources.RULES_SOURCE,
+        event_sources.POSTING_SOURCE,
+    }
+    assert granted == {source.value for source in EventSource}

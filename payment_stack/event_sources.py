@@ -1,0 +1,33 @@
+"""The ``source`` of each processor's lifecycle events, and the grant that holds it to them.
+
+The names are the event catalogue's (``payments.events.EventSource``; a test keeps the two
+equal). Each principal may put events of its own sources only, so a faulty or compromised
+processor cannot forge another's event, a ``TransactionApproved`` above all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+
+INGEST_SOURCE = "payments.ingest"
+SCREENING_SOURCE = "payments.screening"
+ENRICHMENT_SOURCE = "payments.enrichment"
+RULES_SOURCE = "payments.rules"
+POSTING_SOURCE = "payments.posting"
+
+
+def grant_publish(
+    bus: events.IEventBus, grantee: iam.IGrantable, sources: Sequence[str]
+) -> iam.Grant:
+    """Let ``grantee`` put events on ``bus`` whose ``source`` is one of ``sources``."""
+    if isinstance(sources, str) or not sources:
+        raise ValueError(f"grant_publish: sources is a non-empty list of names, got {sources!r}")
+    return iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=["events:PutEvents"],
+        resource_arns=[bus.event_bus_arn],
+        conditions={"StringEquals": {"events:source": list(sources)}},
+    )
