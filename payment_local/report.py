@@ -270,7 +270,7 @@ def _posting_summary(
         "posted": sum(e.detail.get("postingStatus") == "POSTED" for e in posted),
         "alreadyPosted": sum(e.detail.get("postingStatus") == "ALREADY_POSTED" for e in posted),
         "toSuspense": sum(e.detail.get("accountId", "").startswith("SUSPENSE") for e in posted),
-        "failed": dict(Counter(str(e.detail.get("reason")) for e in failed).most_common()),
+        "failed": dict(Counter(str(e.detail.get("reasonCode")) for e in failed).most_common()),
         "trialBalance": ledger.trial_balance() if ledger else {},
         "ledgerEntries": len(ledger.scan_entries()) if ledger else 0,
     }

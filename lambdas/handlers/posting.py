@@ -35,7 +35,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from payments.events import EventSource, PostingFailed, TransactionApproved, TransactionPosted
-from payments.posting import PermanentPostingError, PostingSystem
+from payments.posting import FAILURE_REASONS, PermanentPostingError, PostingSystem
 from payments.posting_instructions import posting_request_for
 from payments.publisher import EventPublisher
 
@@ -87,7 +87,8 @@ def post_once() -> Callable[..., dict[str, Any]]:
                 [
                     PostingFailed(
                         transaction_id=request.transaction_id,
-                        reason=str(refusal),
+                        reason_code=refusal.code,
+                        reason=FAILURE_REASONS[refusal.code],
                         account_id=request.account_id,
                         amount=request.amount,
                         posting_system=system_name,

@@ -29,8 +29,13 @@ class AccountType(StrEnum):
 class Account(BaseModel):
     """A receiving account as the accounts table stores it."""
 
+    # Errors never echo input: an account carries an IBAN.
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
     account_id: str

@@ -18,6 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from payments.enrichment import Enrichment, FxCheck
 from payments.money import Money
+from payments.posting import PostingFailureCode
 from payments.transaction import AuthorizedTransaction, UtcDatetime
 
 SCHEMA_VERSION = "1.0"
@@ -258,7 +259,8 @@ class PostingFailed(LifecycleEvent):
 
     name: EventName = EventName.POSTING_FAILED
     source: EventSource = EventSource.POSTING
-    reason: str
+    reason_code: PostingFailureCode
+    reason: str  # the fixed text of the code (FAILURE_REASONS), never the system's words
     account_id: str
     amount: Money
     posting_system: str

@@ -29,6 +29,7 @@ from urllib3 import exceptions as http_errors
 from payments.pan import redact_pans
 from payments.posting import (
     PermanentPostingError,
+    PostingFailureCode,
     PostingRequest,
     PostingResult,
     PostingStatus,
@@ -163,7 +164,9 @@ def _interpret(status: int, payload: bytes, transaction_id: str) -> PostingResul
     if 400 <= status < 500:
         message = _error_message(payload)
         reason = f"core banking system refused the posting: HTTP {status}"
-        raise PermanentPostingError(f"{reason}: {message}" if message else reason)
+        raise PermanentPostingError(
+            f"{reason}: {message}" if message else reason, PostingFailureCode.REFUSED_BY_CORE
+        )
     # 1xx, another 2xx (202 Accepted is not a posting) or a redirect: not an answer this
     # adapter understands; a configuration problem, so not a refusal of the transaction.
     raise TransientPostingError(f"core banking system answered unexpected HTTP {status}")

@@ -33,6 +33,7 @@ from payments.money import CurrencyCode, MinorUnits, Money, SignedMinorUnits
 from payments.posting import (
     Direction,
     PermanentPostingError,
+    PostingFailureCode,
     PostingRequest,
     PostingResult,
     PostingStatus,
@@ -84,8 +85,13 @@ def _now() -> datetime:
 
 
 class _Model(BaseModel):
+    # Errors never echo input: entries carry account ids and amounts.
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid"
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        extra="forbid",
+        hide_input_in_errors=True,
     )
 
 
@@ -170,18 +176,22 @@ def _check(request: PostingRequest) -> None:
     if request.amount.amount == 0:
         raise PermanentPostingError(
             f"transaction {request.transaction_id}: a posting of 0 {request.amount.currency}"
-            " moves no money and is refused"
+            " moves no money and is refused",
+            PostingFailureCode.ZERO_AMOUNT,
         )
     if request.account_id == request.counter_account_id:
         raise PermanentPostingError(
             f"transaction {request.transaction_id}: account {request.account_id} is on both"
-            " legs; a posting must move money between two different accounts"
+            " legs; a posting must move money between two different accounts",
+            PostingFailureCode.SAME_ACCOUNT,
         )
 
 
 def _check_hold(amount: Money) -> None:
     if amount.amount == 0:
-        raise PermanentPostingError(f"a hold or release of 0 {amount.currency} is refused")
+        raise PermanentPostingError(
+            f"a hold or release of 0 {amount.currency} is refused", PostingFailureCode.ZERO_AMOUNT
+        )
 
 
 def _record(request: PostingRequest, posted_at: datetime) -> PostingRecord:

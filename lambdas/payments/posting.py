@@ -24,12 +24,20 @@ class Direction(StrEnum):
     CREDIT = "CREDIT"
 
 
+# Errors never echo input: requests and results carry account ids and amounts.
+_MODEL_CONFIG = ConfigDict(
+    alias_generator=to_camel,
+    populate_by_name=True,
+    frozen=True,
+    extra="forbid",
+    hide_input_in_errors=True,
+)
+
+
 class PostingRequest(BaseModel):
     """Move ``amount`` between the customer (or suspense) account and the counter account."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid"
-    )
+    model_config = _MODEL_CONFIG
 
     transaction_id: str
     account_id: str  # the customer's account, or suspense when it is unknown
@@ -44,9 +52,7 @@ class PostingStatus(StrEnum):
 
 
 class PostingResult(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid"
-    )
+    model_config = _MODEL_CONFIG
 
     status: PostingStatus
     posting_id: str
@@ -56,8 +62,34 @@ class TransientPostingError(Exception):
     """Try again later (throttled, unavailable, timed out): the message goes back to the queue."""
 
 
+class PostingFailureCode(StrEnum):
+    """Why a posting was refused for good: what ``PostingFailed`` publishes, never the
+    posting system's own words (a core system's error text may quote an IBAN or a name)."""
+
+    ZERO_AMOUNT = "ZERO_AMOUNT"
+    SAME_ACCOUNT = "SAME_ACCOUNT"
+    REFUSED_BY_CORE = "REFUSED_BY_CORE"
+    REFUSED = "REFUSED"
+
+
+# The one text published beside each code: fixed, so no input can reach the bus through it.
+FAILURE_REASONS = {
+    PostingFailureCode.ZERO_AMOUNT: "a posting of zero moves no money",
+    PostingFailureCode.SAME_ACCOUNT: "the same account is on both legs",
+    PostingFailureCode.REFUSED_BY_CORE: "the core banking system refused the posting",
+    PostingFailureCode.REFUSED: "the posting system refused the posting",
+}
+
+
 class PermanentPostingError(Exception):
-    """The posting system refused the posting for good: the transaction ends PostingFailed."""
+    """The posting system refused the posting for good: the transaction ends PostingFailed.
+
+    The message is for the caller's own diagnosis; only ``code`` is published.
+    """
+
+    def __init__(self, message: str, code: PostingFailureCode = PostingFailureCode.REFUSED):
+        super().__init__(message)
+        self.code = code
 
 
 class PostingSystem(Protocol):

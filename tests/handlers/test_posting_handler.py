@@ -28,6 +28,7 @@ from payments.events import (
 from payments.ledger import DynamoDBLedger, posting_id
 from payments.posting import (
     PermanentPostingError,
+    PostingFailureCode,
     PostingRequest,
     PostingResult,
     PostingStatus,
@@ -528,7 +529,10 @@ def test_a_permanent_refusal_ends_posting_failed_and_is_not_retried(
     _, system = posting.posting_system()
 
     def refuse(request: PostingRequest) -> PostingResult:
-        raise PermanentPostingError("account closed")
+        # A core system's own words may quote account data: they never reach the bus.
+        raise PermanentPostingError(
+            "account closed: DE89370400440532013000", PostingFailureCode.REFUSED_BY_CORE
+        )
 
     monkeypatch.setattr(system, "post", refuse)
 
@@ -540,7 +544,10 @@ def test_a_permanent_refusal_ends_posting_failed_and_is_not_retried(
     assert published["source"] == "payments.posting"
     failed = PostingFailed.model_validate(published["detail"])
     assert failed.transaction_id == event.transaction_id
-    assert failed.reason == "account closed"
+    assert failed.reason_code == PostingFailureCode.REFUSED_BY_CORE
+    assert failed.reason == "the core banking system refused the posting"
+    assert "DE89370400440532013000" not in json.dumps(published)
+    assert "account closed" not in json.dumps(published)
     assert failed.account_id == CUSTOMER
     assert failed.amount.amount == BILLED
     assert failed.posting_system == "ledger"

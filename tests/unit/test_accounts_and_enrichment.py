@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from payments.accounts import (
     SUSPENSE_ACCOUNT_ID,
+    Account,
     AccountType,
     iban,
     iban_is_valid,
@@ -77,3 +79,26 @@ def test_fx_check_compares_billing_with_amount_times_rate(
     check = fx_check(tx(transactionAmount=paid, billingAmount=billed, conversionRate=rate))
     assert check.expected_billing_amount == expected
     assert check.deviation_bps == deviation
+
+
+def test_an_invalid_account_error_never_echoes_its_values() -> None:
+    iban_like = "de89370400440532013000"  # lower case: refused by the IBAN pattern
+    with pytest.raises(ValidationError) as refused:
+        Account.model_validate(
+            {"accountId": "ACC-1", "iban": iban_like, "accountType": "CURRENT", "currency": "EUR"}
+        )
+    assert "iban" in str(refused.value)
+    assert iban_like not in str(refused.value)
+
+
+def test_an_invalid_posting_request_error_never_echoes_its_values() -> None:
+    from payments.posting import PostingRequest
+
+    with pytest.raises(ValidationError) as refused:
+        PostingRequest.model_validate(
+            {"transactionId": "tx-1", "accountId": ["DE89370400440532013000"],
+             "counterAccountId": "CLEARING-EUR", "amount": {"amount": 1, "currency": "EUR"},
+             "direction": "DEBIT"}
+        )  # fmt: skip
+    assert "accountId" in str(refused.value)
+    assert "DE89370400440532013000" not in str(refused.value)
