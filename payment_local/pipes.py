@@ -123,9 +123,7 @@ class StreamPipe:
             for record in records:
                 read += 1
                 record["eventSourceARN"] = self.stream_arn
-                if not self.filters or any(
-                    f.matches_event(cast(Any, record)) for f in self.filters
-                ):
+                if self._passes_filters(record):
                     self._buffer.append(record)
                 else:
                     self.stats.records_filtered_out += 1

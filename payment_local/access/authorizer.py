@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from payment_local.access.calls import Check
@@ -235,9 +235,6 @@ class Authorizer:
             if not allowed:
                 counts[(describe(req.caller, req), req.action, req.resource)] += count
         return [Denial(p, a, r, n) for (p, a, r), n in sorted(counts.items())]
-
-    def requests(self) -> Iterable[Request]:
-        return {req for req, _ in self.decided}
 
 
 def describe(caller: Caller, req: Request | None = None) -> str:

@@ -37,10 +37,6 @@ def is_known_key(key: str) -> bool:
     return key in KNOWN_KEYS or key.startswith(KNOWN_PREFIXES)
 
 
-def condition_keys(conditions: Mapping[str, Mapping[str, tuple[str, ...]]]) -> set[str]:
-    return {key.lower() for block in conditions.values() for key in block}
-
-
 def _like(pattern: str, value: str, fold: bool = False) -> bool:
     pattern, value = (pattern.lower(), value.lower()) if fold else (pattern, value)
     # IAM's "Like" wildcards are * and ?; a "[" is literal, so escape it for fnmatch.

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from payment_local.access.conditions import condition_applies, condition_keys
+from payment_local.access.conditions import condition_applies
 
 
 class Effect(Enum):
@@ -114,12 +114,6 @@ class PolicyDocument:
 
     source: str
     statements: tuple[Statement, ...]
-
-    def condition_keys(self) -> set[str]:
-        keys: set[str] = set()
-        for statement in self.statements:
-            keys |= condition_keys(statement.conditions)
-        return keys
 
 
 def parse_document(source: str, document: Mapping[str, Any]) -> PolicyDocument:

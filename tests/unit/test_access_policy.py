@@ -245,7 +245,6 @@ def test_parse_document_reads_a_single_statement_object() -> None:
     [statement] = document.statements
     assert statement.effect is Effect.DENY
     assert statement.sid == "DenyPlainHttp"
-    assert document.condition_keys() == {"aws:securetransport"}
 
 
 def test_effect_defaults_to_allow_and_document_without_statements_is_empty() -> None:
