@@ -157,6 +157,25 @@ class TestProdStage:
 
 
 @pytest.mark.slow
+class TestTableProtection:
+    @pytest.mark.parametrize(("stage_name", "protected"), [("dev", False), ("prod", True)])
+    def test_tables_kept_with_the_stack_cannot_be_deleted_by_one_call(
+        self, stage_name: str, protected: bool, request: pytest.FixtureRequest
+    ) -> None:
+        # cdk-nag does not inspect TableV2, so this is checked here.
+        synthesized: Synthesized = request.getfixturevalue(stage_name)
+        tables = synthesized.template.find_resources("AWS::DynamoDB::GlobalTable")
+        assert tables
+        for name, table in tables.items():
+            for replica in table["Properties"]["Replicas"]:
+                assert replica.get("DeletionProtectionEnabled", False) is protected, name
+                # Point-in-time recovery (35 days) is the backup; see ADR 0009.
+                assert replica["PointInTimeRecoverySpecification"] == {
+                    "PointInTimeRecoveryEnabled": True
+                }, name
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 class TestEveryStage:
     def test_outputs(self, stage: str, request: pytest.FixtureRequest) -> None:
