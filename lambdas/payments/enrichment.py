@@ -9,22 +9,16 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel
 
 from payments.accounts import HEAD_OFFICE_ACCOUNT_ID, SUSPENSE_ACCOUNT_ID, Account, AccountType
+from payments.model_config import RECORD_CONFIG
 from payments.money import minor_unit_exponent
 from payments.transaction import AuthorizedTransaction
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        frozen=True,
-        extra="forbid",
-        hide_input_in_errors=True,
-    )
+    model_config = RECORD_CONFIG
 
 
 class FxCheck(_Model):

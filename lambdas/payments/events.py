@@ -13,10 +13,10 @@ from enum import StrEnum
 from types import UnionType
 from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, Field
 
 from payments.enrichment import Enrichment, FxCheck
+from payments.model_config import RECORD_CONFIG
 from payments.money import Money
 from payments.posting import PostingFailureCode
 from payments.transaction import AuthorizedTransaction, UtcDatetime
@@ -52,13 +52,7 @@ class EventName(StrEnum):
 
 class _CamelModel(BaseModel):
     # Errors never echo input: a transaction nested in an event may carry a clear PAN.
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        frozen=True,
-        extra="forbid",
-        hide_input_in_errors=True,
-    )
+    model_config = RECORD_CONFIG
 
 
 class LifecycleEvent(_CamelModel):

@@ -26,9 +26,9 @@ from typing import Any, Protocol
 from uuid import UUID, uuid5
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, Field
 
+from payments.model_config import RECORD_CONFIG
 from payments.money import CurrencyCode, MinorUnits, Money, SignedMinorUnits
 from payments.posting import (
     Direction,
@@ -86,13 +86,7 @@ def _now() -> datetime:
 
 class _Model(BaseModel):
     # Errors never echo input: entries carry account ids and amounts.
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        frozen=True,
-        extra="forbid",
-        hide_input_in_errors=True,
-    )
+    model_config = RECORD_CONFIG
 
 
 class Balance(_Model):

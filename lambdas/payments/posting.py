@@ -11,9 +11,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel
 
+from payments.model_config import RECORD_CONFIG
 from payments.money import Money
 
 
@@ -24,20 +24,10 @@ class Direction(StrEnum):
     CREDIT = "CREDIT"
 
 
-# Errors never echo input: requests and results carry account ids and amounts.
-_MODEL_CONFIG = ConfigDict(
-    alias_generator=to_camel,
-    populate_by_name=True,
-    frozen=True,
-    extra="forbid",
-    hide_input_in_errors=True,
-)
-
-
 class PostingRequest(BaseModel):
     """Move ``amount`` between the customer (or suspense) account and the counter account."""
 
-    model_config = _MODEL_CONFIG
+    model_config = RECORD_CONFIG
 
     transaction_id: str
     account_id: str  # the customer's account, or suspense when it is unknown
@@ -52,7 +42,7 @@ class PostingStatus(StrEnum):
 
 
 class PostingResult(BaseModel):
-    model_config = _MODEL_CONFIG
+    model_config = RECORD_CONFIG
 
     status: PostingStatus
     posting_id: str

@@ -17,12 +17,11 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
 )
-from pydantic.alias_generators import to_camel
 
+from payments.model_config import RECORD_CONFIG
 from payments.money import Money
 from payments.pan import looks_like_pan, redact_pans
 
@@ -58,19 +57,11 @@ ConversionRate = Annotated[
 ]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 
-_MODEL_CONFIG = ConfigDict(
-    alias_generator=to_camel,
-    populate_by_name=True,
-    frozen=True,
-    extra="forbid",
-    hide_input_in_errors=True,
-)
-
 
 class AuthorizedTransaction(BaseModel):
     """An authorized card, ATM or real-time payment transaction awaiting posting."""
 
-    model_config = _MODEL_CONFIG
+    model_config = RECORD_CONFIG
 
     transaction_id: Identifier
     mti: str = Field(pattern=r"^0[1-9][0-9]{2}$", description="message type indicator")
