@@ -23,8 +23,13 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from payments.dedup_store import DynamoDBFingerprintStore
-from payments.events import StreamPosition
-from payments.screening import InvalidRecord, Screener, parse_record, safe_transaction_id
+from payments.screening import (
+    InvalidRecord,
+    Screener,
+    parse_record,
+    record_id,
+    stream_position,
+)
 from payments.transaction import AuthorizedTransaction
 
 logger = Logger()
@@ -44,14 +49,11 @@ def screener() -> Screener:
 def _parse(record: DynamoDBRecord) -> AuthorizedTransaction | InvalidRecord:
     stream = record.dynamodb
     keys = {name: str(value) for name, value in ((stream.keys if stream else None) or {}).items()}
-    origin = StreamPosition(
-        table_key=keys, sequence_number=stream.sequence_number if stream else None
-    )
+    # Redacted here, at the source: nothing downstream sees the raw key.
+    origin = stream_position(keys, stream.sequence_number if stream else None)
     image = stream.new_image if stream else None
     if not image:
-        return InvalidRecord(
-            safe_transaction_id(keys.get("transactionId")), NO_IMAGE_REASON, origin
-        )
+        return InvalidRecord(record_id(origin), NO_IMAGE_REASON, origin)
     return parse_record(image, origin)
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
+
+from payments.pan import contains_card_number
 
 SAMPLE_ACCOUNT_IDS: tuple[str, ...] = tuple(f"ACC-{n:04d}" for n in range(1, 51))
 
@@ -153,7 +155,18 @@ class TransactionGenerator:
                 yield GeneratedRecord(item=item, kind=Kind.VALID, rule_break=rule_break)
 
     def _new_id(self) -> str:
-        return str(uuid.UUID(int=self._random.getrandbits(128), version=4))
+        return self._not_a_card_number(
+            lambda: str(uuid.UUID(int=self._random.getrandbits(128), version=4))
+        )
+
+    @staticmethod
+    def _not_a_card_number(draw: Callable[[], str]) -> str:
+        # Random digits look like a card number often enough (an "M" + 14 digit merchant id
+        # about one time in 300) that validation would refuse genuine sample traffic and the
+        # card-number detector would fire on a clean run: draw again instead.
+        while contains_card_number(value := draw()):
+            pass
+        return value
 
     def _digits(self, length: int) -> str:
         return "".join(self._random.choice("0123456789") for _ in range(length))
@@ -179,7 +192,9 @@ class TransactionGenerator:
         return {
             "transactionId": self._new_id(),
             "mti": "0200" if mcc == "6011" else "0100",
-            "panToken": "tok_" + "".join(rnd.choice("0123456789abcdef") for _ in range(24)),
+            "panToken": self._not_a_card_number(
+                lambda: "tok_" + "".join(rnd.choice("0123456789abcdef") for _ in range(24))
+            ),
             "processingCode": "010000" if mcc == "6011" else "000000",
             "transactionAmount": {"amount": amount_minor, "currency": currency},
             "billingAmount": {"amount": billing_minor, "currency": HOME_CURRENCY},
@@ -192,7 +207,7 @@ class TransactionGenerator:
             "acquirerCountry": acquirer,
             "issuerCountry": HOME_COUNTRY,
             "terminalId": f"T{self._digits(7)}",
-            "merchantId": f"M{self._digits(14)}",
+            "merchantId": self._not_a_card_number(lambda: f"M{self._digits(14)}"),
             "accountId": account,
             "transmittedAt": self._clock.isoformat(),
         }

@@ -26,7 +26,7 @@ from typing import Any
 import urllib3
 from urllib3 import exceptions as http_errors
 
-from payments.pan import redact_pans
+from payments.pan import redact_card_numbers
 from payments.posting import (
     PermanentPostingError,
     PostingFailureCode,
@@ -196,5 +196,5 @@ def _error_message(payload: bytes) -> str:
         return ""
     # Redact before cutting, so a card number across the cut cannot survive as a stub that
     # no longer looks like a PAN; and again after, in case the cut made one of a longer run.
-    message = redact_pans(" ".join(message.split()))
-    return redact_pans(message[:MESSAGE_LIMIT]).strip()
+    message = redact_card_numbers(" ".join(message.split()))
+    return redact_card_numbers(message[:MESSAGE_LIMIT]).strip()

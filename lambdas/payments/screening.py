@@ -16,8 +16,10 @@ from pydantic import ValidationError
 from payments.dedup import FingerprintStore, Sighting, epoch_millis
 from payments.events import Screening, StreamPosition, TransactionAuthorized
 from payments.fingerprint import fingerprint
-from payments.pan import looks_like_pan
+from payments.pan import contains_card_number
 from payments.transaction import AuthorizedTransaction, describe_validation_error
+
+REDACTED_KEY_PREFIX = "redacted-key-"
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,25 @@ class InvalidRecord:
     origin: StreamPosition
 
 
+def stream_position(keys: Mapping[str, str], sequence_number: str | None) -> StreamPosition:
+    """Where a record came from, with any key value that holds a card number redacted.
+
+    The key comes from the stream before any validation, so it is the one place a card number
+    written as a transaction id would otherwise travel on. It is replaced by a name made from
+    the stream sequence number: unique, and derived from nothing the card holder owns.
+    """
+    safe = {
+        name: redacted_key(sequence_number) if contains_card_number(value) else value
+        for name, value in keys.items()
+    }
+    return StreamPosition(table_key=safe, sequence_number=sequence_number)
+
+
+def redacted_key(sequence_number: str | None) -> str:
+    """What stands for a key that held a card number: ``redacted-key-<sequence number>``."""
+    return f"{REDACTED_KEY_PREFIX}{sequence_number or 'unknown'}"
+
+
 def parse_record(
     item: Mapping[str, Any], origin: StreamPosition
 ) -> AuthorizedTransaction | InvalidRecord:
@@ -37,19 +58,15 @@ def parse_record(
         return AuthorizedTransaction.model_validate(item)
     except ValidationError as error:
         return InvalidRecord(
-            transaction_id=safe_transaction_id(origin.table_key.get("transactionId")),
+            transaction_id=record_id(origin),
             reason=describe_validation_error(error),
             origin=origin,
         )
 
 
-def safe_transaction_id(raw: str | None) -> str:
-    """The key to report for an invalid record, unless it is missing or itself looks like a PAN."""
-    if not raw:
-        return "unknown"
-    if looks_like_pan(raw):
-        return "redacted-pan-like-key"
-    return raw
+def record_id(origin: StreamPosition) -> str:
+    """The transaction id to report for a record that failed validation (already redacted)."""
+    return origin.table_key.get("transactionId") or "unknown"
 
 
 class Screener:

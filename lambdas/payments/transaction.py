@@ -1,8 +1,9 @@
 """The authorized transaction record, as the authorization system writes it to the table.
 
 Field names follow what card authorizations carry (ISO 8583 data elements in brackets). The
-card is identified by a vault token only: a clear PAN is refused by validation, and because
-errors hide their input, it is never echoed back in the message.
+card is identified by a vault token only: a card number anywhere in a token or an id is refused
+by validation (``payments.pan`` says what counts as one), and because errors hide their input,
+it is never echoed back in the message.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from pydantic import (
 
 from payments.model_config import RECORD_CONFIG
 from payments.money import Money
-from payments.pan import looks_like_pan, redact_pans
+from payments.pan import contains_card_number, redact_card_numbers
 
 
-def _not_a_pan(value: str) -> str:
-    if looks_like_pan(value):
-        raise ValueError("holds what looks like a clear card number; send the vault token instead")
+def _no_card_number(value: str) -> str:
+    # Anywhere in the value, not only all of it: "tok_<PAN>" is a card number in clear too.
+    if contains_card_number(value):
+        raise ValueError("contains what looks like a card number; send the vault token instead")
     return value
 
 
@@ -45,17 +47,37 @@ def _rate(value: Any) -> Any:
     return value
 
 
+def _iso_8601(value: Any) -> Any:
+    # Pydantic would read "4111111111111111" as epoch milliseconds; a record's time is text in
+    # ISO 8601 (DE 7 as the authorization system renders it), never a bare number.
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("must be an ISO 8601 date and time with a zone") from None
+    if isinstance(value, datetime):
+        return value
+    raise ValueError("must be an ISO 8601 date and time with a zone")
+
+
 def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-Token = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{12,64}$"), AfterValidator(_not_a_pan)]
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$"), AfterValidator(_not_a_pan)]
+# Every field that can hold 13 digits in a row is checked for a card number; the fixed-format
+# numeric ones (STAN, RRN, terminal id, codes) are too short to hold one, and their patterns
+# are the check. tests/unit/test_transaction.py enumerates the fields to keep this true.
+Token = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{12,64}$"), AfterValidator(_no_card_number)]
+Identifier = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$"), AfterValidator(_no_card_number)
+]
+MerchantId = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,15}$"), AfterValidator(_no_card_number)]
+AccountId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,34}$"), AfterValidator(_no_card_number)]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$"), AfterValidator(_country)]
 ConversionRate = Annotated[
     Decimal, BeforeValidator(_rate), Field(gt=0, max_digits=12, decimal_places=8)
 ]
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_8601), AfterValidator(_utc)]
 
 
 class AuthorizedTransaction(BaseModel):
@@ -80,8 +102,8 @@ class AuthorizedTransaction(BaseModel):
     # rules, which reject it with a reason code instead of quarantining it.
     issuer_country: Country | None = None
     terminal_id: str = Field(pattern=r"^[A-Za-z0-9]{1,8}$", description="[41]")
-    merchant_id: str = Field(pattern=r"^[A-Za-z0-9]{1,15}$", description="[42]")
-    account_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,34}$")
+    merchant_id: MerchantId = Field(description="card acceptor id [42]")
+    account_id: AccountId
     transmitted_at: UtcDatetime = Field(description="transmission date and time [7]")
 
     @property
@@ -101,11 +123,11 @@ def describe_validation_error(error: ValidationError) -> str:
     """A reason a person can act on, naming fields and rules but never the values.
 
     The input may be a clear PAN, so only locations and messages are used, and the result is
-    passed through the PAN redaction in case a field name itself carried digits.
+    passed through the redaction in case a field name (an unknown field) carried one.
     """
     parts = []
     for detail in error.errors(include_input=False, include_url=False):
         location = ".".join(str(part) for part in detail["loc"]) or "record"
         message = detail["msg"].removeprefix("Value error, ")
         parts.append(f"{location}: {message}")
-    return redact_pans("; ".join(parts))
+    return redact_card_numbers("; ".join(parts))

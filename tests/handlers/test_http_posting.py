@@ -17,7 +17,7 @@ import urllib3
 
 from payments.http_posting import MESSAGE_LIMIT, HttpPostingSystem
 from payments.money import Money
-from payments.pan import PAN_REDACTION
+from payments.pan import REDACTION as PAN_REDACTION
 from payments.posting import (
     Direction,
     PermanentPostingError,

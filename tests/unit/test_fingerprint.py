@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from payments.fingerprint import FINGERPRINT_VERSION, fingerprint
@@ -41,4 +43,5 @@ def test_fingerprint_is_versioned_and_holds_no_field_value() -> None:
     digest = fingerprint(BASE)
     assert digest.startswith(f"{FINGERPRINT_VERSION}:")
     assert BASE.pan_token not in digest
-    assert len(digest.split(":")[1]) == 64
+    # SHA-256 in lowercase base32 without padding: 52 characters, the only digits 2-7.
+    assert re.fullmatch(r"[a-z2-7]{52}", digest.split(":")[1])

@@ -6,7 +6,7 @@ import pytest
 
 from payments.dedup import InMemoryFingerprintStore
 from payments.events import StreamPosition
-from payments.screening import InvalidRecord, Screener, parse_record
+from payments.screening import InvalidRecord, Screener, parse_record, stream_position
 from tests.factories import TEST_PAN, valid_item
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -65,15 +65,30 @@ def test_a_malformed_record_goes_on_flagged_invalid_with_where_to_find_it(
 
 
 @pytest.mark.parametrize(
-    ("key", "reported"), [(TEST_PAN, "redacted-pan-like-key"), (None, "unknown"), ("k-1", "k-1")]
+    ("key", "reported"),
+    [
+        (TEST_PAN, "redacted-key-4200"),
+        (f"tx_{TEST_PAN}", "redacted-key-4200"),
+        (f"{TEST_PAN}-retry", "redacted-key-4200"),
+        (None, "unknown"),
+        ("k-1", "k-1"),
+        ("tx_4111111111111112", "tx_4111111111111112"),  # fails Luhn: not a card number
+    ],
 )
-def test_the_id_reported_for_an_invalid_record_never_is_a_pan(
+def test_the_id_reported_for_an_invalid_record_never_holds_a_card_number(
     key: str | None, reported: str
 ) -> None:
-    position = StreamPosition(table_key={"transactionId": key} if key else {})
+    position = stream_position({"transactionId": key} if key else {}, "4200")
     parsed = parse_record({"transactionId": key}, position)
     assert isinstance(parsed, InvalidRecord)
     assert parsed.transaction_id == reported
+    assert position.table_key.get("transactionId", "unknown") == reported
+
+
+def test_a_redacted_key_without_a_sequence_number_still_names_no_card() -> None:
+    assert stream_position({"transactionId": TEST_PAN}, None).table_key == {
+        "transactionId": "redacted-key-unknown"
+    }
 
 
 @pytest.mark.parametrize("window", [timedelta(0), timedelta(seconds=-1)])

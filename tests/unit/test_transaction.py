@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from payments.pan import REDACTION, contains_card_number
 from payments.transaction import AuthorizedTransaction, describe_validation_error
 from tests.factories import TEST_PAN, valid_item
 
@@ -41,15 +42,47 @@ def test_issuer_country_may_be_missing_for_the_rules_to_reject() -> None:
     assert AuthorizedTransaction.model_validate(item).issuer_country is None
 
 
-@pytest.mark.parametrize("field", ["panToken", "transactionId"])
-def test_a_clear_pan_is_refused_and_never_echoed(field: str) -> None:
-    item = valid_item(**{field: TEST_PAN})
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("panToken", TEST_PAN),
+        ("panToken", f"tok_{TEST_PAN}"),
+        ("transactionId", TEST_PAN),
+        ("transactionId", f"tx_{TEST_PAN}"),
+        ("transactionId", f"{TEST_PAN}-a"),
+        ("accountId", TEST_PAN),
+        ("accountId", f"ACC-{TEST_PAN}"),
+        ("merchantId", "378282246310005"),
+        ("merchantId", "M36227206271667"),
+    ],
+)
+def test_a_card_number_anywhere_in_a_token_or_id_is_refused_and_never_echoed(
+    field: str, value: str
+) -> None:
+    item = valid_item(**{field: value})
     with pytest.raises(ValidationError) as caught:
         AuthorizedTransaction.model_validate(item)
-    assert TEST_PAN not in str(caught.value)
+    assert not contains_card_number(str(caught.value))
     reason = describe_validation_error(caught.value)
-    assert TEST_PAN not in reason
-    assert f"{field}: holds what looks like a clear card number" in reason
+    assert not contains_card_number(reason)
+    assert f"{field}: contains what looks like a card number" in reason
+
+
+# Card numbers shaped to fit each kind of field: a token, an id, a 15-character merchant id, the
+# shortest card length.
+CARD_SHAPED = (TEST_PAN, f"tok_{TEST_PAN}", f"ACC-{TEST_PAN}", "378282246310005", "4222222222222")
+
+
+@pytest.mark.parametrize("field", sorted(valid_item()))
+def test_no_field_accepts_a_card_number(field: str) -> None:
+    """Every field refuses them: by the card-number check, or by a format too short to hold one.
+
+    Enumerates the record's fields, so a field added later without the check fails here.
+    """
+    for value in CARD_SHAPED:
+        with pytest.raises(ValidationError) as caught:
+            AuthorizedTransaction.model_validate(valid_item(**{field: value}))
+        assert field in describe_validation_error(caught.value)
 
 
 def test_a_spaced_clear_pan_is_refused_too() -> None:
@@ -75,7 +108,7 @@ def test_unexpected_fields_are_refused_by_name() -> None:
 def test_a_field_name_holding_a_pan_is_redacted_in_the_reason() -> None:
     reason = reason_for(valid_item(**{TEST_PAN: "x"}))
     assert TEST_PAN not in reason
-    assert "[PAN REDACTED]" in reason
+    assert REDACTION in reason
 
 
 @pytest.mark.parametrize(
