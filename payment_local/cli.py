@@ -22,6 +22,7 @@ from payment_local.report import build_report, ledger_of, run_failures
 from payment_local.runtime import LocalRuntime
 from payments.generator import Knobs, TransactionGenerator
 from payments.money import Money
+from payments.pan import redact_card_numbers
 
 STATE_DIR = Path(".payments-local")
 EVENT_LOG = STATE_DIR / "events.jsonl"
@@ -239,7 +240,8 @@ def events(transaction_id: str, log_path: Path, as_json: bool) -> None:
         raise click.ClickException(f"no event log at {log_path}: run `payments-local run` first")
     found = [e for e in load_events(log_path) if e.transaction_id == transaction_id]
     if not found:
-        raise click.ClickException(f"no events for transaction {transaction_id} in {log_path}")
+        shown = redact_card_numbers(transaction_id)  # what was typed may itself be a card number
+        raise click.ClickException(f"no events for transaction {shown} in {log_path}")
     if as_json:
         click.echo(json.dumps([e.to_json() for e in found], indent=2))
         return

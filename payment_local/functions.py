@@ -22,7 +22,7 @@ import boto3
 from payment_local.access.authorizer import Credentials
 from payment_local.access.botocore_hook import running_function
 from payment_local.access.policy import Caller
-from payments.pan import redact_pans
+from payments.pan import redact_card_numbers
 
 # Locally, tracing has no daemon to talk to and EMF metrics would only be printed.
 LOCAL_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"}
@@ -94,7 +94,7 @@ class LocalFunction:
                 return json.loads(json.dumps(result))
             except Exception as error:  # the function's failure, reported, not raised as is
                 self.errors += 1
-                message = redact_pans(str(error))[:1000]
+                message = redact_card_numbers(str(error))[:1000]
                 raise FunctionError(self.name, type(error).__name__, message) from error
 
     def _handler(self) -> Callable[[Any, Any], Any]:

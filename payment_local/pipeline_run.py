@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 import boto3
@@ -19,9 +20,16 @@ from payment_local.runtime import LocalRuntime
 from payments.account_table import AccountTable
 from payments.accounts import sample_accounts
 from payments.events import BY_NAME
+from payments.pan import contains_card_number
+from payments.screening import REDACTED_KEY_PREFIX
 from payments.transaction_table import TransactionTable
 
 TRANSACTIONS_TABLE_OUTPUT = "TransactionsTableName"
+RETENTION_OUTPUT = "TransactionRetentionSeconds"
+# What a record whose transaction id holds a card number is tracked as until the pipeline names
+# it: screening replaces such a key with redacted-key-<stream sequence number>, and the raw id
+# must never be printed or stored, here included.
+UNNAMED_PREFIX = "card-number-key-"
 ACCOUNTS_TABLE_OUTPUT = "AccountsTableName"
 
 
@@ -32,6 +40,14 @@ def _seed_sample_accounts(runtime: LocalRuntime) -> None:
     except KeyError:
         return  # a stack without enrichment
     AccountTable(boto3.resource("dynamodb").Table(table_name)).put_all(sample_accounts())
+
+
+def _retention(runtime: LocalRuntime) -> timedelta | None:
+    """What the stack tells writers to set each record's expiry to (None: no expiry)."""
+    try:
+        return timedelta(seconds=int(runtime.output(RETENTION_OUTPUT)))
+    except KeyError:
+        return None
 
 
 def is_terminal(event: LoggedEvent) -> bool:
@@ -76,17 +92,46 @@ class LabelledRecord:
 
 @dataclass
 class RunResult:
-    """What was written, when, and how long the whole run took."""
+    """What was written, when, and how long the whole run took.
+
+    ``ids`` runs parallel to ``records``: the id each record is tracked by, which is its
+    transaction id unless that holds a card number (see ``UNNAMED_PREFIX``).
+    """
 
     records: list[InputRecord]
+    ids: list[str] = field(default_factory=list)
     written_at: dict[str, float] = field(default_factory=dict)
     started_at: float = 0.0
     finished_at: float = 0.0
     steps: int = 0
 
+    def __post_init__(self) -> None:
+        unnamed = 0
+        for record in self.records:
+            if contains_card_number(record.transaction_id):
+                unnamed += 1
+                self.ids.append(f"{UNNAMED_PREFIX}{unnamed}")
+            else:
+                self.ids.append(record.transaction_id)
+
     @property
     def elapsed(self) -> float:
         return self.finished_at - self.started_at
+
+    def claim(self, event: LoggedEvent) -> None:
+        """Give the first unnamed record still waiting the redacted id the pipeline chose.
+
+        Records with card numbers in their keys cannot be told apart after redaction (that is
+        the point), so they are matched in order; each still gets exactly one lifecycle.
+        """
+        name = event.transaction_id
+        if not name or not name.startswith(REDACTED_KEY_PREFIX) or name in self.written_at:
+            return
+        waiting = next((i for i, tx in enumerate(self.ids) if tx.startswith(UNNAMED_PREFIX)), None)
+        if waiting is None or self.ids[waiting] not in self.written_at:
+            return
+        self.written_at[name] = self.written_at.pop(self.ids[waiting])
+        self.ids[waiting] = name
 
 
 def run_transactions(
@@ -104,11 +149,12 @@ def run_transactions(
     ``on_progress`` gets the number of transactions newly finished after each step.
     """
     table = TransactionTable(
-        boto3.resource("dynamodb").Table(runtime.output(TRANSACTIONS_TABLE_OUTPUT))
+        boto3.resource("dynamodb").Table(runtime.output(TRANSACTIONS_TABLE_OUTPUT)),
+        _retention(runtime),
     )
     _seed_sample_accounts(runtime)
     result = RunResult(records=list(records))
-    pending = list(records)
+    pending = list(zip(result.ids, records, strict=True))
     accounted: set[str] = set()
     cursor = 0  # events of the log already looked at
     idle_steps = 0
@@ -119,13 +165,15 @@ def run_transactions(
         if pending:
             chunk, pending = pending[:chunk_size], pending[chunk_size:]
             now = clock()
-            table.put_all(record.item for record in chunk)
-            for record in chunk:
-                result.written_at[record.transaction_id] = now
+            table.put_all(record.item for _, record in chunk)
+            for tracked, _ in chunk:
+                result.written_at[tracked] = now
         moved = runtime.step().total
         result.steps += 1
         before = len(accounted)
         events = runtime.event_log.events
+        for event in events[cursor:]:
+            result.claim(event)
         accounted.update(
             event.transaction_id
             for event in events[cursor:]

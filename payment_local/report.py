@@ -19,6 +19,7 @@ from payment_local.pipeline_run import RunResult, is_terminal
 from payment_local.runtime import LocalRuntime
 from payments.events import BY_NAME
 from payments.ledger import DynamoDBLedger
+from payments.pan import redact_card_numbers
 
 LEDGER_TABLE_OUTPUT = "LedgerTableName"
 
@@ -60,9 +61,27 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[rank - 1]
 
 
+def _without_card_numbers(value: Any) -> Any:
+    """Every string in a report, card numbers redacted: the last guard before a file or screen.
+
+    Nothing the pipeline emits should hold one (tests/e2e/test_no_card_numbers.py checks that
+    at the source); this keeps a report from ever becoming the place one is stored.
+    """
+    if isinstance(value, str):
+        return redact_card_numbers(value)
+    if isinstance(value, dict):
+        return {_without_card_numbers(k): _without_card_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_card_numbers(item) for item in value]
+    return value
+
+
 @dataclass
 class RunReport:
     data: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self.data = _without_card_numbers(self.data)
 
     @property
     def unaccounted(self) -> list[str]:
@@ -150,7 +169,7 @@ def build_report(runtime: LocalRuntime, run: RunResult, inputs: dict[str, Any]) 
     seen = {tx for tx in written if by_tx.get(tx)}
     finished = [tx for tx in seen if any(is_terminal(e) for e in by_tx[tx])]
     states = Counter(final_state(by_tx[tx]) for tx in seen)
-    expected = {r.transaction_id: r for r in run.records}
+    expected = dict(zip(run.ids, run.records, strict=True))
 
     flagged = {tx: _last(by_tx[tx], "DuplicateFlagged") for tx in seen}
     duplicates = {tx: event for tx, event in flagged.items() if event is not None}
@@ -167,8 +186,8 @@ def build_report(runtime: LocalRuntime, run: RunResult, inputs: dict[str, Any]) 
     )
     planted = Counter(
         f"{r.planted} -> {final_state(by_tx[tx]) if tx in seen else '-'}"
-        for r in run.records
-        if r.planted and (tx := r.transaction_id)
+        for tx, r in zip(run.ids, run.records, strict=True)
+        if r.planted
     )
     data = {
         "reportVersion": REPORT_VERSION,

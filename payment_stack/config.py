@@ -35,6 +35,8 @@ class StageConfig:
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
     log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS
     sample_source: bool = False
+    # How long a record stays in the transactions table and the quarantine (their TTL).
+    data_retention_days: int = 90
 
     @classmethod
     def from_context(cls, scope: Construct) -> StageConfig:
@@ -51,7 +53,8 @@ class StageConfig:
 
     @classmethod
     def from_dict(cls, name: str, values: dict[str, Any]) -> StageConfig:
-        unknown = set(values) - {"removalPolicy", "logRetentionDays", "sampleSource"}
+        known = {"removalPolicy", "logRetentionDays", "sampleSource", "dataRetentionDays"}
+        unknown = set(values) - known
         if unknown:
             raise ValueError(f"stage {name!r} has unknown settings: {', '.join(sorted(unknown))}")
         policy = values.get("removalPolicy", "retain")
@@ -71,8 +74,15 @@ class StageConfig:
             raise ValueError(
                 f"stage {name!r}: sampleSource must be true or false, got {sample_source!r}"
             )
+        data_days = values.get("dataRetentionDays", 90)
+        if isinstance(data_days, bool) or not isinstance(data_days, int) or data_days < 1:
+            raise ValueError(
+                f"stage {name!r}: dataRetentionDays must be a whole number of days, at least 1, "
+                f"got {data_days!r}"
+            )
         return cls(
             name=name,
+            data_retention_days=data_days,
             removal_policy=RemovalPolicy.DESTROY if policy == "destroy" else RemovalPolicy.RETAIN,
             log_retention=retention,
             sample_source=sample_source,

@@ -28,6 +28,9 @@ MAX_BUS_BATCH = 10
 TRANSACTIONS_PARTITION_KEY = "transactionId"
 DEDUP_PARTITION_KEY = "fingerprint"
 DEDUP_TTL_ATTRIBUTE = "expiresAt"
+# The time to live of the transactions table and the quarantine (payments/transaction_table.py).
+EXPIRES_AT = "expiresAt"
+QUARANTINE_SORT_KEY = "sequenceNumber"
 TRANSACTION_AUTHORIZED = "TransactionAuthorized"
 DEFAULT_EVENT_SOURCE = INGEST_SOURCE
 
@@ -58,6 +61,7 @@ class IngestPipe(Construct):
         dedup_window: Duration | None = None,
         event_source: str = DEFAULT_EVENT_SOURCE,
         archive_retention: Duration | None = None,
+        data_retention: Duration | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
@@ -87,6 +91,10 @@ class IngestPipe(Construct):
         :param event_source: the ``source`` of the published events. Default ``payments.ingest``.
         :param archive_retention: retention of the archive of a bus this construct creates.
             Default 365 days. No archive is created on a bus that is passed in.
+        :param data_retention: how long a record stays in the transactions table and in the
+            quarantine, through the tables' time to live on ``expiresAt`` (epoch seconds, set
+            by the writer: ``payments.transaction_table.TransactionTable`` does). Default 90
+            days. A table passed in keeps its own TTL setting: enable it on ``expiresAt``.
         :param log_retention: retention of the pipe and function logs. Default three months.
         :param removal_policy: for the tables, keys, dead-letter queues and log groups.
             Default RETAIN: payment data, failed batches and logs outlive the stack.
@@ -98,6 +106,9 @@ class IngestPipe(Construct):
                 "archive a bus you pass in where you own it, or omit event_bus."
             )
         maximum_record_age = maximum_record_age or Duration.hours(1)
+        self.data_retention = data_retention or Duration.days(90)
+        if self.data_retention.to_seconds() < Duration.days(1).to_seconds():
+            raise ValueError("IngestPipe: data_retention must be at least one day")
         dedup_window = dedup_window or Duration.hours(24)
         _validate(
             batch_size=batch_size,
@@ -126,9 +137,25 @@ class IngestPipe(Construct):
                 name=TRANSACTIONS_PARTITION_KEY, type=dynamodb.AttributeType.STRING
             ),
             dynamo_stream=dynamodb.StreamViewType.NEW_IMAGE,
+            time_to_live_attribute=EXPIRES_AT,
             removal_policy=removal_policy,
         )
         stream_arn = _stream_arn_with_images(self.transactions_table)
+
+        # Records screening refused, without the refused values (payments/quarantine.py).
+        self.quarantine_table = customer_key_table(
+            self,
+            "QuarantineTable",
+            encryption_key=self.encryption_key,
+            partition_key=dynamodb.Attribute(
+                name=TRANSACTIONS_PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(
+                name=QUARANTINE_SORT_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            time_to_live_attribute=EXPIRES_AT,
+            removal_policy=removal_policy,
+        )
 
         self.dedup_table = customer_key_table(
             self,
@@ -160,6 +187,9 @@ class IngestPipe(Construct):
             environment={
                 "DEDUP_TABLE_NAME": self.dedup_table.table_name,
                 "DEDUP_WINDOW_SECONDS": str(int(dedup_window.to_seconds())),
+                "QUARANTINE_TABLE_NAME": self.quarantine_table.table_name,
+                "TRANSACTIONS_TABLE_NAME": self.transactions_table.table_name,
+                "RETENTION_SECONDS": str(int(self.data_retention.to_seconds())),
             },
             log_retention=log_retention,
             log_removal_policy=removal_policy,
@@ -169,8 +199,14 @@ class IngestPipe(Construct):
         # fingerprint, a conditional UpdateItem takes over an expired one or records a
         # duplicate's verdict; both read the item back on a failed condition. No delete or scan.
         self.dedup_table.grant(dedup.role, "dynamodb:PutItem", "dynamodb:UpdateItem")
+        # A refused record is kept in the quarantine (PutItem) and taken out of the
+        # transactions table (DeleteItem), by the function that sees its raw values.
+        self.quarantine_table.grant(dedup.role, "dynamodb:PutItem")
+        self.transactions_table.grant(dedup.role, "dynamodb:DeleteItem")
         # grant() names only the table actions; an encrypted table also needs the key.
         self.encryption_key.grant_encrypt_decrypt(dedup.role)
+        if self.transactions_table.encryption_key not in (None, self.encryption_key):
+            self.transactions_table.encryption_key.grant_encrypt_decrypt(dedup.role)
 
         self.pipe_role = iam.Role(
             self,

@@ -35,6 +35,7 @@ class PaymentPostingStack(Stack):
             self,
             "Ingest",
             removal_policy=config.removal_policy,
+            data_retention=Duration.days(config.data_retention_days),
             log_retention=config.log_retention,
         )
 
@@ -84,6 +85,7 @@ class PaymentPostingStack(Stack):
                 service_name="sample-source",
                 environment={
                     "TRANSACTIONS_TABLE_NAME": self.ingest.transactions_table.table_name,
+                    "RETENTION_SECONDS": str(int(self.ingest.data_retention.to_seconds())),
                     "ACCOUNTS_TABLE_NAME": self.enrichment.accounts_table.table_name,
                 },
                 timeout=Duration.minutes(5),
@@ -106,6 +108,13 @@ class PaymentPostingStack(Stack):
             )
 
         CfnOutput(self, "TransactionsTableName", value=self.ingest.transactions_table.table_name)
+        CfnOutput(
+            self,
+            "TransactionRetentionSeconds",
+            value=str(int(self.ingest.data_retention.to_seconds())),
+            description="What a writer of the transactions table sets expiresAt to, from now",
+        )
+        CfnOutput(self, "QuarantineTableName", value=self.ingest.quarantine_table.table_name)
         CfnOutput(self, "EventBusName", value=self.ingest.event_bus.event_bus_name)
         CfnOutput(self, "AccountsTableName", value=self.enrichment.accounts_table.table_name)
         CfnOutput(

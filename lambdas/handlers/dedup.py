@@ -1,5 +1,9 @@
 """Pipe enrichment: screen a batch of stream records into ``TransactionAuthorized`` details.
 
+A record that fails validation is quarantined here, at the one place its raw values are seen:
+kept without the refused values in the quarantine table and removed from the transactions
+table, before its event (which carries no values) goes on.
+
 EventBridge Pipes sends the batch as a JSON list of DynamoDB stream records and puts one event
 on the bus per element of the list returned. Every INSERT yields exactly one element, valid or
 not, so nothing written to the table is lost; an exception fails the batch and Pipes retries it
@@ -14,7 +18,7 @@ from functools import cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
     DynamoDBRecord,
@@ -23,6 +27,8 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from payments.dedup_store import DynamoDBFingerprintStore
+from payments.log_redaction import payment_logger
+from payments.quarantine import QuarantineStore
 from payments.screening import (
     InvalidRecord,
     Screener,
@@ -31,8 +37,9 @@ from payments.screening import (
     stream_position,
 )
 from payments.transaction import AuthorizedTransaction
+from payments.transaction_table import TransactionTable
 
-logger = Logger()
+logger = payment_logger()
 tracer = Tracer()
 metrics = Metrics()
 
@@ -46,15 +53,47 @@ def screener() -> Screener:
     return Screener(store, timedelta(seconds=int(os.environ["DEDUP_WINDOW_SECONDS"])))
 
 
+@cache
+def quarantine() -> QuarantineStore:
+    table = boto3.resource("dynamodb").Table(os.environ["QUARANTINE_TABLE_NAME"])
+    return QuarantineStore(table, timedelta(seconds=int(os.environ["RETENTION_SECONDS"])))
+
+
+@cache
+def transactions() -> TransactionTable:
+    return TransactionTable(boto3.resource("dynamodb").Table(os.environ["TRANSACTIONS_TABLE_NAME"]))
+
+
 def _parse(record: DynamoDBRecord) -> AuthorizedTransaction | InvalidRecord:
     stream = record.dynamodb
-    keys = {name: str(value) for name, value in ((stream.keys if stream else None) or {}).items()}
+    raw_keys = (stream.keys if stream else None) or {}
+    keys = {name: str(value) for name, value in raw_keys.items()}
     # Redacted here, at the source: nothing downstream sees the raw key.
     origin = stream_position(keys, stream.sequence_number if stream else None)
     image = stream.new_image if stream else None
-    if not image:
-        return InvalidRecord(record_id(origin), NO_IMAGE_REASON, origin)
-    return parse_record(image, origin)
+    parsed = parse_record(image, origin) if image else None
+    if isinstance(parsed, AuthorizedTransaction):
+        return parsed
+    invalid = parsed or InvalidRecord(record_id(origin), NO_IMAGE_REASON, origin)
+    _quarantine(invalid, raw_keys)
+    return invalid
+
+
+def _quarantine(invalid: InvalidRecord, raw_keys: dict[str, Any]) -> None:
+    """Keep the record without what was refused, then take it out of the transactions table.
+
+    In that order: a failure between the two leaves the record in both places, and the retry
+    of the batch writes the same quarantine item again and deletes the original.
+    """
+    quarantine().keep(
+        transaction_id=invalid.transaction_id,
+        sequence_number=invalid.origin.sequence_number,
+        reason=invalid.reason,
+        refused_fields=invalid.refused_fields,
+        kept=invalid.kept,
+    )
+    if raw_keys:
+        transactions().delete(raw_keys)
 
 
 @logger.inject_lambda_context(log_event=False)  # records hold card data: never log the event

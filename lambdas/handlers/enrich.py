@@ -12,16 +12,17 @@ from functools import cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from payments.account_table import AccountTable
 from payments.enrichment import enrich
 from payments.events import TransactionAuthorized, TransactionEnriched
+from payments.log_redaction import payment_logger
 from payments.publisher import EventPublisher
 
-logger = Logger()
+logger = payment_logger()
 tracer = Tracer()
 metrics = Metrics()
 

@@ -19,7 +19,7 @@ from functools import cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -35,11 +35,12 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from payments.events import EventSource, PostingFailed, TransactionApproved, TransactionPosted
+from payments.log_redaction import payment_logger
 from payments.posting import FAILURE_REASONS, PermanentPostingError, PostingSystem
 from payments.posting_instructions import posting_request_for
 from payments.publisher import EventPublisher
 
-logger = Logger()
+logger = payment_logger()
 tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)

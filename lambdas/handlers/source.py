@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -20,9 +21,10 @@ from pydantic.alias_generators import to_camel
 from payments.account_table import AccountTable
 from payments.accounts import sample_accounts
 from payments.generator import Knobs, TransactionGenerator
+from payments.log_redaction import payment_logger
 from payments.transaction_table import TransactionTable
 
-logger = Logger()
+logger = payment_logger()
 tracer = Tracer()
 
 MAX_COUNT = 10_000  # keeps one invocation well inside the function timeout
@@ -49,7 +51,8 @@ def account_table() -> AccountTable | None:
 @cache
 def transaction_table() -> TransactionTable:
     resource = boto3.resource("dynamodb")
-    return TransactionTable(resource.Table(os.environ["TRANSACTIONS_TABLE_NAME"]))
+    retention = timedelta(seconds=int(os.environ["RETENTION_SECONDS"]))
+    return TransactionTable(resource.Table(os.environ["TRANSACTIONS_TABLE_NAME"]), retention)
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -77,7 +77,8 @@ class LifecycleEvent(_CamelModel):
 
 
 class StreamPosition(_CamelModel):
-    """Where a record came from, so a quarantined record can be read back from the table."""
+    """Where a record came from: its table key (a key holding a card number is redacted) and
+    stream sequence number, which together name its item in the quarantine table."""
 
     table_key: dict[str, str]
     sequence_number: str | None = None

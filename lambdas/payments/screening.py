@@ -7,7 +7,7 @@ is passed on flagged invalid with a reason, never dropped and never failing its 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,18 +17,26 @@ from payments.dedup import FingerprintStore, Sighting, epoch_millis
 from payments.events import Screening, StreamPosition, TransactionAuthorized
 from payments.fingerprint import fingerprint
 from payments.pan import contains_card_number
+from payments.quarantine import refused_and_kept
 from payments.transaction import AuthorizedTransaction, describe_validation_error
+from payments.transaction_table import EXPIRES_AT
 
 REDACTED_KEY_PREFIX = "redacted-key-"
 
 
 @dataclass(frozen=True)
 class InvalidRecord:
-    """A record that failed validation: its id, why, and where to find the original."""
+    """A record that failed validation: its id, why, where it came from, and what to keep.
+
+    ``refused_fields`` names what validation refused; ``kept`` is every other field with its
+    value, which is what the quarantine stores (see ``payments.quarantine``).
+    """
 
     transaction_id: str
     reason: str
     origin: StreamPosition
+    refused_fields: tuple[str, ...] = ()
+    kept: Mapping[str, Any] = field(default_factory=dict)
 
 
 def stream_position(keys: Mapping[str, str], sequence_number: str | None) -> StreamPosition:
@@ -54,13 +62,18 @@ def parse_record(
     item: Mapping[str, Any], origin: StreamPosition
 ) -> AuthorizedTransaction | InvalidRecord:
     """Validate a table item; a failure becomes an InvalidRecord whose reason names no value."""
+    # The expiry is the table's storage metadata, not part of the authorization.
+    record = {name: value for name, value in item.items() if name != EXPIRES_AT}
     try:
-        return AuthorizedTransaction.model_validate(item)
+        return AuthorizedTransaction.model_validate(record)
     except ValidationError as error:
+        refused, kept = refused_and_kept(record, error)
         return InvalidRecord(
             transaction_id=record_id(origin),
             reason=describe_validation_error(error),
             origin=origin,
+            refused_fields=refused,
+            kept=kept,
         )
 
 

@@ -17,6 +17,8 @@ from moto import mock_aws
 TRANSACTIONS_TABLE = "transactions"
 BUS = "payments"
 DEDUP_TABLE = "dedup"
+QUARANTINE_TABLE = "quarantine"
+RETENTION_SECONDS = 7 * 24 * 3600
 
 
 @pytest.fixture
@@ -38,11 +40,29 @@ def dedup_table(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
         AttributeDefinitions=[{"AttributeName": "fingerprint", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+    # Screening also quarantines: the quarantine table comes with the dedup store.
+    dynamodb.create_table(
+        TableName=QUARANTINE_TABLE,
+        KeySchema=[
+            {"AttributeName": "transactionId", "KeyType": "HASH"},
+            {"AttributeName": "sequenceNumber", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "transactionId", "AttributeType": "S"},
+            {"AttributeName": "sequenceNumber", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
     monkeypatch.setenv("DEDUP_TABLE_NAME", DEDUP_TABLE)
     monkeypatch.setenv("DEDUP_WINDOW_SECONDS", "3600")
+    monkeypatch.setenv("QUARANTINE_TABLE_NAME", QUARANTINE_TABLE)
+    monkeypatch.setenv("RETENTION_SECONDS", str(RETENTION_SECONDS))
     from handlers import dedup
 
-    dedup.screener.cache_clear()  # the handler caches its store per process, as Lambda does
+    # The handler caches its stores per process, as Lambda does.
+    dedup.screener.cache_clear()
+    dedup.quarantine.cache_clear()
+    dedup.transactions.cache_clear()
     return DEDUP_TABLE
 
 
@@ -56,6 +76,7 @@ def transactions_table(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
     )
     monkeypatch.setenv("TRANSACTIONS_TABLE_NAME", TRANSACTIONS_TABLE)
+    monkeypatch.setenv("RETENTION_SECONDS", str(RETENTION_SECONDS))
     from handlers import source
 
     # Cold start: the handler caches its tables per process (an earlier test's run of the

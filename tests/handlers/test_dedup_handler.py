@@ -17,9 +17,15 @@ from handlers import dedup
 from payments.dedup import InMemoryFingerprintStore, Sighting
 from payments.dedup_store import DynamoDBFingerprintStore
 from payments.generator import Kind, Knobs, TransactionGenerator
+from payments.pan import contains_card_number
 from payments.transaction_table import TransactionTable
 from tests.factories import TEST_PAN, valid_item
-from tests.handlers.conftest import handler_output, read_stream
+from tests.handlers.conftest import (
+    QUARANTINE_TABLE,
+    RETENTION_SECONDS,
+    handler_output,
+    read_stream,
+)
 
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -211,3 +217,70 @@ def test_dynamodb_store_window_edges_and_ttl(dedup_table: str, dynamodb: Any) ->
     item = dynamodb.get_item(TableName=dedup_table, Key={"fingerprint": {"S": "g"}})["Item"]
     # TTL only after the window and a day's slack for re-runs have passed.
     assert int(item["expiresAt"]["N"]) == (2 * WINDOW_MS + 1 + 86_400_000) // 1000
+
+
+def _quarantined(dynamodb: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = boto3.resource("dynamodb").Table(QUARANTINE_TABLE).scan()["Items"]
+    return items
+
+
+def _left_in(table: str) -> set[str]:
+    items = boto3.resource("dynamodb").Table(table).scan()["Items"]
+    return {str(item["transactionId"]) for item in items}
+
+
+@pytest.mark.usefixtures("dedup_table")
+def test_a_refused_record_is_quarantined_without_the_refused_values(
+    dynamodb: Any, transactions_table: str, lambda_context: Any
+) -> None:
+    bad = valid_item(transactionId="tx-bad-0001", panToken=f"tok_{TEST_PAN}", mcc="54A1")
+    write(dynamodb, transactions_table, [bad, valid_item(transactionId="tx-good-0001")])
+
+    before = datetime.now(UTC).timestamp()
+    screen(dynamodb, transactions_table, lambda_context)
+
+    [kept] = _quarantined(dynamodb)
+    assert kept["transactionId"] == "tx-bad-0001"
+    assert kept["refusedFields"] == ["mcc", "panToken"]
+    assert {"panToken", "mcc"} <= set(kept["reason"].replace(":", " ").split())
+    assert {"panToken", "mcc"}.isdisjoint(kept["record"])
+    assert kept["record"]["stan"] == bad["stan"]  # what passed is kept, to correct and resend
+    assert before + RETENTION_SECONDS <= int(kept["expiresAt"]) <= before + RETENTION_SECONDS + 60
+    assert not contains_card_number(json.dumps(kept, default=str))
+    # Gone from the table the pipe reads; the good record stays.
+    assert _left_in(transactions_table) == {"tx-good-0001"}
+
+
+@pytest.mark.usefixtures("dedup_table")
+@pytest.mark.parametrize("key", [TEST_PAN, f"tx_{TEST_PAN}", f"{TEST_PAN}-0001"])
+def test_a_card_number_in_the_key_is_redacted_at_the_source(
+    dynamodb: Any, transactions_table: str, lambda_context: Any, key: str
+) -> None:
+    write(dynamodb, transactions_table, [valid_item(transactionId=key)])
+    [record] = read_stream(dynamodb, transactions_table)
+    sequence = record["dynamodb"]["SequenceNumber"]
+
+    [detail] = dedup.handler([record], lambda_context)
+    again = dedup.handler([record], lambda_context)  # Pipes retries whole batches
+
+    assert detail["transactionId"] == f"redacted-key-{sequence}"
+    assert detail["origin"]["tableKey"] == {"transactionId": f"redacted-key-{sequence}"}
+    assert [{**d, "occurredAt": None} for d in again] == [{**detail, "occurredAt": None}]
+    assert not contains_card_number(json.dumps(detail))
+    [kept] = _quarantined(dynamodb)
+    assert kept["transactionId"] == f"redacted-key-{sequence}"
+    assert kept["refusedFields"] == ["transactionId"]
+    assert not contains_card_number(json.dumps(kept, default=str))
+    assert _left_in(transactions_table) == set()
+
+
+@pytest.mark.usefixtures("dedup_table")
+def test_an_expiry_set_by_the_writer_is_storage_not_a_refused_field(
+    dynamodb: Any, transactions_table: str, lambda_context: Any
+) -> None:
+    write(dynamodb, transactions_table, [{**valid_item(), "expiresAt": 1_900_000_000}])
+
+    [detail] = screen(dynamodb, transactions_table, lambda_context)
+
+    assert detail["screening"]["valid"] is True
+    assert _quarantined(dynamodb) == []

@@ -382,12 +382,30 @@ class TestDefaults:
         bus = allowed_actions(built.template, role_id, get_att(built.pipe.event_bus))
         assert bus == {"events:PutEvents"}
 
-    def test_dedup_role_cannot_scan_or_delete(self, built: Built) -> None:
+    def test_dedup_role_cannot_scan_or_delete_fingerprints(self, built: Built) -> None:
         role = built.pipe.dedup_function.role
         assert role is not None
         everything = all_allowed_actions(built.template, logical_id(role))
-        forbidden = {"dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:*", "*"}
+        forbidden = {"dynamodb:Scan", "dynamodb:*", "*"}
         assert not everything & forbidden, everything & forbidden
+        dedup = allowed_actions(built.template, logical_id(role), table_arn(built.dedup_resource))
+        assert "dynamodb:DeleteItem" not in dedup
+
+    def test_dedup_role_moves_refused_records_to_the_quarantine(self, built: Built) -> None:
+        # Only delete on the transactions table (a refused record leaves it), only put on the
+        # quarantine: no read of either, no update.
+        role = built.pipe.dedup_function.role
+        assert role is not None
+        transactions = allowed_actions(
+            built.template, logical_id(role), table_arn(built.transactions_resource)
+        )
+        quarantine = allowed_actions(
+            built.template,
+            logical_id(role),
+            table_arn(_cfn_child(built.pipe, "QuarantineTable")),
+        )
+        assert {a for a in transactions if a.startswith("dynamodb:")} == {"dynamodb:DeleteItem"}
+        assert {a for a in quarantine if a.startswith("dynamodb:")} == {"dynamodb:PutItem"}
 
 
 @pytest.mark.slow
@@ -478,8 +496,8 @@ class TestExistingResources:
         template.has_resource_properties(
             "AWS::Pipes::Pipe", {"Source": get_att(table, "StreamArn")}
         )
-        # Only the passed table and the dedup table: no second transactions table.
-        template.resource_count_is("AWS::DynamoDB::GlobalTable", 2)
+        # The passed table, the dedup table and the quarantine: no second transactions table.
+        template.resource_count_is("AWS::DynamoDB::GlobalTable", 3)
         stream = allowed_actions(template, logical_id(pipe.pipe_role), get_att(table, "StreamArn"))
         assert "dynamodb:GetRecords" in stream
 

@@ -175,6 +175,30 @@ class TestTableProtection:
                 }, name
 
 
+class TestRetention:
+    """Finding 6 of issue 9: what the pipeline stores expires, per stage."""
+
+    @pytest.mark.parametrize(("stage_name", "days"), [("dev", 7), ("prod", 90)])
+    def test_transactions_and_quarantine_expire_after_the_stage_retention(
+        self, stage_name: str, days: int, request: pytest.FixtureRequest
+    ) -> None:
+        synthesized: Synthesized = request.getfixturevalue(stage_name)
+        stack: PaymentPostingStack = request.getfixturevalue(f"{stage_name}_stack")
+        resources = synthesized.template.to_json()["Resources"]
+        for child in ("TransactionsTable", "QuarantineTable"):
+            table = resources[logical_id(stack.ingest.node.find_child(child))]
+            assert table["Properties"]["TimeToLiveSpecification"] == {
+                "AttributeName": "expiresAt",
+                "Enabled": True,
+            }, child
+        seconds = str(days * 24 * 3600)
+        # What the writers set expiresAt from: the dedup function (quarantine), the sample
+        # source where there is one, and any other writer through the stack output.
+        env = resources[logical_id(stack.ingest.dedup_function)]["Properties"]["Environment"]
+        assert env["Variables"]["RETENTION_SECONDS"] == seconds
+        synthesized.template.has_output("TransactionRetentionSeconds", {"Value": seconds})
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 class TestEveryStage:
@@ -385,12 +409,14 @@ class TestStageConfig:
             removal_policy=RemovalPolicy.DESTROY,
             log_retention=logs.RetentionDays.ONE_MONTH,
             sample_source=True,
+            data_retention_days=7,
         )
         assert prod == StageConfig(
             name="prod",
             removal_policy=RemovalPolicy.RETAIN,
             log_retention=logs.RetentionDays.ONE_YEAR,
             sample_source=False,
+            data_retention_days=90,
         )
 
     def test_defaults_are_the_safe_choices(self) -> None:
@@ -398,6 +424,7 @@ class TestStageConfig:
         assert config.removal_policy == RemovalPolicy.RETAIN
         assert config.log_retention == logs.RetentionDays.THREE_MONTHS
         assert config.sample_source is False
+        assert config.data_retention_days == 90
 
     @pytest.mark.parametrize(
         ("values", "message"),
@@ -426,6 +453,16 @@ class TestStageConfig:
                 {"sampleSource": "false"},
                 r"sampleSource must be true or false, got 'false'",
                 id="sample-source-string",
+            ),
+            pytest.param(
+                {"dataRetentionDays": 0},
+                r"dataRetentionDays must be a whole number of days, at least 1, got 0",
+                id="data-retention-zero",
+            ),
+            pytest.param(
+                {"dataRetentionDays": "7"},
+                r"dataRetentionDays must be a whole number of days, at least 1, got '7'",
+                id="data-retention-string",
             ),
         ],
     )

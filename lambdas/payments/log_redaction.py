@@ -1,0 +1,29 @@
+"""A Powertools log formatter that never writes a card number, whatever field it hides in.
+
+Handlers log ids and counts only, and validation refuses card numbers in every id; this is the
+guard behind both, on the last step before a line leaves the function: the serialized JSON.
+Redaction touches digit runs only, so the line stays valid JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.logging.types import LogRecord
+
+from payments.pan import redact_card_numbers
+
+
+class CardNumberRedactingFormatter(LambdaPowertoolsFormatter):
+    def serialize(self, log: LogRecord) -> str:
+        return redact_card_numbers(super().serialize(log))
+
+
+def payment_logger(handler: logging.Handler | None = None) -> Logger:
+    """The logger every handler uses: Powertools JSON with card numbers redacted.
+
+    ``handler`` is where lines go (standard output, as Lambda wants, unless a test says).
+    """
+    return Logger(logger_formatter=CardNumberRedactingFormatter(), logger_handler=handler)
