@@ -21,9 +21,13 @@ class CardNumberRedactingFormatter(LambdaPowertoolsFormatter):
         return redact_card_numbers(super().serialize(log))
 
 
-def payment_logger(handler: logging.Handler | None = None) -> Logger:
+def payment_logger(handler: logging.Handler | None = None, service: str | None = None) -> Logger:
     """The logger every handler uses: Powertools JSON with card numbers redacted.
 
     ``handler`` is where lines go (standard output, as Lambda wants, unless a test says).
+    Powertools sets a service's logger up once per process, so a test that brings its own
+    handler names its own ``service`` too.
     """
-    return Logger(logger_formatter=CardNumberRedactingFormatter(), logger_handler=handler)
+    return Logger(
+        service=service, logger_formatter=CardNumberRedactingFormatter(), logger_handler=handler
+    )

@@ -236,7 +236,7 @@ def test_a_refused_record_is_quarantined_without_the_refused_values(
     bad = valid_item(transactionId="tx-bad-0001", panToken=f"tok_{TEST_PAN}", mcc="54A1")
     write(dynamodb, transactions_table, [bad, valid_item(transactionId="tx-good-0001")])
 
-    before = datetime.now(UTC).timestamp()
+    before = int(datetime.now(UTC).timestamp())
     screen(dynamodb, transactions_table, lambda_context)
 
     [kept] = _quarantined(dynamodb)

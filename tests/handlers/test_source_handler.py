@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import boto3
@@ -8,6 +9,8 @@ from pydantic import ValidationError
 
 from handlers import source
 from payments.transaction import AuthorizedTransaction
+from payments.transaction_table import EXPIRES_AT
+from tests.handlers.conftest import RETENTION_SECONDS
 
 
 def scan(table: str) -> list[dict[str, Any]]:
@@ -17,9 +20,14 @@ def scan(table: str) -> list[dict[str, Any]]:
 def test_writes_the_requested_number_of_records(
     transactions_table: str, lambda_context: Any
 ) -> None:
+    before = int(time.time())
     result = source.handler({"count": 80, "seed": 5, "malformedRate": 0.1}, lambda_context)
 
     items = scan(transactions_table)
+    # Every record expires after the stage's retention (the table's time to live).
+    for item in items:
+        expires = int(item.pop(EXPIRES_AT))
+        assert before + RETENTION_SECONDS <= expires <= time.time() + RETENTION_SECONDS
     assert result["written"] == 80 == len(items)
     assert sum(result["kinds"].values()) == 80
     assert result["kinds"]["malformed"] > 0

@@ -13,7 +13,7 @@ from tests.factories import TEST_PAN
 
 def test_a_card_number_in_the_message_or_any_extra_field_is_redacted() -> None:
     stream = io.StringIO()
-    logger = payment_logger(logging.StreamHandler(stream))
+    logger = payment_logger(logging.StreamHandler(stream), service="test-log-redaction")
     logger.warning(
         f"refused tok_{TEST_PAN}",
         extra={"accountId": f"ACC-{TEST_PAN}", "nested": {"merchant": "M36227206271667"}},
