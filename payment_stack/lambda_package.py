@@ -2,7 +2,8 @@
 
 Built without Docker (docs/adr/0001-lambda-bundling-without-docker.md): the code is the plain
 ``lambdas/`` folder, and the dependency layer is ``pip install``-ed at synth for the Lambda
-platform from wheels only, so no compiler and no container are needed.
+platform from wheels only, so no compiler and no container are needed. Every wheel is checked
+against the hashes in ``lambdas/requirements.lock`` (docs/adr/0012-hashed-dependency-lock.md).
 """
 
 from __future__ import annotations
@@ -19,39 +20,39 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
-REQUIREMENTS = LAMBDAS_DIR / "requirements.txt"
-# The project's full lock, so the layer's transitive versions are the ones tested too.
-CONSTRAINTS = LAMBDAS_DIR.parent / "constraints.txt"
+# ``make lock`` resolves lambdas/requirements.txt for the Lambda interpreter and platform below,
+# at the development lock's versions (so the versions tested are the ones deployed), with hashes.
+LOCK = LAMBDAS_DIR / "requirements.lock"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
 _PYTHON_VERSION = "3.14"
 _PLATFORM = "manylinux2014_aarch64"
 # What never belongs in the function asset; caches also change the asset hash at random.
-_CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "requirements.txt", ".mypy_cache"]
+_CODE_EXCLUDES = [
+    "**/__pycache__", "**/*.pyc", "requirements.txt", "requirements.lock", ".mypy_cache",
+]  # fmt: skip
 
 
 @jsii.implements(ILocalBundling)
 class PipInstallForLambda:
-    """Installs ``lambdas/requirements.txt`` into ``python/`` for the Lambda platform."""
+    """Installs ``lambdas/requirements.lock`` into ``python/`` for the Lambda platform."""
 
     def try_bundle(self, output_dir: str, options: Any = None, **_: Any) -> bool:
+        # --require-hashes: a wheel whose hash the lock does not hold is refused, and so is a
+        # dependency the lock does not pin (pip still resolves, to prove the lock complete).
         command = [
             sys.executable, "-m", "pip", "install", "-qq", "--disable-pip-version-check",
             "--no-compile", "--only-binary=:all:", "--implementation", "cp",
             "--python-version", _PYTHON_VERSION, "--platform", _PLATFORM,
-            "--target", str(Path(output_dir) / "python"), "--requirement", str(REQUIREMENTS),
+            "--target", str(Path(output_dir) / "python"),
+            "--require-hashes", "--requirement", str(LOCK),
         ]  # fmt: skip
-        if CONSTRAINTS.exists():
-            command += ["--constraint", str(CONSTRAINTS)]
         subprocess.run(command, check=True)  # noqa: S603 - fixed argv, no shell
         return True
 
 
 def _pins_hash() -> str:
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes())
-    if CONSTRAINTS.exists():
-        digest.update(CONSTRAINTS.read_bytes())
-    return digest.hexdigest()
+    return hashlib.sha256(LOCK.read_bytes()).hexdigest()
 
 
 class LambdaPackage(Construct):

@@ -163,8 +163,10 @@ def test_a_fresh_assembly_passes(project: FakeProject) -> None:
 
 
 def test_caches_and_requirements_do_not_make_it_stale(project: FakeProject) -> None:
+    # The code asset leaves these out (the layer is built from the lock), so they never differ.
     _write(project.root / "lambdas" / "handlers" / "__pycache__" / "app.cpython-311.pyc", "x")
     _write(project.root / "lambdas" / "requirements.txt", "boto3\n")
+    _write(project.root / "lambdas" / "requirements.lock", "boto3==1.0 --hash=sha256:00\n")
     os.utime(project.root / "lambdas" / "requirements.txt", (0, 0))
     check_fresh(project.load(), project_root=project.root)
 
