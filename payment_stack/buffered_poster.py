@@ -80,7 +80,7 @@ class BufferedPoster(Construct):
         allow_eventbridge_to_encrypt(self, encryption_key)
 
         self.dead_letter_queue = dead_letter_queue(
-            self, "DeadLetterQueue", encryption_key, removal_policy
+            self, "DeadLetterQueue", encryption_key, removal_policy, behind_a_queue=True
         )
         self.queue = sqs.Queue(
             self,
