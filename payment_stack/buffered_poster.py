@@ -135,6 +135,10 @@ class BufferedPoster(Construct):
             service_name="posting",
             environment=environment,
             timeout=timeout,
+            # The event source's maximum concurrency stops the queue from invoking more; the
+            # reservation makes it the ceiling for every caller and keeps that much capacity
+            # for posting whatever else in the account scales up.
+            reserved_concurrent_executions=max_concurrency,
             log_retention=log_retention,
             log_removal_policy=removal_policy,
         )

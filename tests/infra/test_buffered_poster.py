@@ -328,6 +328,17 @@ class TestEventSource:
         assert mapping["ScalingConfig"] == {"MaximumConcurrency": 50}
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
+    @pytest.mark.parametrize(("fixture", "concurrency"), [("built", 10), ("custom", 50)])
+    def test_the_function_reserves_what_the_queue_may_use_and_no_more(
+        self, fixture: str, concurrency: int, request: pytest.FixtureRequest
+    ) -> None:
+        """max_concurrency bounds the queue's invocations; the reservation bounds every
+        caller's and keeps that capacity for posting (NIST.800.53.R5-LambdaConcurrency)."""
+        built: Built = request.getfixturevalue(fixture)
+        assert built.event_source_mapping["ScalingConfig"] == {"MaximumConcurrency": concurrency}
+        function = built.properties(built.poster.function)
+        assert function["ReservedConcurrentExecutions"] == concurrency
+
 
 class TestTables:
     def test_ledger_table(self, built: Built) -> None:
