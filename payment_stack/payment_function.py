@@ -11,7 +11,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from payment_stack.lambda_package import ARCHITECTURE, RUNTIME, LambdaPackage
-from payment_stack.nag import acknowledge
+from payment_stack.nag import acknowledge, acknowledge_inline_policy
 
 METRICS_NAMESPACE = "PaymentPosting"
 
@@ -90,3 +90,4 @@ class PaymentFunction(Construct):
             "X-Ray PutTraceSegments and PutTelemetryRecords do not support resource-level "
             "permissions; AWS documents '*' as the only resource for them.",
         )
+        acknowledge_inline_policy(self.role)

@@ -23,7 +23,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from payment_stack.event_sources import ENRICHMENT_SOURCE, RULES_SOURCE, grant_publish
-from payment_stack.nag import acknowledge
+from payment_stack.nag import acknowledge, acknowledge_inline_policy
 from payment_stack.queues import (
     RULE_TARGET_MAX_EVENT_AGE,
     RULE_TARGET_RETRY_ATTEMPTS,
@@ -198,6 +198,8 @@ class RulesEngine(Construct):
             "resource is the one key that encrypts the failure topic (the pipeline's key when "
             "the stack passes it in, as PaymentPostingStack does), never '*'.",
         )
+        # The workflow's role and the role its rule starts it with.
+        acknowledge_inline_policy(self.state_machine)
 
 
 def _validate(

@@ -540,3 +540,19 @@ def test_passes_aws_solutions_checks_on_its_own(built: Built) -> None:
     report = cdk_nag.AwsSolutionsChecks().validate_scope(built.stack)
     assert report.success, [v.rule_name for v in report.violations]
     assert list(report.violations) == []
+
+
+@pytest.mark.parametrize(("fixture", "reported"), [("built", False), ("http", True)])
+def test_outside_a_vpc_is_accepted_only_when_posting_calls_aws_apis_alone(
+    fixture: str, reported: bool, request: pytest.FixtureRequest
+) -> None:
+    """Posting over HTTP reaches a network the stack does not know: the PCI DSS pack asks."""
+    built: Built = request.getfixturevalue(fixture)
+    report = cdk_nag.PCIDSS321Checks().validate_scope(built.stack)
+    flagged = {
+        resource.construct_path
+        for violation in report.violations
+        if violation.rule_name == "PCI.DSS.321-LambdaInsideVPC"
+        for resource in violation.violating_resources
+    }
+    assert (f"{built.poster.function.node.path}/Resource" in flagged) is reported

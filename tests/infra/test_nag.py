@@ -1,32 +1,48 @@
-"""cdk-nag v3 (AWS Solutions): the stacks pass, every acknowledgement says why, and none
-outlives the finding it accepts."""
+"""cdk-nag v3 (AWS Solutions, PCI DSS 3.2.1, NIST 800-53 rev 5): the stacks pass, every
+acknowledgement says why, and none outlives the finding it accepts."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 import cdk_nag
 import pytest
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import IConstruct
 
 from payment_stack import nag
 from tests.infra.support import (
+    CDK_JSON_CONTEXT,
+    SKIP_BUNDLING,
     Synthesized,
+    all_allowed_actions,
     bare_stack,
+    logical_id,
     synth_payment_stack,
 )
 
 # What aws-cdk-lib >= 2.262.1 prefixes an acknowledged rule id with in the metadata.
 ANNOTATION_PREFIX = "Annotation::"
-PACKS: dict[str, type[cdk_nag.NagPack]] = {"AwsSolutions": cdk_nag.AwsSolutionsChecks}
-# A rule of the AWS Solutions pack, optionally narrowed to one finding: IAM5[Action::kms:X*].
-SPECIFIC_RULE_ID = re.compile(r"AwsSolutions-[A-Z]+[0-9]+(\[[A-Za-z]+::.+\])?")
+PACKS: dict[str, type[cdk_nag.NagPack]] = {
+    "AwsSolutions": cdk_nag.AwsSolutionsChecks,
+    nag.PCI_DSS_321: cdk_nag.PCIDSS321Checks,
+    nag.NIST_800_53_R5: cdk_nag.NIST80053R5Checks,
+}
+# A rule of one of the packs, optionally narrowed to one finding: IAM5[Action::kms:X*].
+SPECIFIC_RULE_ID = re.compile(
+    r"(AwsSolutions-[A-Z]+[0-9]+|PCI\.DSS\.321-[A-Za-z0-9]+|NIST\.800\.53\.R5-[A-Za-z0-9]+)"
+    r"(\[[A-Za-z]+::.+\])?"
+)
 # Rules that report one finding per wildcard: acknowledging the whole rule would hide new ones.
+# (The PCI DSS and NIST packs have no such rule for the resources of this stack.)
 GRANULAR_RULES = {"AwsSolutions-IAM4", "AwsSolutions-IAM5"}
 GENERIC_REASONS = {
     "ok",
@@ -257,7 +273,61 @@ def test_an_acknowledgement_silences_only_its_rule() -> None:
 def test_the_checks_can_fail() -> None:
     stack = bare_stack("Negative")
     queue = sqs.Queue(stack, "Plain")  # no dead-letter queue, no enforce_ssl
+    log_group = logs.LogGroup(stack, "Logs")  # no key, retention 2 years (CDK's default)
     rules = set(findings(_reports(stack)))
 
     queue_path = f"{queue.node.path}/Resource"
-    assert {("AwsSolutions-SQS3", queue_path), ("AwsSolutions-SQS4", queue_path)} <= rules
+    log_path = f"{log_group.node.path}/Resource"
+    assert {
+        ("AwsSolutions-SQS3", queue_path),
+        ("AwsSolutions-SQS4", queue_path),
+        ("PCI.DSS.321-CloudWatchLogGroupEncrypted", log_path),
+        ("NIST.800.53.R5-CloudWatchLogGroupEncrypted", log_path),
+    } <= rules, rules
+
+
+@pytest.mark.slow
+def test_synth_runs_every_pack(tmp_path: Path) -> None:
+    """What app.py registers: a finding of any of the three packs fails the synth."""
+    app = cdk.App(outdir=str(tmp_path), context={**CDK_JSON_CONTEXT, **SKIP_BUNDLING})
+    stack = cdk.Stack(app, "Checked")
+    sqs.Queue(stack, "Plain")
+    logs.LogGroup(stack, "Logs")
+    nag.add_compliance_packs(app)
+
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    failed = {
+        plugin["pluginName"]
+        for plugin in report["pluginReports"]
+        if plugin["conclusion"] == "failure"
+    }
+    assert failed == set(PACKS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", STAGES)
+def test_functions_said_to_call_only_aws_apis_are_allowed_only_those(
+    stage: str, request: pytest.FixtureRequest
+) -> None:
+    """The reason of each LambdaInsideVPC acknowledgement names the services the function's
+    role allows; if a grant adds or drops one, the reason is no longer true."""
+    synthesized: Synthesized = request.getfixturevalue(stage)
+    checked = 0
+    for function, ack in acknowledged_constructs(synthesized.stack):
+        if not ack.rule.endswith("-LambdaInsideVPC"):
+            continue
+        assert isinstance(function, lambda_.Function), ack.path
+        assert function.role is not None
+        match = re.search(r"AWS service APIs only \(([a-z0-9, ]+):", ack.reason)
+        assert match, f"{ack.path}: the reason names no services"
+        named = {service.strip() for service in match.group(1).split(",")}
+        role_id = logical_id(function.role)
+        allowed = {
+            action.split(":")[0] for action in all_allowed_actions(synthesized.template, role_id)
+        }
+        assert allowed == named, f"{ack.path}: role allows {sorted(allowed)}"
+        checked += 1
+    assert checked, "no LambdaInsideVPC acknowledgement found"
