@@ -66,7 +66,7 @@ def acknowledge_inline_policy(role: IConstruct) -> None:
         "IAMNoInlinePolicy",
         "The policy is this one role's own: written for the calls of the one component that "
         "assumes the role, created, changed and deleted with it in this stack, and attached to "
-        "no other principal; a managed policy would add a reusable copy nothing else may use.",
+        "no other principal; a managed policy would only make it attachable to others.",
     )
 
 
