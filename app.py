@@ -8,13 +8,14 @@ template deploys anywhere and also drives the local runtime.
 from __future__ import annotations
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
 
 from payment_stack import PaymentPostingStack, StageConfig
+from payment_stack.nag import add_compliance_packs
 
 app = cdk.App()
 config = StageConfig.from_context(app)
 PaymentPostingStack(app, f"PaymentPosting-{config.name}", config=config)
-# Every synth is checked against the AWS Solutions rules; an unacknowledged finding fails it.
-cdk.Validations.of(app).add_plugins(AwsSolutionsChecks())
+# Every synth is checked against the AWS Solutions, PCI DSS 3.2.1 and NIST 800-53 rev 5 packs;
+# an unacknowledged finding of any fails it (docs/adr/0011-compliance-packs-at-synth.md).
+add_compliance_packs(app)
 app.synth()

@@ -22,7 +22,12 @@ from constructs import Construct
 
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import POSTING_SOURCE, RULES_SOURCE, grant_publish
-from payment_stack.nag import acknowledge_kms_grant_wildcards
+from payment_stack.nag import (
+    NIST_800_53_R5,
+    acknowledge_in_packs,
+    acknowledge_kms_grant_wildcards,
+    acknowledge_outside_vpc,
+)
 from payment_stack.payment_function import PaymentFunction
 from payment_stack.queues import (
     RULE_TARGET_MAX_EVENT_AGE,
@@ -80,7 +85,7 @@ class BufferedPoster(Construct):
         allow_eventbridge_to_encrypt(self, encryption_key)
 
         self.dead_letter_queue = dead_letter_queue(
-            self, "DeadLetterQueue", encryption_key, removal_policy
+            self, "DeadLetterQueue", encryption_key, removal_policy, behind_a_queue=True
         )
         self.queue = sqs.Queue(
             self,
@@ -135,6 +140,10 @@ class BufferedPoster(Construct):
             service_name="posting",
             environment=environment,
             timeout=timeout,
+            # The event source's maximum concurrency stops the queue from invoking more; the
+            # reservation makes it the ceiling for every caller and keeps that much capacity
+            # for posting whatever else in the account scales up.
+            reserved_concurrent_executions=max_concurrency,
             log_retention=log_retention,
             log_removal_policy=removal_policy,
         )
@@ -197,6 +206,20 @@ class BufferedPoster(Construct):
             "CDK grants on KMS-encrypted tables and queues use these action wildcards; "
             "the resource is the pipeline's one customer-managed key.",
         )
+        acknowledge_in_packs(
+            self.function,
+            "LambdaDLQ",
+            "The SQS event source invokes this function synchronously; a function dead-letter "
+            "queue applies to asynchronous invocations only, and a message still failing after "
+            "max_receive_count receives moves to the buffer's own dead-letter queue.",
+            packs=(NIST_800_53_R5,),
+        )
+        if posting_system == "ledger":
+            # An HTTP posting system is reached over the network: whether the function needs a
+            # VPC to get there is the deployer's decision, so the packs keep asking.
+            acknowledge_outside_vpc(
+                self.function, ("dynamodb", "events", "kms", "logs", "sqs", "xray")
+            )
 
     def metric_backlog(self, *, period: Duration | None = None) -> cloudwatch.Metric:
         """Approved transactions waiting to be posted. A steady rise means the posting system

@@ -19,7 +19,13 @@ from constructs import Construct
 
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import INGEST_SOURCE, grant_publish
-from payment_stack.nag import acknowledge_kms_grant_wildcards
+from payment_stack.nag import (
+    NIST_800_53_R5,
+    acknowledge_in_packs,
+    acknowledge_inline_policy,
+    acknowledge_kms_grant_wildcards,
+    acknowledge_outside_vpc,
+)
 from payment_stack.payment_function import PaymentFunction
 from payment_stack.queues import dead_letter_queue
 
@@ -343,6 +349,24 @@ class IngestPipe(Construct):
             self,
             "CDK grants on a KMS-encrypted table or queue use these action wildcards; "
             "the resource is the one customer-managed key of this pipeline.",
+        )
+        acknowledge_inline_policy(self.pipe_role)
+        acknowledge_outside_vpc(self.dedup_function, ("dynamodb", "kms", "logs", "xray"))
+        acknowledge_in_packs(
+            self.dedup_function,
+            "LambdaDLQ",
+            "The pipe invokes this function synchronously as its enrichment step; a function "
+            "dead-letter queue applies to asynchronous invocations only, and a batch that still "
+            "fails after the pipe's retries goes to the pipe's dead-letter queue.",
+            packs=(NIST_800_53_R5,),
+        )
+        acknowledge_in_packs(
+            self.dedup_function,
+            "LambdaConcurrency",
+            "Only the pipe invokes this function, one batch at a time per parallelization slot "
+            "of each stream shard, which bounds its concurrency; a lower reserved limit would "
+            "throttle the pipe into retries and the dead-letter queue.",
+            packs=(NIST_800_53_R5,),
         )
 
 

@@ -11,7 +11,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from payment_stack.lambda_package import ARCHITECTURE, RUNTIME, LambdaPackage
-from payment_stack.nag import acknowledge
+from payment_stack.nag import acknowledge, acknowledge_inline_policy
 
 METRICS_NAMESPACE = "PaymentPosting"
 
@@ -34,6 +34,7 @@ class PaymentFunction(Construct):
         environment: Mapping[str, str] | None = None,
         timeout: Duration | None = None,
         memory_size: int = 256,
+        reserved_concurrent_executions: int | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         log_removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
@@ -42,6 +43,8 @@ class PaymentFunction(Construct):
         :param service_name: Powertools service name, shown in every log line and metric.
         :param timeout: default 30 seconds.
         :param memory_size: default 256 MB (also buys CPU: pydantic validation is CPU-bound).
+        :param reserved_concurrent_executions: concurrency kept for this function alone, and its
+            ceiling. Default: none, the function shares the account's pool.
         :param log_retention: default three months.
         :param log_removal_policy: default RETAIN, logs are audit material.
         """
@@ -73,6 +76,7 @@ class PaymentFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             timeout=timeout or Duration.seconds(30),
             memory_size=memory_size,
+            reserved_concurrent_executions=reserved_concurrent_executions,
             environment={
                 "POWERTOOLS_SERVICE_NAME": service_name,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
@@ -86,3 +90,4 @@ class PaymentFunction(Construct):
             "X-Ray PutTraceSegments and PutTelemetryRecords do not support resource-level "
             "permissions; AWS documents '*' as the only resource for them.",
         )
+        acknowledge_inline_policy(self.role)

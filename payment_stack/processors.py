@@ -26,7 +26,12 @@ from constructs import Construct
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import ENRICHMENT_SOURCE, SCREENING_SOURCE, grant_publish
 from payment_stack.ingest_pipe import DEFAULT_EVENT_SOURCE, TRANSACTION_AUTHORIZED
-from payment_stack.nag import acknowledge_kms_grant_wildcards
+from payment_stack.nag import (
+    NIST_800_53_R5,
+    acknowledge_in_packs,
+    acknowledge_kms_grant_wildcards,
+    acknowledge_outside_vpc,
+)
 from payment_stack.payment_function import PaymentFunction
 from payment_stack.queues import (
     RULE_TARGET_MAX_EVENT_AGE,
@@ -37,6 +42,9 @@ from payment_stack.queues import (
 
 # Lambda's asynchronous retries after the first attempt (its default, written out).
 ASYNC_RETRIES = 2
+# How long Lambda keeps retrying an event it could not run (throttled, or failing) before it
+# goes to the on-failure destination.
+ASYNC_MAX_EVENT_AGE = Duration.hours(6)
 
 
 def subscribe(rule: events.Rule, function: lambda_.IFunction, failures: sqs.IQueue) -> None:
@@ -56,7 +64,23 @@ def fail_into(function: lambda_.IFunction, failures: sqs.IQueue) -> None:
     function.configure_async_invoke(
         retry_attempts=ASYNC_RETRIES,
         on_failure=destinations.SqsDestination(failures),
-        max_event_age=Duration.hours(6),
+        max_event_age=ASYNC_MAX_EVENT_AGE,
+    )
+    acknowledge_in_packs(
+        function,
+        "LambdaDLQ",
+        "Failed asynchronous invocations go to an on-failure destination, this processor's "
+        "dead-letter queue, with the invocation record (request and response); a function "
+        "dead-letter queue, the alternative Lambda offers, keeps the event without the response.",
+        packs=(NIST_800_53_R5,),
+    )
+    acknowledge_in_packs(
+        function,
+        "LambdaConcurrency",
+        "EventBridge invokes this function asynchronously: Lambda queues its events and retries "
+        "throttled ones for up to six hours, so a limit would delay them without shielding a "
+        "system of ours; the posting function, which feeds the posting system, has one.",
+        packs=(NIST_800_53_R5,),
     )
 
 
@@ -132,6 +156,7 @@ class EnrichmentProcessor(Construct):
         subscribe(self.rule, self.function, self.dead_letter_queue)
         fail_into(self.function, self.dead_letter_queue)
         _acknowledge_kms_grants(self)
+        acknowledge_outside_vpc(self.function, ("dynamodb", "events", "kms", "logs", "sqs", "xray"))
 
 
 class ScreeningOutcomes(Construct):
@@ -209,3 +234,4 @@ class ScreeningOutcomes(Construct):
             subscribe(rule, self.function, self.dead_letter_queue)
         fail_into(self.function, self.dead_letter_queue)
         _acknowledge_kms_grants(self)
+        acknowledge_outside_vpc(self.function, ("events", "kms", "logs", "sns", "sqs", "xray"))

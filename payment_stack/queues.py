@@ -18,12 +18,20 @@ RULE_TARGET_MAX_EVENT_AGE = Duration.hours(6)
 
 
 def dead_letter_queue(
-    scope: Construct, construct_id: str, key: kms.IKey | None, removal_policy: RemovalPolicy
+    scope: Construct,
+    construct_id: str,
+    key: kms.IKey | None,
+    removal_policy: RemovalPolicy,
+    *,
+    behind_a_queue: bool = False,
 ) -> sqs.Queue:
     """A TLS-only queue that keeps failed messages for 14 days (the SQS maximum).
 
     With ``key`` it is encrypted with that customer-managed key; without, with SQS-managed
     keys, for the one case where the customer key itself may be what failed.
+    ``behind_a_queue``: a queue's redrive policy will name it, which cdk-nag sees; the
+    dead-letter queues of pipes, rule targets and functions it cannot see, so they are
+    acknowledged.
     """
     queue = sqs.Queue(
         scope,
@@ -34,6 +42,8 @@ def dead_letter_queue(
         enforce_ssl=True,
         retention_period=DEAD_LETTER_RETENTION,
     )
+    if behind_a_queue:
+        return queue
     acknowledge(
         queue,
         "AwsSolutions-SQS3",

@@ -23,7 +23,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from payment_stack.event_sources import ENRICHMENT_SOURCE, RULES_SOURCE, grant_publish
-from payment_stack.nag import acknowledge, acknowledge_kms_grant_wildcards
+from payment_stack.nag import acknowledge, acknowledge_inline_policy
 from payment_stack.queues import (
     RULE_TARGET_MAX_EVENT_AGE,
     RULE_TARGET_RETRY_ATTEMPTS,
@@ -191,11 +191,15 @@ class RulesEngine(Construct):
             "Log delivery (logs:CreateLogDelivery and friends) and X-Ray accept only '*' as "
             "resource; AWS documents no narrower form for them.",
         )
-        acknowledge_kms_grant_wildcards(
+        acknowledge(
             self,
-            "CDK grants to publish to a KMS-encrypted topic use these action wildcards; "
-            "the resource is the rules engine's own customer-managed key.",
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+            "CDK's grant to publish to a KMS-encrypted topic uses this action wildcard; the "
+            "resource is the one key that encrypts the failure topic (the pipeline's key when "
+            "the stack passes it in, as PaymentPostingStack does), never '*'.",
         )
+        # The workflow's role and the role its rule starts it with.
+        acknowledge_inline_policy(self.state_machine)
 
 
 def _validate(

@@ -10,7 +10,13 @@ from constructs import Construct
 from payment_stack.buffered_poster import BufferedPoster
 from payment_stack.config import StageConfig
 from payment_stack.ingest_pipe import IngestPipe
-from payment_stack.nag import acknowledge_kms_grant_wildcards
+from payment_stack.nag import (
+    NIST_800_53_R5,
+    acknowledge_in_packs,
+    acknowledge_kms_grant_wildcards,
+    acknowledge_log_groups_without_customer_key,
+    acknowledge_outside_vpc,
+)
 from payment_stack.payment_function import PaymentFunction
 from payment_stack.processors import EnrichmentProcessor, ScreeningOutcomes
 from payment_stack.rules_engine import RulesEngine
@@ -100,12 +106,24 @@ class PaymentPostingStack(Stack):
                 "CDK's grant to write an encrypted table uses these action wildcards; "
                 "the resource is the pipeline's one customer-managed key.",
             )
+            self._acknowledge_sample_source(self.sample_source)
             CfnOutput(
                 self,
                 "SampleSourceFunctionName",
                 value=self.sample_source.function.function_name,
                 description='Invoke with {"count": 100} to write sample transactions',
             )
+
+        acknowledge_log_groups_without_customer_key(
+            [
+                self.ingest,
+                self.enrichment,
+                self.screening_outcomes,
+                self.rules_engine,
+                self.poster,
+                *([self.sample_source] if self.sample_source else []),
+            ]
+        )
 
         CfnOutput(self, "TransactionsTableName", value=self.ingest.transactions_table.table_name)
         CfnOutput(
@@ -129,3 +147,21 @@ class PaymentPostingStack(Stack):
         CfnOutput(self, "LedgerTableName", value=self.poster.ledger_table.table_name)
         CfnOutput(self, "PostingQueueUrl", value=self.poster.queue.queue_url)
         CfnOutput(self, "IngestDeadLetterQueueUrl", value=self.ingest.dead_letter_queue.queue_url)
+
+    @staticmethod
+    def _acknowledge_sample_source(source: PaymentFunction) -> None:
+        acknowledge_outside_vpc(source.function, ("dynamodb", "kms", "logs", "xray"))
+        acknowledge_in_packs(
+            source.function,
+            "LambdaDLQ",
+            "A development tool, invoked by hand to write sample transactions and never by an "
+            "event: the person who invokes it gets its result or error back directly.",
+            packs=(NIST_800_53_R5,),
+        )
+        acknowledge_in_packs(
+            source.function,
+            "LambdaConcurrency",
+            "A development tool, invoked by hand to write sample transactions and never by an "
+            "event, so there is no load that a concurrency limit would need to bound.",
+            packs=(NIST_800_53_R5,),
+        )

@@ -328,6 +328,17 @@ class TestEventSource:
         assert mapping["ScalingConfig"] == {"MaximumConcurrency": 50}
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
+    @pytest.mark.parametrize(("fixture", "concurrency"), [("built", 10), ("custom", 50)])
+    def test_the_function_reserves_what_the_queue_may_use_and_no_more(
+        self, fixture: str, concurrency: int, request: pytest.FixtureRequest
+    ) -> None:
+        """max_concurrency bounds the queue's invocations; the reservation bounds every
+        caller's and keeps that capacity for posting (NIST.800.53.R5-LambdaConcurrency)."""
+        built: Built = request.getfixturevalue(fixture)
+        assert built.event_source_mapping["ScalingConfig"] == {"MaximumConcurrency": concurrency}
+        function = built.properties(built.poster.function)
+        assert function["ReservedConcurrentExecutions"] == concurrency
+
 
 class TestTables:
     def test_ledger_table(self, built: Built) -> None:
@@ -529,3 +540,19 @@ def test_passes_aws_solutions_checks_on_its_own(built: Built) -> None:
     report = cdk_nag.AwsSolutionsChecks().validate_scope(built.stack)
     assert report.success, [v.rule_name for v in report.violations]
     assert list(report.violations) == []
+
+
+@pytest.mark.parametrize(("fixture", "reported"), [("built", False), ("http", True)])
+def test_outside_a_vpc_is_accepted_only_when_posting_calls_aws_apis_alone(
+    fixture: str, reported: bool, request: pytest.FixtureRequest
+) -> None:
+    """Posting over HTTP reaches a network the stack does not know: the PCI DSS pack asks."""
+    built: Built = request.getfixturevalue(fixture)
+    report = cdk_nag.PCIDSS321Checks().validate_scope(built.stack)
+    flagged = {
+        resource.construct_path
+        for violation in report.violations
+        if violation.rule_name == "PCI.DSS.321-LambdaInsideVPC"
+        for resource in violation.violating_resources
+    }
+    assert (f"{built.poster.function.node.path}/Resource" in flagged) is reported
