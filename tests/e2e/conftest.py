@@ -24,8 +24,10 @@ RUNS_LAST = "runs_last"
 # A test that provokes a refusal on purpose; its runs are not what the stack needs.
 DENIALS_EXPECTED = "denials_expected"
 
-# (template the runtime ran, its authorizer), for every runtime the suite started.
-RECORDED: list[tuple[dict[str, Any], Authorizer]] = []
+# (template the runtime ran, its authorizer, its physical ARNs by logical name), for every
+# runtime the suite started. Keys and streams get new ARNs in every run, so a grant is compared
+# with the calls of all runs by the logical name of what it names (see ``logical_names``).
+RECORDED: list[tuple[dict[str, Any], Authorizer, dict[str, str]]] = []
 # Lines for the terminal summary (what a test found worth telling, not failing on).
 SUMMARY: list[str] = []
 _current: dict[str, bool] = {"denials_expected": False}
@@ -57,12 +59,21 @@ def _record_access() -> Iterator[None]:
     def record_then_exit(self: LocalRuntime, *args: Any) -> None:
         access = getattr(self, "access", None)
         if access is not None and access.enforce and not _current["denials_expected"]:
-            RECORDED.append((self.assembly.template, access))
+            RECORDED.append((self.assembly.template, access, logical_names(self)))
         original(self, *args)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(LocalRuntime, "__exit__", record_then_exit)
         yield
+
+
+def logical_names(runtime: LocalRuntime) -> dict[str, str]:
+    """Each ARN the runtime provisioned, mapped to ``<LogicalId.Attribute>``."""
+    return {
+        value: f"<{logical_id}.{attribute}>"
+        for (logical_id, attribute), value in runtime.resolver.attributes.items()
+        if isinstance(value, str) and value.startswith("arn:")
+    }
 
 
 @pytest.fixture(autouse=True)

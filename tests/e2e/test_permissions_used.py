@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from payment_local.access.authorizer import Authorizer, describe
-from payment_local.access.policy import Effect, Request, Statement
+from payment_local.access.policy import Effect, Statement
 from payment_local.assembly import StackAssembly
 from tests.e2e.conftest import RECORDED, SUMMARY
 
@@ -25,8 +25,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.runs_last]
 NOT_CALLED_LOCALLY = ("logs:", "xray:")
 
 
-def _runs_of(assembly: StackAssembly) -> list[Authorizer]:
-    return [access for template, access in RECORDED if template == assembly.template]
+def _runs_of(assembly: StackAssembly) -> list[tuple[Authorizer, dict[str, str]]]:
+    return [(access, names) for template, access, names in RECORDED
+            if template == assembly.template]  # fmt: skip
+
+
+def _logical(resource: str, names: dict[str, str]) -> str:
+    """``resource`` with the ARNs of one run replaced by logical names, longest first (a
+    table's ARN is the start of its stream's): grants and calls of different runs compare."""
+    for arn in sorted(names, key=len, reverse=True):
+        if resource.startswith(arn):
+            return names[arn] + resource[len(arn) :]
+    return resource
 
 
 def _principals_that_act(template: dict[str, Any]) -> set[str]:
@@ -49,7 +59,7 @@ def test_every_call_recorded_across_the_suite_is_allowed_by_the_template(
     assert runs, "no end-to-end run of this stack recorded its calls"
     calls: dict[str, set[tuple[str, str]]] = defaultdict(set)
     refused = set()
-    for access in runs:
+    for access, _ in runs:
         for (req, allowed), _ in access.decided.items():
             principal = describe(req.caller, req)
             calls[principal].add((req.action, req.resource))
@@ -68,12 +78,12 @@ def test_every_call_recorded_across_the_suite_is_allowed_by_the_template(
 def test_grants_never_used_are_reported(assembly: StackAssembly) -> None:
     runs = _runs_of(assembly)
     assert runs
-    model = runs[0].model
-    used: dict[str, list[Request]] = defaultdict(list)
-    for access in runs:
+    model, names = runs[0][0].model, runs[0][1]
+    used: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for access, run_names in runs:
         for (req, allowed), _ in access.decided.items():
             if allowed and req.caller.kind == "role":
-                used[req.caller.arn].append(req)
+                used[req.caller.arn].add((req.action, _logical(req.resource, run_names)))
 
     unused = []
     for role in model.roles.values():
@@ -81,10 +91,10 @@ def test_grants_never_used_are_reported(assembly: StackAssembly) -> None:
             for statement in document.statements:
                 if statement.effect is Effect.ALLOW:
                     unused += [
-                        f"role {role.name}: {action} on {resource}"
+                        f"role {role.name}: {action} on {_logical(resource, names)}"
                         for action, resource in _grants(statement)
                         if not action.startswith(NOT_CALLED_LOCALLY)
-                        and not _used(action, resource, used[role.arn])
+                        and not _used(action, _logical(resource, names), used[role.arn])
                     ]
     SUMMARY[:] = sorted(set(unused))
     # Reported (terminal summary), not failed: tightening is a decision, with its own review.
@@ -96,9 +106,6 @@ def _grants(statement: Statement) -> list[tuple[str, str]]:
     return [(a, r) for a in statement.actions for r in statement.resources]
 
 
-def _used(action: str, resource: str, requests: list[Request]) -> bool:
+def _used(action: str, resource: str, calls: set[tuple[str, str]]) -> bool:
     probe = Statement(Effect.ALLOW, actions=(action,), resources=(resource,))
-    return any(
-        probe.matches_action(req.action) and probe.matches_resource(req.resource)
-        for req in requests
-    )
+    return any(probe.matches_action(called) and probe.matches_resource(on) for called, on in calls)
