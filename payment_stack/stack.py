@@ -10,14 +10,20 @@ from constructs import Construct
 from payment_stack.buffered_poster import BufferedPoster
 from payment_stack.config import StageConfig
 from payment_stack.ingest_pipe import IngestPipe
-from payment_stack.nag import acknowledge_kms_grant_wildcards
+from payment_stack.keys import domain_key
 from payment_stack.payment_function import PaymentFunction
 from payment_stack.processors import EnrichmentProcessor, ScreeningOutcomes
 from payment_stack.rules_engine import RulesEngine
 
 
 class PaymentPostingStack(Stack):
-    """Authorized transactions in, lifecycle events out, on one payments event bus."""
+    """Authorized transactions in, lifecycle events out, on one payments event bus.
+
+    One customer-managed key per data domain (docs/adr/0010-keys-per-data-domain.md):
+    transaction data (the ingest pipe's key, which also encrypts every queue of lifecycle
+    events), the ledger (with the account directory) and operations (failure records of the
+    pipe, notifications, logs); the bus archive has a key of its own.
+    """
 
     def __init__(
         self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs: Any
@@ -31,20 +37,36 @@ class PaymentPostingStack(Stack):
         Tags.of(self).add("project", "payment-posting")
         Tags.of(self).add("stage", config.name)
 
+        self.ledger_key = domain_key(
+            self,
+            "LedgerKey",
+            description="Encrypts the ledger and the account directory",
+            removal_policy=config.removal_policy,
+        )
+        self.operations_key = domain_key(
+            self,
+            "OperationsKey",
+            description="Encrypts operational data: the pipe's failure records, "
+            "notifications, logs",
+            removal_policy=config.removal_policy,
+        )
         self.ingest = IngestPipe(
             self,
             "Ingest",
+            operations_key=self.operations_key,
             removal_policy=config.removal_policy,
             log_retention=config.log_retention,
         )
 
-        key = self.ingest.encryption_key
+        self.transactions_key = self.ingest.encryption_key
         bus = self.ingest.event_bus
         self.enrichment = EnrichmentProcessor(
             self,
             "Enrichment",
             event_bus=bus,
-            encryption_key=key,
+            accounts_key=self.ledger_key,
+            encryption_key=self.transactions_key,
+            operations_key=self.operations_key,
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
@@ -52,7 +74,8 @@ class PaymentPostingStack(Stack):
             self,
             "ScreeningOutcomes",
             event_bus=bus,
-            encryption_key=key,
+            encryption_key=self.transactions_key,
+            operations_key=self.operations_key,
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
@@ -60,7 +83,8 @@ class PaymentPostingStack(Stack):
             self,
             "RulesEngine",
             event_bus=bus,
-            encryption_key=key,
+            encryption_key=self.transactions_key,
+            operations_key=self.operations_key,
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
@@ -69,7 +93,9 @@ class PaymentPostingStack(Stack):
             self,
             "Posting",
             event_bus=bus,
-            encryption_key=key,
+            ledger_key=self.ledger_key,
+            encryption_key=self.transactions_key,
+            operations_key=self.operations_key,
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
@@ -90,14 +116,11 @@ class PaymentPostingStack(Stack):
                 memory_size=512,
                 log_retention=config.log_retention,
                 log_removal_policy=config.removal_policy,
+                log_encryption_key=self.operations_key,
             )
-            self.ingest.grant_write_transactions(self.sample_source.role)
-            self.enrichment.accounts_table.grant_write_data(self.sample_source.role)
-            acknowledge_kms_grant_wildcards(
-                self.sample_source,
-                "CDK's grant to write an encrypted table uses these action wildcards; "
-                "the resource is the pipeline's one customer-managed key.",
-            )
+            # Both tables are loaded through boto3's batch writer (payments/*_table.py).
+            self.ingest.grant_write_transactions(self.sample_source.role, "dynamodb:BatchWriteItem")
+            self.enrichment.grant_write_accounts(self.sample_source.role, "dynamodb:BatchWriteItem")
             CfnOutput(
                 self,
                 "SampleSourceFunctionName",
