@@ -31,6 +31,9 @@ RECORDED: list[tuple[dict[str, Any], Authorizer, dict[str, str]]] = []
 # Lines for the terminal summary (what a test found worth telling, not failing on).
 SUMMARY: list[str] = []
 _current: dict[str, bool] = {"denials_expected": False}
+# What this session collected and deselected: a grant is compared with the calls of the whole
+# end-to-end suite, so a partial run cannot tell an unused grant from an untested path.
+_SESSION: dict[str, set[str]] = {"collected": set(), "deselected": set()}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,6 +46,20 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Stable sort: the rest keep their order, the marked ones go to the end of the session.
     items.sort(key=lambda item: item.get_closest_marker(RUNS_LAST) is not None)
+    _SESSION["collected"].update(item.nodeid for item in items)
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _SESSION["deselected"].update(item.nodeid for item in items)
+
+
+def runs_the_whole_suite() -> bool:
+    """Every end-to-end module is collected and none of its tests deselected."""
+    here = Path(__file__).parent
+    modules = {path.name for path in here.glob("test_*.py")}
+    collected = {nodeid.split("::")[0].rsplit("/", 1)[-1] for nodeid in _SESSION["collected"]}
+    deselected = [nodeid for nodeid in _SESSION["deselected"] if "e2e/" in nodeid]
+    return modules <= collected and not deselected
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
