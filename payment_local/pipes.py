@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from moto.events.models import EventPattern
 
 from payment_local.access.authorizer import AccessDenied, Authorizer
-from payment_local.access.calls import Check, checks_for_call
+from payment_local.access.calls import Check, checks_for_call, pipe_definition_checks
 from payment_local.access.policy import Caller
 from payment_local.functions import FunctionError, LocalFunction
 from payment_local.moto_internals import get_stream_records
@@ -133,10 +133,13 @@ class StreamPipe:
     def _read_checks(self) -> list[Check]:
         if self.access is None:
             return []
-        # GetRecords on the stream, and the table key's Decrypt that reading it needs.
-        return checks_for_call(
-            self.access.model, "dynamodb", "GetRecords", {"StreamArn": self.stream_arn}
-        )
+        # GetRecords on the stream, and the table key's Decrypt that reading it needs; the
+        # pipe's own key, to read the filter the records are matched against.
+        model = self.access.model
+        return [
+            *checks_for_call(model, "dynamodb", "GetRecords", {"StreamArn": self.stream_arn}),
+            *pipe_definition_checks(model, self.arn),
+        ]
 
     def _passes_filters(self, record: dict[str, Any]) -> bool:
         # A record passes when any one filter matches (no filters: every record).

@@ -4,35 +4,37 @@ than it can take them.
     rule (TransactionApproved) ──▶ SQS buffer ──▶ posting function (bounded concurrency)
                                      │ after maxReceiveCount          │ TransactionPosted |
                                      └──▶ dead-letter queue (redrive)  │ PostingFailed ──▶ bus
+
+The queues and the idempotency records are transaction data (``encryption_key``); the ledger
+and the logs may have keys of their own (docs/adr/0010-keys-per-data-domain.md).
 """
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, Names, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import POSTING_SOURCE, RULES_SOURCE, grant_publish
+from payment_stack.grants import grant_consume, grant_table
+from payment_stack.keys import EVENTS_SERVICE, allow_bus_rules_to_encrypt
 from payment_stack.nag import (
     NIST_800_53_R5,
     acknowledge_in_packs,
-    acknowledge_kms_grant_wildcards,
     acknowledge_outside_vpc,
 )
 from payment_stack.payment_function import PaymentFunction
 from payment_stack.queues import (
     RULE_TARGET_MAX_EVENT_AGE,
     RULE_TARGET_RETRY_ATTEMPTS,
-    allow_eventbridge_to_encrypt,
     dead_letter_queue,
 )
 
@@ -40,6 +42,13 @@ TRANSACTION_APPROVED = "TransactionApproved"
 # Lambda's advice: a visibility timeout at least six times the function timeout, so a batch
 # still being retried by the event source is not handed to a second poller.
 VISIBILITY_FACTOR = 6
+# What the ledger does per posting (payments/ledger.py): reads balances and the posting
+# record, and one TransactWriteItems of Put and Update items.
+LEDGER_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+# What Powertools idempotency does (DynamoDBPersistenceLayer): a conditional PutItem claims
+# the transaction (a failed condition returns the item, so no GetItem), an UpdateItem records
+# the result, a DeleteItem releases the claim when posting failed.
+IDEMPOTENCY_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
 
 class BufferedPoster(Construct):
@@ -52,6 +61,8 @@ class BufferedPoster(Construct):
         *,
         event_bus: events.IEventBus,
         encryption_key: kms.IKey,
+        ledger_key: kms.IKey | None = None,
+        operations_key: kms.IKey | None = None,
         posting_system: str = "ledger",
         core_banking_url: str | None = None,
         ledger_table: dynamodb.ITableV2 | None = None,
@@ -65,10 +76,14 @@ class BufferedPoster(Construct):
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         """
+        :param encryption_key: for the buffer queue, its dead-letter queue and the
+            idempotency records: approved transactions.
+        :param ledger_key: for a new ledger table. Default: ``encryption_key``.
+        :param operations_key: for the function's log group. Default: ``encryption_key``.
         :param posting_system: ``ledger`` (default: the built-in double-entry ledger on
             DynamoDB) or ``http`` (an external core-banking API at ``core_banking_url``).
         :param ledger_table: an existing ledger table (``pk``/``sk`` strings). Default: a new
-            TableV2 with point-in-time recovery, encrypted with ``encryption_key``.
+            TableV2 with point-in-time recovery, encrypted with ``ledger_key``.
         :param batch_size: messages per invocation, 1 to 10,000 (over 10 needs a batching
             window). Default 10.
         :param max_batching_window: how long to gather a batch. Default: none (latency first).
@@ -82,7 +97,7 @@ class BufferedPoster(Construct):
         _validate(posting_system, core_banking_url, batch_size, max_batching_window,
                   max_concurrency, max_receive_count)  # fmt: skip
         timeout = function_timeout or Duration.seconds(30)
-        allow_eventbridge_to_encrypt(self, encryption_key)
+        allow_bus_rules_to_encrypt(self, encryption_key, event_bus)
 
         self.dead_letter_queue = dead_letter_queue(
             self, "DeadLetterQueue", encryption_key, removal_policy, behind_a_queue=True
@@ -108,7 +123,7 @@ class BufferedPoster(Construct):
         self.ledger_table: dynamodb.ITableV2 = ledger_table or customer_key_table(
             self,
             "LedgerTable",
-            encryption_key=encryption_key,
+            encryption_key=ledger_key or encryption_key,
             partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
             removal_policy=removal_policy,
@@ -146,30 +161,25 @@ class BufferedPoster(Construct):
             reserved_concurrent_executions=max_concurrency,
             log_retention=log_retention,
             log_removal_policy=removal_policy,
+            log_encryption_key=operations_key or encryption_key,
         )
         self.function = poster.function
-        self.ledger_table.grant(
-            poster.role,
-            "dynamodb:GetItem",
-            "dynamodb:Query",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:ConditionCheckItem",
-        )
-        self.idempotency_table.grant_read_write_data(poster.role)
-        encryption_key.grant_encrypt_decrypt(poster.role)
+        grant_table(self.ledger_table, poster.role, *LEDGER_ACTIONS)
+        grant_table(self.idempotency_table, poster.role, *IDEMPOTENCY_ACTIONS)
         grant_publish(event_bus, poster.role, [POSTING_SOURCE])
-        self.function.add_event_source(
-            sources.SqsEventSource(
-                self.queue,
-                batch_size=batch_size,
-                max_batching_window=max_batching_window,
-                max_concurrency=max_concurrency,
-                # Without this, the failures the function reports are ignored and the whole
-                # batch is retried: good postings again, and the poison one forever.
-                report_batch_item_failures=True,
-            )
+        # The mapping SqsEventSource would make (same id), without its grant: that one adds
+        # ChangeMessageVisibility, GetQueueUrl and the key's wildcards, which Lambda never uses.
+        self.function.add_event_source_mapping(
+            f"SqsEventSource:{Names.node_unique_id(self.queue.node)}",
+            event_source_arn=self.queue.queue_arn,
+            batch_size=batch_size,
+            max_batching_window=max_batching_window,
+            max_concurrency=max_concurrency,
+            # Without this, the failures the function reports are ignored and the whole
+            # batch is retried: good postings again, and the poison one forever.
+            report_batch_item_failures=True,
         )
+        grant_consume(self.queue, poster.role)
 
         self.rule = events.Rule(
             self,
@@ -180,31 +190,39 @@ class BufferedPoster(Construct):
                 source=[approved_source], detail_type=[TRANSACTION_APPROVED]
             ),
         )
+        # The target is given the queue without its key: for an encrypted queue, CDK's target
+        # grants EventBridge the key for any source in the account (a rule ARN in the key
+        # policy would be a dependency cycle), which would make the bus statement's scoping
+        # moot. The key policy allows the rules of this bus instead (allow_bus_rules_to_encrypt)
+        # and the queue policy this rule, below.
         self.rule.add_target(
             targets.SqsQueue(
-                self.queue,
+                sqs.Queue.from_queue_arn(self, "QueueAsRuleTarget", self.queue.queue_arn),
                 dead_letter_queue=self.dead_letter_queue,
                 retry_attempts=RULE_TARGET_RETRY_ATTEMPTS,
                 max_event_age=RULE_TARGET_MAX_EVENT_AGE,
             )
         )
-        # EventBridge's grant to an encrypted queue names the account only (a rule ARN there
-        # would make a dependency cycle with the key), so any rule in the account could feed
-        # the buffer a forged approval. Only this rule may.
+        self.queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="ThePostingRuleDelivers",
+                principals=[iam.ServicePrincipal(EVENTS_SERVICE)],
+                actions=["sqs:SendMessage"],
+                resources=[self.queue.queue_arn],
+                conditions={"ArnEquals": {"aws:SourceArn": self.rule.rule_arn}},
+            )
+        )
+        # And no other rule, whatever another statement allows: a forged approval from any
+        # other rule of the account must not reach the buffer.
         self.queue.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="OnlyThePostingRuleDelivers",
                 effect=iam.Effect.DENY,
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                principals=[iam.ServicePrincipal(EVENTS_SERVICE)],
                 actions=["sqs:SendMessage"],
                 resources=[self.queue.queue_arn],
                 conditions={"ArnNotEquals": {"aws:SourceArn": self.rule.rule_arn}},
             )
-        )
-        acknowledge_kms_grant_wildcards(
-            self,
-            "CDK grants on KMS-encrypted tables and queues use these action wildcards; "
-            "the resource is the pipeline's one customer-managed key.",
         )
         acknowledge_in_packs(
             self.function,

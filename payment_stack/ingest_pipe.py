@@ -3,6 +3,10 @@
 transactions table ──stream (INSERT)──▶ EventBridge Pipe ──▶ payments event bus
                                           │ enrichment: deduplication function
                                           └─ after bounded retries: dead-letter queue
+
+Two keys (docs/adr/0010-keys-per-data-domain.md): ``encryption_key`` for transaction data
+(tables, stream, bus, the pipe's definition), ``operations_key`` for what holds none (the
+dead-letter queue, which locates failed records in the stream, and the logs).
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from constructs import Construct
 
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import INGEST_SOURCE, grant_publish
+from payment_stack.grants import grant_send, grant_stream_read, grant_table
+from payment_stack.keys import allow_logs_to_encrypt, allow_pipe_to_use, domain_key
 from payment_stack.nag import (
     NIST_800_53_R5,
     acknowledge_in_packs,
     acknowledge_inline_policy,
-    acknowledge_kms_grant_wildcards,
     acknowledge_outside_vpc,
 )
 from payment_stack.payment_function import PaymentFunction
@@ -39,6 +44,9 @@ EXPIRES_AT = "expiresAt"
 QUARANTINE_SORT_KEY = "sequenceNumber"
 TRANSACTION_AUTHORIZED = "TransactionAuthorized"
 DEFAULT_EVENT_SOURCE = INGEST_SOURCE
+# What a writer of new transactions may call: the pipe forwards INSERTs only, so a writer
+# never needs to update or delete.
+TRANSACTION_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:BatchWriteItem")
 
 
 class IngestPipe(Construct):
@@ -57,6 +65,7 @@ class IngestPipe(Construct):
         *,
         event_bus: events.IEventBus | None = None,
         encryption_key: kms.IKey | None = None,
+        operations_key: kms.IKey | None = None,
         transactions_table: dynamodb.ITableV2 | None = None,
         batch_size: int = MAX_BUS_BATCH,
         maximum_batching_window: Duration | None = None,
@@ -74,8 +83,12 @@ class IngestPipe(Construct):
         """
         :param event_bus: bus to publish to. Default: a new bus, encrypted with
             ``encryption_key``, with a dead-letter queue and an archive.
-        :param encryption_key: customer-managed key for the tables, queues, bus and archive.
-            Default: a new key with yearly rotation.
+        :param encryption_key: customer-managed key for transaction data: the tables, the bus
+            and the pipe's definition. Default: a new key with yearly rotation. (The archive of
+            a bus this construct creates has a key of its own.)
+        :param operations_key: customer-managed key for the dead-letter queue (which locates
+            failed records, holding none) and the log groups. Default: a new key with yearly
+            rotation.
         :param transactions_table: an existing table with a NEW_IMAGE (or NEW_AND_OLD_IMAGES)
             stream and ``transactionId`` as partition key. Default: a new TableV2 with
             point-in-time recovery, encrypted with ``encryption_key``.
@@ -127,13 +140,20 @@ class IngestPipe(Construct):
         )
 
         self._removal_policy = removal_policy
-        self.encryption_key: kms.IKey = encryption_key or kms.Key(
+        self.encryption_key: kms.IKey = encryption_key or domain_key(
             self,
             "Key",
-            description="Encrypts payment transactions at rest: tables, queues, bus, archive",
-            enable_key_rotation=True,
+            description="Encrypts transaction data: tables, stream, bus, queues of lifecycle "
+            "events, the pipe's definition",
             removal_policy=removal_policy,
         )
+        self.operations_key: kms.IKey = operations_key or domain_key(
+            self,
+            "OperationsKey",
+            description="Encrypts operational data of the ingest pipe: failure records, logs",
+            removal_policy=removal_policy,
+        )
+        allow_logs_to_encrypt(self, self.operations_key)
 
         self.transactions_table: dynamodb.ITableV2 = transactions_table or customer_key_table(
             self,
@@ -174,8 +194,9 @@ class IngestPipe(Construct):
             removal_policy=removal_policy,
         )
 
+        # Pipes writes a failed batch's place in the stream here, never its records.
         self.dead_letter_queue = dead_letter_queue(
-            self, "DeadLetterQueue", self.encryption_key, removal_policy
+            self, "DeadLetterQueue", self.operations_key, removal_policy
         )
 
         self.archive: events.Archive | None = None
@@ -199,20 +220,17 @@ class IngestPipe(Construct):
             },
             log_retention=log_retention,
             log_removal_policy=removal_policy,
+            log_encryption_key=self.operations_key,
         )
         self.dedup_function = dedup.function
         # What the store does (payments/dedup_store.py): a conditional PutItem claims a new
         # fingerprint, a conditional UpdateItem takes over an expired one or records a
         # duplicate's verdict; both read the item back on a failed condition. No delete or scan.
-        self.dedup_table.grant(dedup.role, "dynamodb:PutItem", "dynamodb:UpdateItem")
+        grant_table(self.dedup_table, dedup.role, "dynamodb:PutItem", "dynamodb:UpdateItem")
         # A refused record is kept in the quarantine (PutItem) and taken out of the
         # transactions table (DeleteItem), by the function that sees its raw values.
-        self.quarantine_table.grant(dedup.role, "dynamodb:PutItem")
-        self.transactions_table.grant(dedup.role, "dynamodb:DeleteItem")
-        # grant() names only the table actions; an encrypted table also needs the key.
-        self.encryption_key.grant_encrypt_decrypt(dedup.role)
-        if self.transactions_table.encryption_key not in (None, self.encryption_key):
-            self.transactions_table.encryption_key.grant_encrypt_decrypt(dedup.role)
+        grant_table(self.quarantine_table, dedup.role, "dynamodb:PutItem")
+        grant_table(self.transactions_table, dedup.role, "dynamodb:DeleteItem")
 
         self.pipe_role = iam.Role(
             self,
@@ -224,9 +242,13 @@ class IngestPipe(Construct):
             description="Execution role of the ingest pipe",
         )
         self.pipe_log_group = logs.LogGroup(
-            self, "PipeLogGroup", retention=log_retention, removal_policy=removal_policy
+            self,
+            "PipeLogGroup",
+            retention=log_retention,
+            removal_policy=removal_policy,
+            encryption_key=self.operations_key,
         )
-        self.transactions_table.grant_stream_read(self.pipe_role)
+        grant_stream_read(self.transactions_table, self.pipe_role)
         # Written out rather than grant_invoke(), which adds the function's versions (":*").
         self.pipe_role.add_to_policy(
             iam.PolicyStatement(
@@ -234,8 +256,10 @@ class IngestPipe(Construct):
             )
         )
         grant_publish(self.event_bus, self.pipe_role, [event_source])
-        self.dead_letter_queue.grant_send_messages(self.pipe_role)
+        grant_send(self.dead_letter_queue, self.pipe_role)
         self.pipe_log_group.grant_write(self.pipe_role)
+        # The pipe's definition (its filter) is encrypted with the transaction data's key.
+        allow_pipe_to_use(self, self.encryption_key, self.pipe_role)
 
         self.pipe = pipes.CfnPipe(
             self,
@@ -280,6 +304,7 @@ class IngestPipe(Construct):
                     log_group_arn=self.pipe_log_group.log_group_arn
                 ),
             ),
+            kms_key_identifier=self.encryption_key.key_arn,
             desired_state="RUNNING",
         )
         # The role's policy must exist before the pipe starts polling, or the first polls fail.
@@ -287,9 +312,20 @@ class IngestPipe(Construct):
 
         self._acknowledge_findings()
 
-    def grant_write_transactions(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let ``grantee`` write transactions into the table, which starts their lifecycle."""
-        return self.transactions_table.grant_write_data(grantee)
+    def grant_write_transactions(self, grantee: iam.IGrantable, *actions: str) -> None:
+        """Let ``grantee`` write new transactions, which starts their lifecycle.
+
+        ``actions``: what the writer calls, among PutItem and BatchWriteItem (default both).
+        """
+        actions = actions or TRANSACTION_WRITE_ACTIONS
+        unknown = set(actions) - set(TRANSACTION_WRITE_ACTIONS)
+        if unknown:
+            allowed = " or ".join(TRANSACTION_WRITE_ACTIONS)
+            raise ValueError(
+                f"IngestPipe: a writer of transactions calls {allowed}, "
+                f"not {', '.join(sorted(unknown))}"
+            )
+        grant_table(self.transactions_table, grantee, *actions)
 
     def metric_dead_letter_messages(
         self, *, period: Duration | None = None, statistic: str = "Maximum"
@@ -325,12 +361,12 @@ class IngestPipe(Construct):
             )
         )
         # The archive gets a key of its own: its key policy must name the bus, and the bus
-        # already depends on the pipeline key, so sharing that key would be a dependency cycle.
-        self.archive_key = kms.Key(
+        # already depends on the transaction key, so sharing that key would be a dependency
+        # cycle. No role may use it: only EventBridge, for this bus (CDK's statements).
+        self.archive_key = domain_key(
             self,
             "ArchiveKey",
             description="Encrypts the archive of payment lifecycle events",
-            enable_key_rotation=True,
             removal_policy=self._removal_policy,
         )
         self.archive = events.Archive(
@@ -345,11 +381,6 @@ class IngestPipe(Construct):
         return bus
 
     def _acknowledge_findings(self) -> None:
-        acknowledge_kms_grant_wildcards(
-            self,
-            "CDK grants on a KMS-encrypted table or queue use these action wildcards; "
-            "the resource is the one customer-managed key of this pipeline.",
-        )
         acknowledge_inline_policy(self.pipe_role)
         acknowledge_outside_vpc(self.dedup_function, ("dynamodb", "kms", "logs", "xray"))
         acknowledge_in_packs(

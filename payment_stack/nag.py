@@ -30,7 +30,7 @@ def acknowledge(scope: IConstruct, finding_id: str, reason: str) -> None:
     """Accept one cdk-nag finding on ``scope`` and the constructs below it.
 
     ``finding_id`` is the rule, or the rule and finding for granular rules such as
-    ``AwsSolutions-IAM5[Action::kms:GenerateDataKey*]``. An empty or vague reason is refused,
+    ``AwsSolutions-IAM5[Resource::*]``. An empty or vague reason is refused,
     since the reason is what an auditor reads.
     """
     if len(reason.split()) < 6:
@@ -47,16 +47,6 @@ def acknowledge_in_packs(
     """Accept the same rule (e.g. ``LambdaInsideVPC``) of several packs with one reason."""
     for pack in packs:
         acknowledge(scope, f"{pack}-{rule}", reason)
-
-
-# The actions CDK's grant_encrypt / grant_encrypt_decrypt write with wildcards.
-KMS_GRANT_WILDCARDS = ("kms:GenerateDataKey*", "kms:ReEncrypt*")
-
-
-def acknowledge_kms_grant_wildcards(scope: IConstruct, reason: str) -> None:
-    """Accept the IAM5 findings CDK's KMS grants raise below ``scope``, with one reason."""
-    for action in KMS_GRANT_WILDCARDS:
-        acknowledge(scope, f"AwsSolutions-IAM5[Action::{action}]", reason)
 
 
 def acknowledge_inline_policy(role: IConstruct) -> None:
@@ -84,21 +74,3 @@ def acknowledge_outside_vpc(function: IConstruct, services: Sequence[str]) -> No
         "allows), with signed requests over TLS, and listens on no network: it is reached only "
         "through Lambda's Invoke API. What it may read or write is bounded by its role.",
     )
-
-
-# --- Pending issue 9 finding 5 (branch issue9-keys): log groups without a customer key -------
-# These acknowledgements match findings only while the log groups have no KmsKeyId. Once each
-# log group has a customer-managed key, tests/infra/test_nag.py reports them as stale: delete
-# this block and its one call in stack.py.
-
-
-def acknowledge_log_groups_without_customer_key(scopes: Sequence[IConstruct]) -> None:
-    """Accept the log-group encryption findings below each of ``scopes``."""
-    for scope in scopes:
-        acknowledge_in_packs(
-            scope,
-            "CloudWatchLogGroupEncrypted",
-            "CloudWatch Logs encrypts these log groups at rest with keys it manages, and no "
-            "event is written to them whole: the handlers never log the event they receive, and "
-            "the pipe and the rules workflow log errors only, without execution data.",
-        )

@@ -6,10 +6,12 @@ from collections.abc import Mapping
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from payment_stack.keys import allow_logs_to_encrypt
 from payment_stack.lambda_package import ARCHITECTURE, RUNTIME, LambdaPackage
 from payment_stack.nag import acknowledge, acknowledge_inline_policy
 
@@ -20,7 +22,8 @@ class PaymentFunction(Construct):
     """A function from the shared ``lambdas/`` asset.
 
     Its role starts empty (no AWS managed policy): it may write to its own log group and to
-    X-Ray, and everything else is granted by the construct that uses it.
+    X-Ray, and everything else is granted by the construct that uses it. Its log group is
+    encrypted with a customer-managed key, which CloudWatch Logs is allowed to use.
     """
 
     def __init__(
@@ -31,6 +34,7 @@ class PaymentFunction(Construct):
         handler: str,
         description: str,
         service_name: str,
+        log_encryption_key: kms.IKey,
         environment: Mapping[str, str] | None = None,
         timeout: Duration | None = None,
         memory_size: int = 256,
@@ -41,6 +45,7 @@ class PaymentFunction(Construct):
         """
         :param handler: module and function inside ``lambdas/``, e.g. ``handlers.dedup.handler``.
         :param service_name: Powertools service name, shown in every log line and metric.
+        :param log_encryption_key: encrypts the log group (the operations key of the stack).
         :param timeout: default 30 seconds.
         :param memory_size: default 256 MB (also buys CPU: pydantic validation is CPU-bound).
         :param reserved_concurrent_executions: concurrency kept for this function alone, and its
@@ -51,8 +56,13 @@ class PaymentFunction(Construct):
         super().__init__(scope, construct_id)
         package = LambdaPackage.of(self)
         self.log_group = logs.LogGroup(
-            self, "LogGroup", retention=log_retention, removal_policy=log_removal_policy
+            self,
+            "LogGroup",
+            retention=log_retention,
+            removal_policy=log_removal_policy,
+            encryption_key=log_encryption_key,
         )
+        allow_logs_to_encrypt(self, log_encryption_key)
         self.role = iam.Role(
             self,
             "Role",

@@ -7,6 +7,9 @@
 Both are functions behind EventBridge rules. EventBridge invokes them asynchronously: the
 rule target retries delivery and has a dead-letter queue, and the function's own failures are
 retried twice by Lambda and then sent to the same queue, so an event is never just dropped.
+That queue holds lifecycle events, so it is encrypted with the transaction data's key
+(``encryption_key``); the account directory, the notifications and the logs may have keys of
+their own (docs/adr/0010-keys-per-data-domain.md).
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -25,18 +28,18 @@ from constructs import Construct
 
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import ENRICHMENT_SOURCE, SCREENING_SOURCE, grant_publish
+from payment_stack.grants import QueueDestination, grant_publish_to_topic, grant_table
 from payment_stack.ingest_pipe import DEFAULT_EVENT_SOURCE, TRANSACTION_AUTHORIZED
+from payment_stack.keys import allow_bus_rules_to_encrypt
 from payment_stack.nag import (
     NIST_800_53_R5,
     acknowledge_in_packs,
-    acknowledge_kms_grant_wildcards,
     acknowledge_outside_vpc,
 )
 from payment_stack.payment_function import PaymentFunction
 from payment_stack.queues import (
     RULE_TARGET_MAX_EVENT_AGE,
     RULE_TARGET_RETRY_ATTEMPTS,
-    allow_eventbridge_to_encrypt,
     dead_letter_queue,
 )
 
@@ -45,6 +48,8 @@ ASYNC_RETRIES = 2
 # How long Lambda keeps retrying an event it could not run (throttled, or failing) before it
 # goes to the on-failure destination.
 ASYNC_MAX_EVENT_AGE = Duration.hours(6)
+# What a writer of the account directory may call (the sample source loads it in batches).
+ACCOUNT_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:BatchWriteItem")
 
 
 def subscribe(rule: events.Rule, function: lambda_.IFunction, failures: sqs.IQueue) -> None:
@@ -60,10 +65,11 @@ def subscribe(rule: events.Rule, function: lambda_.IFunction, failures: sqs.IQue
 
 
 def fail_into(function: lambda_.IFunction, failures: sqs.IQueue) -> None:
-    """Events the function still fails after Lambda's retries go to ``failures``."""
+    """Events the function still fails after Lambda's retries go to ``failures`` (written
+    with the function's role, which is granted SendMessage and the queue's key for it)."""
     function.configure_async_invoke(
         retry_attempts=ASYNC_RETRIES,
-        on_failure=destinations.SqsDestination(failures),
+        on_failure=QueueDestination(failures),
         max_event_age=ASYNC_MAX_EVENT_AGE,
     )
     acknowledge_in_packs(
@@ -84,14 +90,6 @@ def fail_into(function: lambda_.IFunction, failures: sqs.IQueue) -> None:
     )
 
 
-def _acknowledge_kms_grants(scope: Construct) -> None:
-    acknowledge_kms_grant_wildcards(
-        scope,
-        "CDK grants on a KMS-encrypted table, topic or queue use these action wildcards; "
-        "the resource is the pipeline's one customer-managed key.",
-    )
-
-
 class EnrichmentProcessor(Construct):
     """Adds account context to valid first sightings and publishes ``TransactionEnriched``."""
 
@@ -103,24 +101,29 @@ class EnrichmentProcessor(Construct):
         event_bus: events.IEventBus,
         encryption_key: kms.IKey,
         accounts_table: dynamodb.ITableV2 | None = None,
+        accounts_key: kms.IKey | None = None,
+        operations_key: kms.IKey | None = None,
         ingest_source: str = DEFAULT_EVENT_SOURCE,
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         """
+        :param encryption_key: for the dead-letter queue, which holds the events that failed.
         :param accounts_table: the account directory, partition key ``accountId``. Default: a
-            new TableV2 with point-in-time recovery, encrypted with ``encryption_key``.
+            new TableV2 with point-in-time recovery, encrypted with ``accounts_key``.
+        :param accounts_key: for a new account directory. Default: ``encryption_key``.
+        :param operations_key: for the function's log group. Default: ``encryption_key``.
         :param ingest_source: ``source`` of the ``TransactionAuthorized`` events to enrich.
         """
         super().__init__(scope, construct_id)
         self.accounts_table: dynamodb.ITableV2 = accounts_table or customer_key_table(
             self,
             "AccountsTable",
-            encryption_key=encryption_key,
+            encryption_key=accounts_key or encryption_key,
             partition_key=dynamodb.Attribute(name="accountId", type=dynamodb.AttributeType.STRING),
             removal_policy=removal_policy,
         )
-        allow_eventbridge_to_encrypt(self, encryption_key)
+        allow_bus_rules_to_encrypt(self, encryption_key, event_bus)
         self.dead_letter_queue = dead_letter_queue(
             self, "DeadLetterQueue", encryption_key, removal_policy
         )
@@ -136,12 +139,12 @@ class EnrichmentProcessor(Construct):
             },
             log_retention=log_retention,
             log_removal_policy=removal_policy,
+            log_encryption_key=operations_key or encryption_key,
         )
         self.function = enrich.function
-        self.accounts_table.grant(enrich.role, "dynamodb:GetItem")
-        encryption_key.grant_decrypt(enrich.role)
+        # One account by its key (payments/account_table.py); never a scan of the directory.
+        grant_table(self.accounts_table, enrich.role, "dynamodb:GetItem")
         grant_publish(event_bus, enrich.role, [ENRICHMENT_SOURCE])
-        self.dead_letter_queue.grant_send_messages(enrich.role)
         self.rule = events.Rule(
             self,
             "Rule",
@@ -155,8 +158,19 @@ class EnrichmentProcessor(Construct):
         )
         subscribe(self.rule, self.function, self.dead_letter_queue)
         fail_into(self.function, self.dead_letter_queue)
-        _acknowledge_kms_grants(self)
         acknowledge_outside_vpc(self.function, ("dynamodb", "events", "kms", "logs", "sqs", "xray"))
+
+    def grant_write_accounts(self, grantee: iam.IGrantable, *actions: str) -> None:
+        """Let ``grantee`` load the account directory (the core system's sync, the sample
+        source). ``actions``: among PutItem and BatchWriteItem (default both)."""
+        actions = actions or ACCOUNT_WRITE_ACTIONS
+        unknown = set(actions) - set(ACCOUNT_WRITE_ACTIONS)
+        if unknown:
+            raise ValueError(
+                f"EnrichmentProcessor: a writer of accounts calls PutItem or BatchWriteItem, "
+                f"not {', '.join(sorted(unknown))}"
+            )
+        grant_table(self.accounts_table, grantee, *actions)
 
 
 class ScreeningOutcomes(Construct):
@@ -170,23 +184,28 @@ class ScreeningOutcomes(Construct):
         event_bus: events.IEventBus,
         encryption_key: kms.IKey,
         notification_topic: sns.ITopic | None = None,
+        operations_key: kms.IKey | None = None,
         ingest_source: str = DEFAULT_EVENT_SOURCE,
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         """
-        :param notification_topic: where duplicates are announced. Default: a new topic,
-            encrypted with ``encryption_key``, TLS only.
+        :param encryption_key: for the dead-letter queue, which holds the events that failed.
+        :param notification_topic: where duplicates are announced (ids only). Default: a new
+            topic, encrypted with ``operations_key``, TLS only.
+        :param operations_key: for a new notification topic and the function's log group.
+            Default: ``encryption_key``.
         """
         super().__init__(scope, construct_id)
+        operations_key = operations_key or encryption_key
         self.notification_topic: sns.ITopic = notification_topic or sns.Topic(
             self,
             "NotificationTopic",
             display_name="Payment screening notifications",
-            master_key=encryption_key,
+            master_key=operations_key,
             enforce_ssl=True,
         )
-        allow_eventbridge_to_encrypt(self, encryption_key)
+        allow_bus_rules_to_encrypt(self, encryption_key, event_bus)
         self.dead_letter_queue = dead_letter_queue(
             self, "DeadLetterQueue", encryption_key, removal_policy
         )
@@ -202,12 +221,11 @@ class ScreeningOutcomes(Construct):
             },
             log_retention=log_retention,
             log_removal_policy=removal_policy,
+            log_encryption_key=operations_key,
         )
         self.function = outcomes.function
         grant_publish(event_bus, outcomes.role, [SCREENING_SOURCE])
-        self.notification_topic.grant_publish(outcomes.role)
-        encryption_key.grant_encrypt_decrypt(outcomes.role)
-        self.dead_letter_queue.grant_send_messages(outcomes.role)
+        grant_publish_to_topic(self.notification_topic, outcomes.role)
         self.duplicates_rule = events.Rule(
             self,
             "DuplicatesRule",
@@ -233,5 +251,4 @@ class ScreeningOutcomes(Construct):
         for rule in (self.duplicates_rule, self.quarantine_rule):
             subscribe(rule, self.function, self.dead_letter_queue)
         fail_into(self.function, self.dead_letter_queue)
-        _acknowledge_kms_grants(self)
         acknowledge_outside_vpc(self.function, ("events", "kms", "logs", "sns", "sqs", "xray"))

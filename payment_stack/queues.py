@@ -1,9 +1,8 @@
-"""Dead-letter queues and the key access the services that fill them need."""
+"""Dead-letter queues, and the retry settings of the rule targets that fill them."""
 
 from __future__ import annotations
 
-from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_iam as iam
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -51,27 +50,3 @@ def dead_letter_queue(
         "redrive, and a queue behind it would only hide them further.",
     )
     return queue
-
-
-def allow_eventbridge_to_encrypt(scope: Construct, key: kms.IKey) -> None:
-    """Let EventBridge (of this account) write to queues encrypted with ``key``.
-
-    A rule target's dead-letter queue is written by EventBridge itself, which needs the key
-    in the key policy. An imported key cannot be changed here: the user is warned instead.
-    """
-    result = key.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid="AllowEventBridgeToWriteDeadLetterQueues",
-            principals=[iam.ServicePrincipal("events.amazonaws.com")],
-            actions=["kms:GenerateDataKey", "kms:Decrypt"],
-            resources=["*"],
-            conditions={"StringEquals": {"aws:SourceAccount": Stack.of(scope).account}},
-        ),
-        allow_no_op=True,
-    )
-    if not result.statement_added:
-        Annotations.of(scope).add_warning_v2(
-            "payment-posting:ImportedKeyPolicy",
-            "The encryption key is imported: allow events.amazonaws.com kms:GenerateDataKey "
-            "and kms:Decrypt in its key policy, or rule dead-letter queues stay empty.",
-        )

@@ -23,11 +23,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from payment_stack.event_sources import ENRICHMENT_SOURCE, RULES_SOURCE, grant_publish
+from payment_stack.grants import grant_publish_to_topic
+from payment_stack.keys import allow_bus_rules_to_encrypt, allow_logs_to_encrypt, domain_key
 from payment_stack.nag import acknowledge, acknowledge_inline_policy
 from payment_stack.queues import (
     RULE_TARGET_MAX_EVENT_AGE,
     RULE_TARGET_RETRY_ATTEMPTS,
-    allow_eventbridge_to_encrypt,
     dead_letter_queue,
 )
 
@@ -51,6 +52,7 @@ class RulesEngine(Construct):
         *,
         event_bus: events.IEventBus,
         encryption_key: kms.IKey | None = None,
+        operations_key: kms.IKey | None = None,
         definition_file: Path | None = None,
         definition_substitutions: Mapping[str, str] | None = None,
         state_machine_type: sfn.StateMachineType = sfn.StateMachineType.EXPRESS,
@@ -65,8 +67,11 @@ class RulesEngine(Construct):
     ) -> None:
         """
         :param event_bus: where ``TransactionEnriched`` arrives and outcomes are published.
-        :param encryption_key: for the failure topic and the dead-letter queue. Default: a
-            new key with rotation.
+        :param encryption_key: for the dead-letter queue, which holds the enriched
+            transactions the workflow could not be started for. Default: a new key with
+            rotation.
+        :param operations_key: for the failure topic (ids and reason codes) and the log group.
+            Default: ``encryption_key``.
         :param definition_file: your own States Language file. Default:
             ``statemachine/business_rules.asl.json``. It may use ``${EventBusName}``,
             ``${FailureTopicArn}``, ``${HighValueThreshold}`` and ``${MaxFxDeviationBps}`` (numbers,
@@ -106,23 +111,28 @@ class RulesEngine(Construct):
             max_fx_deviation_bps,
             set(definition_substitutions or {}) | BUILT_IN_SUBSTITUTIONS,
         )
-        self.encryption_key: kms.IKey = encryption_key or kms.Key(
+        self.encryption_key: kms.IKey = encryption_key or domain_key(
             self,
             "Key",
-            description="Encrypts the rules engine's failure topic and dead-letter queue",
-            enable_key_rotation=True,
+            description="Encrypts the rules engine's dead-letter queue, failure topic and logs",
             removal_policy=removal_policy,
         )
+        self.operations_key: kms.IKey = operations_key or self.encryption_key
         self.failure_topic: sns.ITopic = failure_topic or sns.Topic(
             self,
             "FailureTopic",
             display_name="Payment business rule failures",
-            master_key=self.encryption_key,
+            master_key=self.operations_key,
             enforce_ssl=True,
         )
         self.log_group = logs.LogGroup(
-            self, "LogGroup", retention=log_retention, removal_policy=removal_policy
+            self,
+            "LogGroup",
+            retention=log_retention,
+            removal_policy=removal_policy,
+            encryption_key=self.operations_key,
         )
+        allow_logs_to_encrypt(self, self.operations_key)
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
@@ -149,9 +159,9 @@ class RulesEngine(Construct):
             tracing_enabled=True,
         )
         grant_publish(event_bus, self.state_machine, published_sources)
-        self.failure_topic.grant_publish(self.state_machine)
+        grant_publish_to_topic(self.failure_topic, self.state_machine)
 
-        allow_eventbridge_to_encrypt(self, self.encryption_key)
+        allow_bus_rules_to_encrypt(self, self.encryption_key, event_bus)
         self.dead_letter_queue = dead_letter_queue(
             self, "DeadLetterQueue", self.encryption_key, removal_policy
         )
@@ -190,13 +200,6 @@ class RulesEngine(Construct):
             "AwsSolutions-IAM5[Resource::*]",
             "Log delivery (logs:CreateLogDelivery and friends) and X-Ray accept only '*' as "
             "resource; AWS documents no narrower form for them.",
-        )
-        acknowledge(
-            self,
-            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
-            "CDK's grant to publish to a KMS-encrypted topic uses this action wildcard; the "
-            "resource is the one key that encrypts the failure topic (the pipeline's key when "
-            "the stack passes it in, as PaymentPostingStack does), never '*'.",
         )
         # The workflow's role and the role its rule starts it with.
         acknowledge_inline_policy(self.state_machine)

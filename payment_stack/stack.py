@@ -10,11 +10,10 @@ from constructs import Construct
 from payment_stack.buffered_poster import BufferedPoster
 from payment_stack.config import StageConfig
 from payment_stack.ingest_pipe import IngestPipe
+from payment_stack.keys import domain_key
 from payment_stack.nag import (
     NIST_800_53_R5,
     acknowledge_in_packs,
-    acknowledge_kms_grant_wildcards,
-    acknowledge_log_groups_without_customer_key,
     acknowledge_outside_vpc,
 )
 from payment_stack.payment_function import PaymentFunction
@@ -23,7 +22,13 @@ from payment_stack.rules_engine import RulesEngine
 
 
 class PaymentPostingStack(Stack):
-    """Authorized transactions in, lifecycle events out, on one payments event bus."""
+    """Authorized transactions in, lifecycle events out, on one payments event bus.
+
+    One customer-managed key per data domain (docs/adr/0010-keys-per-data-domain.md):
+    transaction data (the ingest pipe's key, which also encrypts every queue of lifecycle
+    events), the ledger (with the account directory) and operations (failure records of the
+    pipe, notifications, logs); the bus archive has a key of its own.
+    """
 
     def __init__(
         self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs: Any
@@ -37,21 +42,37 @@ class PaymentPostingStack(Stack):
         Tags.of(self).add("project", "payment-posting")
         Tags.of(self).add("stage", config.name)
 
+        self.ledger_key = domain_key(
+            self,
+            "LedgerKey",
+            description="Encrypts the ledger and the account directory",
+            removal_policy=config.removal_policy,
+        )
+        self.operations_key = domain_key(
+            self,
+            "OperationsKey",
+            description="Encrypts operational data: the pipe's failure records, "
+            "notifications, logs",
+            removal_policy=config.removal_policy,
+        )
         self.ingest = IngestPipe(
             self,
             "Ingest",
+            operations_key=self.operations_key,
             removal_policy=config.removal_policy,
             data_retention=Duration.days(config.data_retention_days),
             log_retention=config.log_retention,
         )
 
-        key = self.ingest.encryption_key
+        self.transactions_key = self.ingest.encryption_key
         bus = self.ingest.event_bus
         self.enrichment = EnrichmentProcessor(
             self,
             "Enrichment",
             event_bus=bus,
-            encryption_key=key,
+            accounts_key=self.ledger_key,
+            encryption_key=self.transactions_key,
+            operations_key=self.operations_key,
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
@@ -59,7 +80,8 @@ class PaymentPostingStack(Stack):
             self,
             "ScreeningOutcomes",
             event_bus=bus,
-            encryption_key=key,
+            encryption_key=self.transactions_key,
+            operations_key=self.operations_key,
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
@@ -67,7 +89,8 @@ class PaymentPostingStack(Stack):
             self,
             "RulesEngine",
             event_bus=bus,
-            encryption_key=key,
+            encryption_key=self.transactions_key,
+            operations_key=self.operations_key,
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
@@ -76,7 +99,9 @@ class PaymentPostingStack(Stack):
             self,
             "Posting",
             event_bus=bus,
-            encryption_key=key,
+            ledger_key=self.ledger_key,
+            encryption_key=self.transactions_key,
+            operations_key=self.operations_key,
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
@@ -98,14 +123,11 @@ class PaymentPostingStack(Stack):
                 memory_size=512,
                 log_retention=config.log_retention,
                 log_removal_policy=config.removal_policy,
+                log_encryption_key=self.operations_key,
             )
-            self.ingest.grant_write_transactions(self.sample_source.role)
-            self.enrichment.accounts_table.grant_write_data(self.sample_source.role)
-            acknowledge_kms_grant_wildcards(
-                self.sample_source,
-                "CDK's grant to write an encrypted table uses these action wildcards; "
-                "the resource is the pipeline's one customer-managed key.",
-            )
+            # Both tables are loaded through boto3's batch writer (payments/*_table.py).
+            self.ingest.grant_write_transactions(self.sample_source.role, "dynamodb:BatchWriteItem")
+            self.enrichment.grant_write_accounts(self.sample_source.role, "dynamodb:BatchWriteItem")
             self._acknowledge_sample_source(self.sample_source)
             CfnOutput(
                 self,
@@ -113,17 +135,6 @@ class PaymentPostingStack(Stack):
                 value=self.sample_source.function.function_name,
                 description='Invoke with {"count": 100} to write sample transactions',
             )
-
-        acknowledge_log_groups_without_customer_key(
-            [
-                self.ingest,
-                self.enrichment,
-                self.screening_outcomes,
-                self.rules_engine,
-                self.poster,
-                *([self.sample_source] if self.sample_source else []),
-            ]
-        )
 
         CfnOutput(self, "TransactionsTableName", value=self.ingest.transactions_table.table_name)
         CfnOutput(

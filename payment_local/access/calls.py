@@ -20,6 +20,14 @@ from payment_local.access.policy import Caller
 
 EVENTS_SERVICE = "events.amazonaws.com"
 BUS_CONTEXT_KEY = "kms:EncryptionContext:aws:events:event-bus:arn"
+PIPE_CONTEXT = "aws:pipe:arn"
+# What EventBridge Pipes documents for a DynamoDB stream source (checked when a pipe starts).
+STREAM_SOURCE_ACTIONS = (
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+)
 
 # The batch operations IAM checks under another name.
 _SAME_AS = {
@@ -119,6 +127,22 @@ def service_delivery_checks(
         for check in _key_checks(model, target_arn, _PRODUCER_KEY_ACTIONS, "sqs"):
             checks.append(Check(check.action, check.resource, {**context, **check.context}, events))
     return checks
+
+
+def pipe_definition_checks(model: AccessModel, pipe_arn: str) -> list[Check]:
+    """The pipe's role decrypting the pipe's definition (its filter) to match records, when
+    the pipe has a customer-managed key (EventBridge Pipes documents the role as the caller,
+    with the pipe's ARN as encryption context)."""
+    key = model.encryption.get(pipe_arn)
+    if key is None:
+        return []
+    context = {
+        "kms:ViaService": (f"pipes.{model.region}.amazonaws.com",),
+        "kms:CallerAccount": (model.account,),
+        f"kms:EncryptionContext:{PIPE_CONTEXT}": (pipe_arn,),
+        "kms:EncryptionContextKeys": (PIPE_CONTEXT,),
+    }
+    return [Check("kms:Decrypt", key, context)]
 
 
 def bus_read_checks(model: AccessModel, bus_arn: str) -> list[Check]:

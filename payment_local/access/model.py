@@ -42,7 +42,8 @@ class AccessModel:
     roles: dict[str, Role] = field(default_factory=dict)  # by ARN
     resource_policies: dict[str, list[PolicyDocument]] = field(default_factory=dict)
     key_policies: dict[str, PolicyDocument] = field(default_factory=dict)  # by key ARN
-    encryption: dict[str, str] = field(default_factory=dict)  # resource ARN -> key ARN
+    # resource ARN (table, stream, queue, topic, bus, pipe) -> key ARN
+    encryption: dict[str, str] = field(default_factory=dict)
     archive_keys: dict[str, str] = field(default_factory=dict)  # bus ARN -> archive key ARN
     notes: list[str] = field(default_factory=list)
 
@@ -111,6 +112,7 @@ class _Reader:
             ("AWS::SNS::Topic", self._topic),
             ("AWS::Events::EventBus", self._bus),
             ("AWS::Events::Archive", self._archive),
+            ("AWS::Pipes::Pipe", self._pipe),
         ):
             for logical_id, _ in by_type.get(kind, []):
                 read(logical_id)
@@ -393,6 +395,12 @@ class _Reader:
         self._encrypt(logical_id, key, "TopicArn")
 
     def _bus(self, logical_id: str) -> None:
+        key = (self._props(logical_id) or {}).get("KmsKeyIdentifier")
+        self._encrypt(logical_id, key, "Arn")
+
+    def _pipe(self, logical_id: str) -> None:
+        # A pipe's definition (its filter), encrypted with this key, which Pipes decrypts with
+        # the pipe's role to match records.
         key = (self._props(logical_id) or {}).get("KmsKeyIdentifier")
         self._encrypt(logical_id, key, "Arn")
 

@@ -1,11 +1,11 @@
 """Making each poller act as the principal AWS would act as, and checking, at start, what
 AWS checks when the stack is created (who may assume each role; what an event source
-mapping needs)."""
+mapping and a pipe's stream source need)."""
 
 from __future__ import annotations
 
 from payment_local.access.authorizer import Authorizer
-from payment_local.access.calls import Check
+from payment_local.access.calls import STREAM_SOURCE_ACTIONS, Check
 from payment_local.clients import AwsClients
 from payment_local.provision import Topology
 from payment_local.rules import (
@@ -39,6 +39,10 @@ def act_as_template_principals(topology: Topology, authorizer: Authorizer, regio
     for pipe in topology.pipes:
         if pipe.role_arn:
             authorizer.check_assume_role(pipe.role_arn, PIPES_SERVICE, pipe.arn)
+            authorizer.check(
+                authorizer.role(pipe.role_arn),
+                [Check(action, pipe.stream_arn) for action in STREAM_SOURCE_ACTIONS],
+            )
             pipe.run_as(authorizer, authorizer.role(pipe.role_arn), signed_as(pipe.role_arn))
     for state_machine, role_arn in topology.state_machine_roles.items():
         authorizer.check_assume_role(role_arn, STATES_SERVICE, state_machine)

@@ -24,11 +24,16 @@ RUNS_LAST = "runs_last"
 # A test that provokes a refusal on purpose; its runs are not what the stack needs.
 DENIALS_EXPECTED = "denials_expected"
 
-# (template the runtime ran, its authorizer), for every runtime the suite started.
-RECORDED: list[tuple[dict[str, Any], Authorizer]] = []
+# (template the runtime ran, its authorizer, its physical ARNs by logical name), for every
+# runtime the suite started. Keys and streams get new ARNs in every run, so a grant is compared
+# with the calls of all runs by the logical name of what it names (see ``logical_names``).
+RECORDED: list[tuple[dict[str, Any], Authorizer, dict[str, str]]] = []
 # Lines for the terminal summary (what a test found worth telling, not failing on).
 SUMMARY: list[str] = []
 _current: dict[str, bool] = {"denials_expected": False}
+# What this session collected and deselected: a grant is compared with the calls of the whole
+# end-to-end suite, so a partial run cannot tell an unused grant from an untested path.
+_SESSION: dict[str, set[str]] = {"collected": set(), "deselected": set()}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -41,6 +46,20 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Stable sort: the rest keep their order, the marked ones go to the end of the session.
     items.sort(key=lambda item: item.get_closest_marker(RUNS_LAST) is not None)
+    _SESSION["collected"].update(item.nodeid for item in items)
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _SESSION["deselected"].update(item.nodeid for item in items)
+
+
+def runs_the_whole_suite() -> bool:
+    """Every end-to-end module is collected and none of its tests deselected."""
+    here = Path(__file__).parent
+    modules = {path.name for path in here.glob("test_*.py")}
+    collected = {nodeid.split("::")[0].rsplit("/", 1)[-1] for nodeid in _SESSION["collected"]}
+    deselected = [nodeid for nodeid in _SESSION["deselected"] if "e2e/" in nodeid]
+    return modules <= collected and not deselected
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -57,12 +76,21 @@ def _record_access() -> Iterator[None]:
     def record_then_exit(self: LocalRuntime, *args: Any) -> None:
         access = getattr(self, "access", None)
         if access is not None and access.enforce and not _current["denials_expected"]:
-            RECORDED.append((self.assembly.template, access))
+            RECORDED.append((self.assembly.template, access, logical_names(self)))
         original(self, *args)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(LocalRuntime, "__exit__", record_then_exit)
         yield
+
+
+def logical_names(runtime: LocalRuntime) -> dict[str, str]:
+    """Each ARN the runtime provisioned, mapped to ``<LogicalId.Attribute>``."""
+    return {
+        value: f"<{logical_id}.{attribute}>"
+        for (logical_id, attribute), value in runtime.resolver.attributes.items()
+        if isinstance(value, str) and value.startswith("arn:")
+    }
 
 
 @pytest.fixture(autouse=True)

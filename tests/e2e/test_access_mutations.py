@@ -5,7 +5,10 @@ dead-letter queue or in their queue).
 
 The mutations cover identity policies, a Lambda resource policy, a queue policy and a key
 policy, for a function's role, the pipe's dependencies, EventBridge itself and Lambda's
-event source, so the test is not tuned to one permission. Each run is small.
+event source, so the test is not tuned to one permission. Two keep the key grant and change
+what it is bound to, as a careless edit would: the service it may be used through
+(``kms:ViaService``), and the key (another domain's). AWS refuses both; so must the run.
+Each run is small.
 """
 
 from __future__ import annotations
@@ -83,6 +86,56 @@ def _drop_statement(
     return mutate
 
 
+def _key_grants(template: Template, prefix: str) -> list[dict[str, Any]]:
+    [policy] = _resources(template, prefix, "AWS::IAM::Policy")
+    grants = [
+        statement
+        for statement in _statements(policy, "PolicyDocument")
+        if any(str(action).startswith("kms:") for action in _as_list(statement["Action"]))
+    ]
+    assert grants, f"no key grant in {prefix}"
+    return grants
+
+
+def _via_service(prefix: str, service: str, instead: str) -> Callable[[Template], None]:
+    """Bind the role's key grant for ``service`` to another service instead."""
+
+    def mutate(template: Template) -> None:
+        changed = 0
+        for statement in _key_grants(template, prefix):
+            parts = statement["Condition"]["StringEquals"]["kms:ViaService"]["Fn::Join"][1]
+            if parts[0] == f"{service}.":
+                parts[0] = f"{instead}."
+                changed += 1
+        assert changed == 1, f"{prefix} has no key grant through {service}"
+
+    return mutate
+
+
+def _other_key(prefix: str, key: str, instead: str) -> Callable[[Template], None]:
+    """Point the role's grant on the key ``key*`` at the key ``instead*``."""
+
+    def mutate(template: Template) -> None:
+        [other] = [
+            lid
+            for lid, r in template["Resources"].items()
+            if lid.startswith(instead) and r["Type"] == "AWS::KMS::Key"
+        ]
+        changed = 0
+        for statement in _key_grants(template, prefix):
+            for reference in _as_list(statement["Resource"]):
+                if reference["Fn::GetAtt"][0].startswith(key):
+                    reference["Fn::GetAtt"][0] = other
+                    changed += 1
+        assert changed == 1, f"{prefix} has no grant on {key}"
+
+    return mutate
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
 @dataclass(frozen=True)
 class Mutation:
     name: str
@@ -113,6 +166,12 @@ MUTATIONS = [
              _drop_statement("IngestArchiveKey", "AWS::KMS::Key", "KeyPolicy",
                              "kms:EncryptionContext:aws:events:event-bus:arn"),
              "events.amazonaws.com for", "kms:GenerateDataKey", stops_postings=False),
+    Mutation("key grant through another service: the posting queue's key via SNS",
+             _via_service("PostingPosterRoleDefaultPolicy", "sqs", instead="sns"),
+             "role PostingPosterRole", "kms:Decrypt"),
+    Mutation("key grant on another key: the dedup table's key swapped for the ledger's",
+             _other_key("IngestDedupRoleDefaultPolicy", "IngestKey", instead="LedgerKey"),
+             "role IngestDedupRole", "kms:Decrypt"),
 ]  # fmt: skip
 
 

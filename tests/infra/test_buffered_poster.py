@@ -255,22 +255,27 @@ class TestRule:
         assert len(sends) == 1, statements
         assert sends[0]["Resource"] == get_att(built.poster.queue)
 
-    def test_only_this_accounts_eventbridge_may_send_to_the_queue(self, built: Built) -> None:
+    def test_only_the_posting_rule_may_send_to_the_queue(self, built: Built) -> None:
         """Otherwise a rule in any account can put forged approvals in the posting queue."""
         (send,) = [s for s in built.queue_policy(built.poster.queue) if _events_may_send(s)]
-        assert send.get("Condition") in (
-            {"ArnEquals": {"aws:SourceArn": get_att(built.poster.rule)}},
-            {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
-        ), send
+        assert send["Condition"] == {"ArnEquals": {"aws:SourceArn": get_att(built.poster.rule)}}
 
-    def test_only_this_accounts_eventbridge_may_use_the_key(self, built: Built) -> None:
+    def test_eventbridge_may_use_the_key_only_for_the_rules_of_the_bus(self, built: Built) -> None:
+        """A statement for any source of the account would let EventBridge use the key for
+        any rule or bus, and make the bus's own scoping moot (CDK's SQS target adds one)."""
         key_policy = built.properties(built.key)["KeyPolicy"]["Statement"]
         for_eventbridge = [
             s for s in key_policy if s.get("Principal") == {"Service": "events.amazonaws.com"}
         ]
-        assert for_eventbridge
-        for statement in for_eventbridge:
-            assert "Condition" in statement, statement
+        (statement,) = for_eventbridge
+        assert set(statement["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
+        assert statement["Condition"]["StringEquals"] == {
+            "aws:SourceAccount": {"Ref": "AWS::AccountId"}
+        }
+        bus = built.bus.node.default_child
+        assert isinstance(bus, events.CfnEventBus)
+        source = statement["Condition"]["ArnLike"]["aws:SourceArn"]
+        assert source["Fn::Join"][1][-1] == f":rule/{built.stack.resolve(bus.name)}/*"
 
     def test_the_rule_may_send_to_the_dead_letter_queue(self, built: Built) -> None:
         statements = built.queue_policy(built.poster.dead_letter_queue)
@@ -297,17 +302,6 @@ class TestRule:
             },
         )
         assert len(statements) == 2  # TLS only, and the rule
-
-    def test_eventbridge_may_use_the_key_for_this_account(self, built: Built) -> None:
-        key_policy = built.properties(built.key)["KeyPolicy"]["Statement"]
-        (statement,) = [
-            s for s in key_policy if s.get("Sid") == "AllowEventBridgeToWriteDeadLetterQueues"
-        ]
-        assert statement["Principal"] == {"Service": "events.amazonaws.com"}
-        assert set(statement["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
-        assert statement["Condition"] == {
-            "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
-        }
 
 
 class TestEventSource:

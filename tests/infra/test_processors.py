@@ -295,9 +295,10 @@ class TestGrants:
         everything = all_allowed_actions(built.template, role_id)
         assert not {a for a in everything if a.startswith("dynamodb:")}
         assert not {"sns:*", "events:*"} & everything
-        # Publishing to an encrypted topic needs a data key.
+        # Publishing to an encrypted topic (and writing the failure destination) needs a data
+        # key: those two actions, nothing with a wildcard.
         on_key = allowed_actions(built.template, role_id, get_att(built.key))
-        assert {"kms:GenerateDataKey*", "kms:Decrypt"} <= on_key
+        assert on_key == {"kms:GenerateDataKey", "kms:Decrypt"}
 
     def test_functions_are_invoked_by_their_rules_only(self, built: Built) -> None:
         for function, rules in (
@@ -391,24 +392,26 @@ class TestResources:
             },
         )
 
-    def test_key_policy_lets_eventbridge_of_this_account_dead_letter(self, built: Built) -> None:
+    def test_key_policy_lets_eventbridge_dead_letter_for_the_rules_of_the_bus(
+        self, built: Built
+    ) -> None:
         key = built.template.to_json()["Resources"][logical_id(built.key)]
         statements = [
             statement
             for statement in key["Properties"]["KeyPolicy"]["Statement"]
             if statement.get("Principal") == {"Service": "events.amazonaws.com"}
         ]
-        # Both processors add it; the key policy holds it once (a duplicate Sid is invalid).
-        assert statements == [
-            {
-                "Sid": "AllowEventBridgeToWriteDeadLetterQueues",
-                "Effect": "Allow",
-                "Principal": {"Service": "events.amazonaws.com"},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
-            }
-        ]
+        # Both processors add it; the key policy holds it once.
+        (statement,) = statements
+        assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+        assert statement["Condition"]["StringEquals"] == {
+            "aws:SourceAccount": {"Ref": "AWS::AccountId"}
+        }
+        # Not any source of the account: the rules of this bus (arn:...:rule/<bus>/*).
+        source = statement["Condition"]["ArnLike"]["aws:SourceArn"]
+        bus = built.bus.node.default_child
+        assert isinstance(bus, events.CfnEventBus)
+        assert source["Fn::Join"][1][-1] == f":rule/{built.stack.resolve(bus.name)}/*"
 
     def test_owned_key_gives_no_imported_key_warning(self, built: Built) -> None:
         Annotations.from_stack(built.stack).has_no_warning(

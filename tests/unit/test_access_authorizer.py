@@ -14,7 +14,12 @@ from typing import Any
 import pytest
 
 from payment_local.access.authorizer import AccessDenied, Authorizer, Denial
-from payment_local.access.calls import Check, checks_for_call, service_delivery_checks
+from payment_local.access.calls import (
+    Check,
+    checks_for_call,
+    pipe_definition_checks,
+    service_delivery_checks,
+)
 from payment_local.access.model import AccessModel, Role
 from payment_local.access.policy import Caller, PolicyDocument, parse_document, request
 
@@ -402,6 +407,67 @@ def test_via_service_condition_allows_the_key_through_dynamodb_only() -> None:
     authorizer = Authorizer(_model(role, encrypted={LEDGER_ARN: KEY_ARN}))
     assert _call(authorizer, POSTER_ROLE, "dynamodb", "GetItem", {"TableName": LEDGER}) is None
     assert _call(authorizer, POSTER_ROLE, "kms", "Decrypt", {"KeyId": KEY_ARN}) is not None
+
+
+def test_a_key_grant_through_another_service_is_refused() -> None:
+    """A role granted the key for SQS cannot read a table encrypted with it."""
+    role = _role(
+        POSTER_ROLE,
+        _allow("dynamodb:GetItem", LEDGER_ARN),
+        {
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": KEY_ARN,
+            "Condition": {"StringEquals": {"kms:ViaService": f"sqs.{REGION}.amazonaws.com"}},
+        },
+    )
+    authorizer = Authorizer(_model(role, encrypted={LEDGER_ARN: KEY_ARN}))
+    denied = _call(authorizer, POSTER_ROLE, "dynamodb", "GetItem", {"TableName": LEDGER})
+    assert denied is not None
+    assert (denied.request.action, denied.request.resource) == ("kms:Decrypt", KEY_ARN)
+
+
+def test_a_grant_on_one_key_does_not_open_a_resource_encrypted_with_another() -> None:
+    role = _role(
+        POSTER_ROLE,
+        _allow("dynamodb:GetItem", LEDGER_ARN),
+        _allow("kms:Decrypt", OUTSIDE_KEY_ARN),
+    )
+    authorizer = Authorizer(_model(role, encrypted={LEDGER_ARN: KEY_ARN}))
+    denied = _call(authorizer, POSTER_ROLE, "dynamodb", "GetItem", {"TableName": LEDGER})
+    assert denied is not None
+    assert denied.request.resource == KEY_ARN
+
+
+PIPE_DATA_STATEMENT: Statement = {
+    "Effect": "Allow",
+    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+    "Principal": {"AWS": PIPE_ROLE},
+    "Resource": "*",
+    "Condition": {
+        "ArnLike": {
+            "kms:EncryptionContext:aws:pipe:arn": f"arn:aws:pipes:{REGION}:{ACCOUNT}:pipe/*"
+        },
+        "ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": ["aws:pipe:arn"]},
+    },
+}
+
+
+def test_pipe_role_may_decrypt_pipe_data_and_nothing_else_with_the_key() -> None:
+    role = _role(PIPE_ROLE, _allow("dynamodb:GetItem", LEDGER_ARN))
+    authorizer = Authorizer(
+        _model(
+            role,
+            key_policy=[ROOT_STATEMENT, PIPE_DATA_STATEMENT],
+            encrypted={PIPE_ARN: KEY_ARN, LEDGER_ARN: KEY_ARN},
+        )
+    )
+    pipe_data = pipe_definition_checks(authorizer.model, PIPE_ARN)
+    assert authorizer.check(authorizer.role(PIPE_ROLE), pipe_data) is None
+    # The same key, for the table's data: the encryption context is not the pipe's.
+    denied = _call(authorizer, PIPE_ROLE, "dynamodb", "GetItem", {"TableName": LEDGER})
+    assert denied is not None
+    assert denied.request.resource == KEY_ARN
 
 
 def test_eventbridge_encrypts_put_events_on_its_own_key_permission() -> None:

@@ -19,6 +19,7 @@ from payment_local.access.calls import (
     Check,
     bus_read_checks,
     checks_for_call,
+    pipe_definition_checks,
     service_delivery_checks,
 )
 from payment_local.access.model import AccessModel
@@ -48,6 +49,8 @@ RULE_ARN = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{BUS}/PaymentPosting-dev-Pos
 FUNCTION = "PaymentPosting-dev-PostingPoster"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FUNCTION}"
 STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:PaymentPosting-dev-Rules"
+PIPE_ARN = f"arn:aws:pipes:{REGION}:{ACCOUNT}:pipe/PaymentPosting-dev-IngestPipe"
+PLAIN_PIPE_ARN = f"arn:aws:pipes:{REGION}:{ACCOUNT}:pipe/PaymentPosting-dev-SamplePipe"
 
 DYNAMODB_VIA = {
     "kms:ViaService": (f"dynamodb.{REGION}.amazonaws.com",),
@@ -71,6 +74,7 @@ def _model() -> AccessModel:
             QUEUE_ARN: KEY_ARN,
             TOPIC_ARN: KEY_ARN,
             BUS_ARN: KEY_ARN,
+            PIPE_ARN: KEY_ARN,
         },
     )
 
@@ -368,6 +372,22 @@ def test_reading_events_of_an_encrypted_bus_is_eventbridge_decrypting() -> None:
     assert (check.action, check.resource, check.caller) == ("kms:Decrypt", KEY_ARN, EVENTS)
     assert check.context[BUS_CONTEXT_KEY] == (BUS_ARN,)
     assert bus_read_checks(_model(), DEFAULT_BUS_ARN) == []
+
+
+# -- EventBridge Pipes ----------------------------------------------------------------------
+
+
+def test_reading_an_encrypted_pipe_definition_is_its_role_decrypting_pipe_data() -> None:
+    [check] = pipe_definition_checks(_model(), PIPE_ARN)
+    assert (check.action, check.resource, check.caller) == ("kms:Decrypt", KEY_ARN, None)
+    # The context Pipes documents, which a key policy binds the role's use of the key to.
+    assert check.context["kms:EncryptionContext:aws:pipe:arn"] == (PIPE_ARN,)
+    assert check.context["kms:EncryptionContextKeys"] == ("aws:pipe:arn",)
+    assert check.context["kms:ViaService"] == (f"pipes.{REGION}.amazonaws.com",)
+
+
+def test_a_pipe_with_the_aws_owned_key_needs_no_key_permission() -> None:
+    assert pipe_definition_checks(_model(), PLAIN_PIPE_ARN) == []
 
 
 # -- Lambda, Step Functions, KMS, STS and the rest -----------------------------------------
