@@ -34,6 +34,7 @@ QUEUE_WRITER_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
 # A pipe's role encrypting and reading the pipe's own definition (the filter pattern).
 PIPE_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
 PIPE_CONTEXT_KEY = "aws:pipe:arn"
+PIPE_CONTEXT_KEYS = (PIPE_CONTEXT_KEY, "aws:pipes:arn")
 
 
 def domain_key(
@@ -114,8 +115,9 @@ def allow_pipe_to_use(scope: Construct, key: kms.IKey, pipe_role: iam.IRole) -> 
     """Let the pipe's role encrypt and read a pipe's definition with ``key``.
 
     EventBridge Pipes documents this key policy: the role, bound by the encryption context to
-    pipe data (``aws:pipe:arn``), plus DescribeKey, which has no encryption context. The
-    pipe's own ARN depends on the key, so the context names this account's pipes.
+    pipe data (``aws:pipe:arn`` or ``aws:pipes:arn``), plus DescribeKey, which has no
+    encryption context. The pipe's own ARN depends on the key, so the context names this
+    account's pipes.
     """
     stack = Stack.of(scope)
     principal = iam.ArnPrincipal(pipe_role.role_arn)
@@ -125,9 +127,14 @@ def allow_pipe_to_use(scope: Construct, key: kms.IKey, pipe_role: iam.IRole) -> 
             principals=[principal],
             actions=list(PIPE_KEY_ACTIONS),
             resources=["*"],
+            # The Pipes guide spells the context key two ways (aws:pipes:arn in its text,
+            # aws:pipe:arn in its key policy): accept either, but at least one must be there
+            # and every one there must name a pipe of this account.
             conditions={
-                "ArnLike": {f"kms:EncryptionContext:{PIPE_CONTEXT_KEY}": pipes},
-                "ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": [PIPE_CONTEXT_KEY]},
+                "ArnLikeIfExists": {
+                    f"kms:EncryptionContext:{key}": pipes for key in PIPE_CONTEXT_KEYS
+                },
+                "ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": list(PIPE_CONTEXT_KEYS)},
             },
         ),
         iam.PolicyStatement(principals=[principal], actions=["kms:DescribeKey"], resources=["*"]),

@@ -189,11 +189,13 @@ def test_the_pipe_has_a_key_its_role_may_use_for_pipe_data_only(
     data = [s for s in for_role if s["Action"] != "kms:DescribeKey"]
     (statement,) = data
     assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    # Either spelling of the pipe context key the Pipes guide uses; one must be present.
     assert statement["Condition"]["ForAnyValue:StringEquals"] == {
-        "kms:EncryptionContextKeys": ["aws:pipe:arn"]
+        "kms:EncryptionContextKeys": ["aws:pipe:arn", "aws:pipes:arn"]
     }
-    pipes = statement["Condition"]["ArnLike"]["kms:EncryptionContext:aws:pipe:arn"]
-    assert pipes["Fn::Join"][1][-1] == ":pipe/*"
+    for key in ("aws:pipe:arn", "aws:pipes:arn"):
+        pipes = statement["Condition"]["ArnLikeIfExists"][f"kms:EncryptionContext:{key}"]
+        assert pipes["Fn::Join"][1][-1] == ":pipe/*"
 
 
 def test_every_role_key_grant_names_the_service_it_is_used_through(

@@ -470,6 +470,48 @@ def test_pipe_role_may_decrypt_pipe_data_and_nothing_else_with_the_key() -> None
     assert denied.request.resource == KEY_ARN
 
 
+# The statement the stack writes (payment_stack/keys.py): either spelling of the context key.
+PIPE_DATA_EITHER_SPELLING: Statement = {
+    **PIPE_DATA_STATEMENT,
+    "Condition": {
+        "ArnLikeIfExists": {
+            f"kms:EncryptionContext:{key}": f"arn:aws:pipes:{REGION}:{ACCOUNT}:pipe/*"
+            for key in ("aws:pipe:arn", "aws:pipes:arn")
+        },
+        "ForAnyValue:StringEquals": {
+            "kms:EncryptionContextKeys": ["aws:pipe:arn", "aws:pipes:arn"]
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("context", "allowed"),
+    [
+        ({"aws:pipe:arn": PIPE_ARN}, True),
+        ({"aws:pipes:arn": PIPE_ARN}, True),
+        ({}, False),  # no pipe context: the key's use for anything else
+        ({"aws:pipes:arn": PIPE_ARN.replace(ACCOUNT, "999999999999")}, False),
+        ({"aws:pipe:arn": PIPE_ARN, "aws:pipes:arn": LEDGER_ARN}, False),
+    ],
+)
+def test_pipe_data_statement_takes_either_spelling_of_the_context_key(
+    context: dict[str, str], allowed: bool
+) -> None:
+    role = _role(PIPE_ROLE)
+    model = _model(role, key_policy=[ROOT_STATEMENT, PIPE_DATA_EITHER_SPELLING])
+    authorizer = Authorizer(model)
+    check = Check(
+        "kms:Decrypt",
+        KEY_ARN,
+        {
+            **{f"kms:EncryptionContext:{key}": (value,) for key, value in context.items()},
+            "kms:EncryptionContextKeys": tuple(context),
+        },
+    )
+    assert (authorizer.check(authorizer.role(PIPE_ROLE), [check]) is None) is allowed
+
+
 def test_eventbridge_encrypts_put_events_on_its_own_key_permission() -> None:
     # The pipe role may put events; EventBridge itself needs the key for the encrypted bus.
     role = _role(PIPE_ROLE, _allow("events:PutEvents", BUS_ARN))
