@@ -3,6 +3,12 @@
 from payment_stack.buffered_poster import BufferedPoster
 from payment_stack.config import StageConfig
 from payment_stack.ingest_pipe import IngestPipe
+from payment_stack.nag import (
+    acknowledge,
+    acknowledge_in_packs,
+    acknowledge_inline_policy,
+    add_compliance_packs,
+)
 from payment_stack.payment_function import PaymentFunction
 from payment_stack.processors import EnrichmentProcessor, ScreeningOutcomes
 from payment_stack.rules_engine import RulesEngine
@@ -17,4 +23,8 @@ __all__ = [
     "RulesEngine",
     "ScreeningOutcomes",
     "StageConfig",
+    "acknowledge",
+    "acknowledge_in_packs",
+    "acknowledge_inline_policy",
+    "add_compliance_packs",
 ]

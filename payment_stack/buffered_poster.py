@@ -11,7 +11,9 @@ and the logs may have keys of their own (docs/adr/0010-keys-per-data-domain.md).
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Names, RemovalPolicy
+import json
+
+from aws_cdk import Annotations, Duration, Names, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -32,6 +34,7 @@ from payment_stack.nag import (
     acknowledge_outside_vpc,
 )
 from payment_stack.payment_function import PaymentFunction
+from payment_stack.props import whole_number
 from payment_stack.queues import (
     RULE_TARGET_MAX_EVENT_AGE,
     RULE_TARGET_RETRY_ATTEMPTS,
@@ -94,6 +97,12 @@ class BufferedPoster(Construct):
         :param function_timeout: default 30 seconds; the queue's visibility is six times it.
         """
         super().__init__(scope, construct_id)
+        for name, value in (
+            ("batch_size", batch_size),
+            ("max_concurrency", max_concurrency),
+            ("max_receive_count", max_receive_count),
+        ):
+            whole_number("BufferedPoster", name, value)
         _validate(posting_system, core_banking_url, batch_size, max_batching_window,
                   max_concurrency, max_receive_count)  # fmt: skip
         timeout = function_timeout or Duration.seconds(30)
@@ -237,6 +246,34 @@ class BufferedPoster(Construct):
             # VPC to get there is the deployer's decision, so the packs keep asking.
             acknowledge_outside_vpc(
                 self.function, ("dynamodb", "events", "kms", "logs", "sqs", "xray")
+            )
+
+        self.event_bus = event_bus
+        self.approved_source = approved_source
+        self._warn_if_another_poster_takes_the_same_approvals()
+
+    def _subscription(self) -> str:
+        bus = Stack.of(self).resolve(self.event_bus.event_bus_name)
+        return json.dumps([bus, self.approved_source], sort_keys=True)
+
+    def _warn_if_another_poster_takes_the_same_approvals(self) -> None:
+        # Both would post every approved transaction: against one ledger the second is an
+        # idempotent repeat, against two systems it is a double posting. Legitimate only for a
+        # deliberate fan-out, so a warning rather than an error.
+        others = [
+            other.node.path
+            for other in self.node.root.node.find_all()
+            if isinstance(other, BufferedPoster)
+            and other is not self
+            and other._subscription() == self._subscription()
+        ]
+        if others:
+            Annotations.of(self).add_warning_v2(
+                "payment-posting:second-poster",
+                f"another BufferedPoster ({', '.join(others)}) already takes the approvals of "
+                f"source {self.approved_source!r} on this bus: each approved transaction would be "
+                "posted by both. Give each poster its own approved_source or bus, unless you "
+                "mean to post every transaction twice.",
             )
 
     def metric_backlog(self, *, period: Duration | None = None) -> cloudwatch.Metric:

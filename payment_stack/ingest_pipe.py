@@ -32,6 +32,7 @@ from payment_stack.nag import (
     acknowledge_outside_vpc,
 )
 from payment_stack.payment_function import PaymentFunction
+from payment_stack.props import whole_number
 from payment_stack.queues import dead_letter_queue
 
 # EventBridge PutEvents accepts at most 10 entries per call, and Pipes sends a batch in one call.
@@ -434,6 +435,12 @@ def _validate(
     def unresolved(value: object) -> bool:
         return Token.is_unresolved(value)
 
+    for name, value in (
+        ("batch_size", batch_size),
+        ("maximum_retry_attempts", maximum_retry_attempts),
+        ("parallelization_factor", parallelization_factor),
+    ):
+        whole_number("IngestPipe", name, value)
     if not unresolved(batch_size) and not 1 <= batch_size <= MAX_BUS_BATCH:
         raise ValueError(
             f"IngestPipe: batch_size must be between 1 and {MAX_BUS_BATCH}, got {batch_size}. "

@@ -8,6 +8,7 @@ merchant category) go back to the bus; validation failures also notify a topic.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ from payment_stack.event_sources import ENRICHMENT_SOURCE, RULES_SOURCE, grant_p
 from payment_stack.grants import grant_publish_to_topic
 from payment_stack.keys import allow_bus_rules_to_encrypt, allow_logs_to_encrypt, domain_key
 from payment_stack.nag import acknowledge, acknowledge_inline_policy
+from payment_stack.props import file_path, whole_number
 from payment_stack.queues import (
     RULE_TARGET_MAX_EVENT_AGE,
     RULE_TARGET_RETRY_ATTEMPTS,
@@ -53,7 +55,7 @@ class RulesEngine(Construct):
         event_bus: events.IEventBus,
         encryption_key: kms.IKey | None = None,
         operations_key: kms.IKey | None = None,
-        definition_file: Path | None = None,
+        definition_file: str | os.PathLike[str] | None = None,
         definition_substitutions: Mapping[str, str] | None = None,
         state_machine_type: sfn.StateMachineType = sfn.StateMachineType.EXPRESS,
         high_value_threshold: int = 1_000_000,
@@ -92,7 +94,11 @@ class RulesEngine(Construct):
             of your own that publishes others names them here (any other is refused).
         """
         super().__init__(scope, construct_id)
-        definition_file = definition_file or DEFAULT_DEFINITION
+        definition_file = file_path(
+            "RulesEngine", "definition_file", definition_file or DEFAULT_DEFINITION
+        )
+        whole_number("RulesEngine", "high_value_threshold", high_value_threshold)
+        whole_number("RulesEngine", "max_fx_deviation_bps", max_fx_deviation_bps)
         if isinstance(watched_merchant_categories, str):
             raise ValueError(
                 "RulesEngine: watched_merchant_categories is a list of codes, e.g. ['7995'], "
