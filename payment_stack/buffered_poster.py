@@ -12,6 +12,7 @@ and the logs may have keys of their own (docs/adr/0010-keys-per-data-domain.md).
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aws_cdk import Annotations, Duration, Names, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -28,6 +29,8 @@ from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import POSTING_SOURCE, RULES_SOURCE, grant_publish
 from payment_stack.grants import grant_consume, grant_table
 from payment_stack.keys import EVENTS_SERVICE, allow_bus_rules_to_encrypt
+from payment_stack.metrics import SUM_PER_MINUTE
+from payment_stack.metrics import options as metric_options
 from payment_stack.nag import (
     NIST_800_53_R5,
     acknowledge_in_packs,
@@ -276,24 +279,27 @@ class BufferedPoster(Construct):
                 "mean to post every transaction twice.",
             )
 
-    def metric_backlog(self, *, period: Duration | None = None) -> cloudwatch.Metric:
+    # ``props`` of every metric_* method: any ``cloudwatch.MetricOptions`` field, over the
+    # defaults (1 minute, Maximum).
+
+    def metric_backlog(self, **props: Any) -> cloudwatch.Metric:
         """Approved transactions waiting to be posted. A steady rise means the posting system
         (or max_concurrency) is the bottleneck."""
-        return self.queue.metric_approximate_number_of_messages_visible(
-            period=period or Duration.minutes(1), statistic="Maximum"
-        )
+        return self.queue.metric_approximate_number_of_messages_visible(**metric_options(**props))
 
-    def metric_oldest_message_age(self, *, period: Duration | None = None) -> cloudwatch.Metric:
+    def metric_oldest_message_age(self, **props: Any) -> cloudwatch.Metric:
         """Seconds the oldest approved transaction has waited: the posting delay customers see."""
-        return self.queue.metric_approximate_age_of_oldest_message(
-            period=period or Duration.minutes(1), statistic="Maximum"
-        )
+        return self.queue.metric_approximate_age_of_oldest_message(**metric_options(**props))
 
-    def metric_dead_letter_messages(self, *, period: Duration | None = None) -> cloudwatch.Metric:
+    def metric_dead_letter_messages(self, **props: Any) -> cloudwatch.Metric:
         """Transactions that failed every delivery; alarm on any."""
         return self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-            period=period or Duration.minutes(1), statistic="Maximum"
+            **metric_options(**props)
         )
+
+    def metric_posting_errors(self, **props: Any) -> cloudwatch.Metric:
+        """Failed invocations of the posting function (whole batches that raised)."""
+        return self.function.metric_errors(**metric_options(SUM_PER_MINUTE, **props))
 
 
 def _validate(

@@ -11,6 +11,8 @@ dead-letter queue, which locates failed records in the stream, and the logs).
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
@@ -25,6 +27,8 @@ from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import INGEST_SOURCE, grant_publish
 from payment_stack.grants import grant_send, grant_stream_read, grant_table
 from payment_stack.keys import allow_logs_to_encrypt, allow_pipe_to_use, domain_key
+from payment_stack.metrics import SUM_PER_MINUTE
+from payment_stack.metrics import options as metric_options
 from payment_stack.nag import (
     NIST_800_53_R5,
     acknowledge_in_packs,
@@ -328,16 +332,21 @@ class IngestPipe(Construct):
             )
         grant_table(self.transactions_table, grantee, *actions)
 
-    def metric_dead_letter_messages(
-        self, *, period: Duration | None = None, statistic: str = "Maximum"
-    ) -> cloudwatch.Metric:
+    def metric_dead_letter_messages(self, **props: Any) -> cloudwatch.Metric:
         """Batches that failed all retries and wait in the dead-letter queue for redrive.
 
         Alarm on any value above zero: each message is up to ten transactions not yet on the bus.
+        ``props``: any ``cloudwatch.MetricOptions`` field (default: 1 minute, Maximum).
         """
         return self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-            period=period or Duration.minutes(1), statistic=statistic
+            **metric_options(**props)
         )
+
+    def metric_screening_errors(self, **props: Any) -> cloudwatch.Metric:
+        """Failed invocations of the screening function: batches the pipe will retry, then
+        dead-letter. ``props``: any ``cloudwatch.MetricOptions`` field (default: 1 minute, Sum).
+        """
+        return self.dedup_function.metric_errors(**metric_options(SUM_PER_MINUTE, **props))
 
     def _create_bus(self, archive_retention: Duration) -> events.IEventBus:
         # Events land here when the bus cannot encrypt or decrypt them with the key, so this

@@ -14,7 +14,10 @@ their own (docs/adr/0010-keys-per-data-domain.md).
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -31,6 +34,8 @@ from payment_stack.event_sources import ENRICHMENT_SOURCE, SCREENING_SOURCE, gra
 from payment_stack.grants import QueueDestination, grant_publish_to_topic, grant_table
 from payment_stack.ingest_pipe import DEFAULT_EVENT_SOURCE, TRANSACTION_AUTHORIZED
 from payment_stack.keys import allow_bus_rules_to_encrypt
+from payment_stack.metrics import SUM_PER_MINUTE
+from payment_stack.metrics import options as metric_options
 from payment_stack.nag import (
     NIST_800_53_R5,
     acknowledge_in_packs,
@@ -90,7 +95,30 @@ def fail_into(function: lambda_.IFunction, failures: sqs.IQueue) -> None:
     )
 
 
-class EnrichmentProcessor(Construct):
+class _Processor(Construct):
+    """What both processors can be watched by. ``props`` of each metric_* method: any
+    ``cloudwatch.MetricOptions`` field, over the defaults (1 minute; Sum, or Maximum for a
+    queue depth)."""
+
+    function: lambda_.IFunction
+    dead_letter_queue: sqs.IQueue
+
+    def metric_errors(self, **props: Any) -> cloudwatch.Metric:
+        """Failed invocations; Lambda retries them, then sends them to the dead-letter queue."""
+        return self.function.metric_errors(**metric_options(SUM_PER_MINUTE, **props))
+
+    def metric_throttles(self, **props: Any) -> cloudwatch.Metric:
+        """Invocations refused for lack of concurrency; Lambda retries them for six hours."""
+        return self.function.metric_throttles(**metric_options(SUM_PER_MINUTE, **props))
+
+    def metric_dead_letter_messages(self, **props: Any) -> cloudwatch.Metric:
+        """Events that failed every attempt and wait for redrive. Alarm above zero."""
+        return self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+            **metric_options(**props)
+        )
+
+
+class EnrichmentProcessor(_Processor):
     """Adds account context to valid first sightings and publishes ``TransactionEnriched``."""
 
     def __init__(
@@ -173,7 +201,7 @@ class EnrichmentProcessor(Construct):
         grant_table(self.accounts_table, grantee, *actions)
 
 
-class ScreeningOutcomes(Construct):
+class ScreeningOutcomes(_Processor):
     """Ends the lifecycle of flagged duplicates and malformed records, and notifies."""
 
     def __init__(

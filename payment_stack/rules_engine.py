@@ -12,8 +12,9 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Token
+from aws_cdk import RemovalPolicy, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -26,6 +27,8 @@ from constructs import Construct
 from payment_stack.event_sources import ENRICHMENT_SOURCE, RULES_SOURCE, grant_publish
 from payment_stack.grants import grant_publish_to_topic
 from payment_stack.keys import allow_bus_rules_to_encrypt, allow_logs_to_encrypt, domain_key
+from payment_stack.metrics import SUM_PER_MINUTE
+from payment_stack.metrics import options as metric_options
 from payment_stack.nag import acknowledge, acknowledge_inline_policy
 from payment_stack.props import file_path, whole_number
 from payment_stack.queues import (
@@ -190,9 +193,26 @@ class RulesEngine(Construct):
         )
         self._acknowledge_findings()
 
-    def metric_failed_executions(self, *, period: Duration | None = None) -> cloudwatch.Metric:
+    # ``props`` of every metric_* method: any ``cloudwatch.MetricOptions`` field, over the
+    # defaults (1 minute; Sum for counts of executions, Maximum for a queue depth).
+
+    def metric_failed_executions(self, **props: Any) -> cloudwatch.Metric:
         """Executions that failed: an outcome that could not be published. Alarm above zero."""
-        return self.state_machine.metric_failed(period=period or Duration.minutes(1))
+        return self.state_machine.metric_failed(**metric_options(SUM_PER_MINUTE, **props))
+
+    def metric_timed_out_executions(self, **props: Any) -> cloudwatch.Metric:
+        """Executions that ran past the workflow's timeout. Alarm above zero."""
+        return self.state_machine.metric_timed_out(**metric_options(SUM_PER_MINUTE, **props))
+
+    def metric_throttled_executions(self, **props: Any) -> cloudwatch.Metric:
+        """Starts refused for lack of capacity: EventBridge retries them, then dead-letters."""
+        return self.state_machine.metric_throttled(**metric_options(SUM_PER_MINUTE, **props))
+
+    def metric_dead_letter_messages(self, **props: Any) -> cloudwatch.Metric:
+        """Enriched transactions the rule could not start a workflow for, after retries."""
+        return self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+            **metric_options(**props)
+        )
 
     def _acknowledge_findings(self) -> None:
         acknowledge(

@@ -12,7 +12,13 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Annotations, Match
 
-from payment_stack import BufferedPoster, IngestPipe, RulesEngine
+from payment_stack import (
+    BufferedPoster,
+    EnrichmentProcessor,
+    IngestPipe,
+    RulesEngine,
+    ScreeningOutcomes,
+)
 from payment_stack.rules_engine import DEFAULT_DEFINITION
 from tests.infra.support import bare_stack
 
@@ -95,3 +101,37 @@ def test_posters_of_different_approvals_or_buses_are_not_warned_about() -> None:
     BufferedPoster(stack, "Elsewhere", event_bus=other_bus, encryption_key=key)
 
     assert _second_poster_warnings(stack) == []
+
+
+def _metrics(construct: Any) -> dict[str, Any]:
+    return {
+        name: getattr(construct, name)
+        for name in dir(construct)
+        if name.startswith("metric_") and callable(getattr(construct, name))
+    }
+
+
+def test_every_metric_takes_cloudwatch_options_over_its_defaults() -> None:
+    stack = bare_stack()
+    bus, key = _bus_and_key(stack)
+    ingest = IngestPipe(stack, "Ingest", event_bus=bus, encryption_key=key)
+    rules = RulesEngine(stack, "Rules", event_bus=bus, encryption_key=key)
+    poster = BufferedPoster(stack, "Posting", event_bus=bus, encryption_key=key)
+    enrichment = EnrichmentProcessor(stack, "Enrichment", event_bus=bus, encryption_key=key)
+    outcomes = ScreeningOutcomes(stack, "Outcomes", event_bus=bus, encryption_key=key)
+    found = 0
+    for construct in (ingest, rules, poster, enrichment, outcomes):
+        metrics = _metrics(construct)
+        assert metrics, f"{construct.node.id} has nothing to watch"
+        for name, method in metrics.items():
+            default = method()
+            assert default.period.to_minutes() == 1, name
+            tuned = method(period=cdk.Duration.minutes(5), statistic="Average", label="mine")
+            assert (tuned.period.to_minutes(), tuned.statistic, tuned.label) == (
+                5,
+                "Average",
+                "mine",
+            )
+            assert (tuned.namespace, tuned.metric_name) == (default.namespace, default.metric_name)
+            found += 1
+    assert found >= 12
