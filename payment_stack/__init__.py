@@ -2,7 +2,7 @@
 
 from payment_stack.buffered_poster import BufferedPoster
 from payment_stack.config import StageConfig
-from payment_stack.ingest_pipe import IngestPipe
+from payment_stack.ingest_pipe import IngestPipe, StartingPosition
 from payment_stack.nag import (
     acknowledge,
     acknowledge_in_packs,
@@ -23,6 +23,7 @@ __all__ = [
     "RulesEngine",
     "ScreeningOutcomes",
     "StageConfig",
+    "StartingPosition",
     "acknowledge",
     "acknowledge_in_packs",
     "acknowledge_inline_policy",

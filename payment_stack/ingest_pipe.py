@@ -11,6 +11,7 @@ dead-letter queue, which locates failed records in the stream, and the logs).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack, Token
@@ -54,6 +55,13 @@ DEFAULT_EVENT_SOURCE = INGEST_SOURCE
 TRANSACTION_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:BatchWriteItem")
 
 
+class StartingPosition(StrEnum):
+    """Where the pipe starts reading the table's stream when it is created."""
+
+    TRIM_HORIZON = "TRIM_HORIZON"  # the oldest record the stream still has (24 hours)
+    LATEST = "LATEST"  # only what is written after the pipe starts
+
+
 class IngestPipe(Construct):
     """Reads authorized transactions from a DynamoDB table and publishes them to a bus.
 
@@ -74,7 +82,7 @@ class IngestPipe(Construct):
         transactions_table: dynamodb.ITableV2 | None = None,
         batch_size: int = MAX_BUS_BATCH,
         maximum_batching_window: Duration | None = None,
-        starting_position: str = "TRIM_HORIZON",
+        starting_position: StartingPosition | str = StartingPosition.TRIM_HORIZON,
         maximum_retry_attempts: int = 3,
         maximum_record_age: Duration | None = None,
         parallelization_factor: int = 10,
@@ -101,8 +109,9 @@ class IngestPipe(Construct):
             takes in one PutEvents call.
         :param maximum_batching_window: how long the pipe waits to fill a batch. Default: none,
             each batch goes as soon as records are there (latency first).
-        :param starting_position: ``TRIM_HORIZON`` (default: nothing already in the stream is
-            missed when the pipe starts) or ``LATEST``.
+        :param starting_position: ``StartingPosition.TRIM_HORIZON`` (default: nothing already
+            in the stream is missed when the pipe starts) or ``StartingPosition.LATEST``; the
+            same names as strings are accepted.
         :param maximum_retry_attempts: retries of a failing batch before it goes to the
             dead-letter queue, 0 to 10,000. Default 3. Unbounded retries are refused: one poison
             batch would block its shard.
@@ -277,7 +286,7 @@ class IngestPipe(Construct):
                     filters=[pipes.CfnPipe.FilterProperty(pattern='{"eventName":["INSERT"]}')]
                 ),
                 dynamo_db_stream_parameters=pipes.CfnPipe.PipeSourceDynamoDBStreamParametersProperty(
-                    starting_position=starting_position,
+                    starting_position=StartingPosition(starting_position).value,
                     batch_size=batch_size,
                     maximum_batching_window_in_seconds=(
                         int(maximum_batching_window.to_seconds())
@@ -435,7 +444,7 @@ def _validate(
     *,
     batch_size: int,
     maximum_batching_window: Duration | None,
-    starting_position: str,
+    starting_position: StartingPosition | str,
     maximum_retry_attempts: int,
     maximum_record_age: Duration,
     parallelization_factor: int,
@@ -460,7 +469,7 @@ def _validate(
             "IngestPipe: maximum_batching_window must be at most 300 seconds "
             "(the EventBridge Pipes limit); transactions are meant to post within seconds."
         )
-    if starting_position not in ("TRIM_HORIZON", "LATEST"):
+    if starting_position not in tuple(StartingPosition):
         raise ValueError(
             f"IngestPipe: starting_position must be 'TRIM_HORIZON' or 'LATEST', "
             f"got {starting_position!r}."

@@ -10,7 +10,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
-from aws_cdk.assertions import Annotations, Match
+from aws_cdk.assertions import Annotations, Match, Template
 
 from payment_stack import (
     BufferedPoster,
@@ -18,6 +18,7 @@ from payment_stack import (
     IngestPipe,
     RulesEngine,
     ScreeningOutcomes,
+    StartingPosition,
 )
 from payment_stack.rules_engine import DEFAULT_DEFINITION
 from tests.infra.support import bare_stack
@@ -135,3 +136,13 @@ def test_every_metric_takes_cloudwatch_options_over_its_defaults() -> None:
             assert (tuned.namespace, tuned.metric_name) == (default.namespace, default.metric_name)
             found += 1
     assert found >= 12
+
+
+@pytest.mark.parametrize("position", [StartingPosition.LATEST, "LATEST"])
+def test_the_starting_position_is_a_typed_choice_and_its_name(position: Any) -> None:
+    stack = bare_stack()
+    IngestPipe(stack, "Ingest", starting_position=position)
+    pipe = Template.from_stack(stack).find_resources("AWS::Pipes::Pipe")
+    [properties] = [p["Properties"] for p in pipe.values()]
+    parameters = properties["SourceParameters"]["DynamoDBStreamParameters"]
+    assert parameters["StartingPosition"] == "LATEST"
