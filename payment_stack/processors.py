@@ -33,7 +33,7 @@ from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import ENRICHMENT_SOURCE, SCREENING_SOURCE, grant_publish
 from payment_stack.grants import QueueDestination, grant_publish_to_topic, grant_table
 from payment_stack.ingest_pipe import DEFAULT_EVENT_SOURCE, TRANSACTION_AUTHORIZED
-from payment_stack.keys import allow_bus_rules_to_encrypt
+from payment_stack.keys import allow_bus_rules_to_encrypt, domain_key
 from payment_stack.metrics import SUM_PER_MINUTE
 from payment_stack.metrics import options as metric_options
 from payment_stack.nag import (
@@ -102,6 +102,7 @@ class _Processor(Construct):
 
     function: lambda_.IFunction
     dead_letter_queue: sqs.IQueue
+    encryption_key: kms.IKey
 
     def metric_errors(self, **props: Any) -> cloudwatch.Metric:
         """Failed invocations; Lambda retries them, then sends them to the dead-letter queue."""
@@ -127,7 +128,7 @@ class EnrichmentProcessor(_Processor):
         construct_id: str,
         *,
         event_bus: events.IEventBus,
-        encryption_key: kms.IKey,
+        encryption_key: kms.IKey | None = None,
         accounts_table: dynamodb.ITableV2 | None = None,
         accounts_key: kms.IKey | None = None,
         operations_key: kms.IKey | None = None,
@@ -137,6 +138,7 @@ class EnrichmentProcessor(_Processor):
     ) -> None:
         """
         :param encryption_key: for the dead-letter queue, which holds the events that failed.
+            Default: a new key with yearly rotation.
         :param accounts_table: the account directory, partition key ``accountId``. Default: a
             new TableV2 with point-in-time recovery, encrypted with ``accounts_key``.
         :param accounts_key: for a new account directory. Default: ``encryption_key``.
@@ -144,6 +146,12 @@ class EnrichmentProcessor(_Processor):
         :param ingest_source: ``source`` of the ``TransactionAuthorized`` events to enrich.
         """
         super().__init__(scope, construct_id)
+        encryption_key = self.encryption_key = encryption_key or domain_key(
+            self,
+            "Key",
+            description="Encrypts the enrichment's dead-letter queue, accounts and logs",
+            removal_policy=removal_policy,
+        )
         self.accounts_table: dynamodb.ITableV2 = accounts_table or customer_key_table(
             self,
             "AccountsTable",
@@ -210,7 +218,7 @@ class ScreeningOutcomes(_Processor):
         construct_id: str,
         *,
         event_bus: events.IEventBus,
-        encryption_key: kms.IKey,
+        encryption_key: kms.IKey | None = None,
         notification_topic: sns.ITopic | None = None,
         operations_key: kms.IKey | None = None,
         ingest_source: str = DEFAULT_EVENT_SOURCE,
@@ -219,12 +227,19 @@ class ScreeningOutcomes(_Processor):
     ) -> None:
         """
         :param encryption_key: for the dead-letter queue, which holds the events that failed.
+            Default: a new key with yearly rotation.
         :param notification_topic: where duplicates are announced (ids only). Default: a new
             topic, encrypted with ``operations_key``, TLS only.
         :param operations_key: for a new notification topic and the function's log group.
             Default: ``encryption_key``.
         """
         super().__init__(scope, construct_id)
+        encryption_key = self.encryption_key = encryption_key or domain_key(
+            self,
+            "Key",
+            description="Encrypts the screening outcomes' dead-letter queue, topic and logs",
+            removal_policy=removal_policy,
+        )
         operations_key = operations_key or encryption_key
         self.notification_topic: sns.ITopic = notification_topic or sns.Topic(
             self,
