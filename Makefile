@@ -108,7 +108,7 @@ bench: synth ## measure local throughput and latency at SIZES (default 100,300,1
 
 .PHONY: events-doc
 events-doc: $(VENV_STAMP) ## regenerate docs/events.md from the event models
-	$(BIN)/python -m payments.events > docs/events.md
+	$(BIN)/python -m payment_posting_functions.domain.events > docs/events.md
 
 .PHONY: clean
 clean: ## remove build output (keeps the virtual environment)

@@ -130,7 +130,7 @@ class EnrichmentProcessor(Construct):
         enrich = PaymentFunction(
             self,
             "Enrich",
-            handler="handlers.enrich.handler",
+            handler="payment_posting_functions.handlers.enrich.handler",
             description="Enrichment processor: account context for authorized transactions",
             service_name="enrichment",
             environment={
@@ -142,7 +142,7 @@ class EnrichmentProcessor(Construct):
             log_encryption_key=operations_key or encryption_key,
         )
         self.function = enrich.function
-        # One account by its key (payments/account_table.py); never a scan of the directory.
+        # One account by its key (domain/account_table.py); never a scan of the directory.
         grant_table(self.accounts_table, enrich.role, "dynamodb:GetItem")
         grant_publish(event_bus, enrich.role, [ENRICHMENT_SOURCE])
         self.rule = events.Rule(
@@ -212,7 +212,7 @@ class ScreeningOutcomes(Construct):
         outcomes = PaymentFunction(
             self,
             "Outcomes",
-            handler="handlers.screening_outcomes.handler",
+            handler="payment_posting_functions.handlers.screening_outcomes.handler",
             description="Duplicate and quarantine processor of screened transactions",
             service_name="screening-outcomes",
             environment={
