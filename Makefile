@@ -3,6 +3,7 @@
 #   make synth   synthesize cdk.out with the pinned CDK CLI
 #   make demo    run the pipeline locally on generated transactions (N=300 by default)
 #   make bench   local throughput and latency at a few sizes
+#   make dist    build the wheel of the constructs (and their Lambda asset) into dist/
 #   make lock    rewrite the hashed lock files after a pin in a requirements*.txt changed
 
 SHELL := /bin/bash
@@ -106,13 +107,22 @@ demo: synth ## run the pipeline locally on N generated transactions (default 300
 bench: synth ## measure local throughput and latency at SIZES (default 100,300,1000)
 	$(BIN)/python -m payment_local.bench --sizes $(SIZES)
 
+.PHONY: dist
+dist: $(VENV_STAMP) ## build the wheel (constructs, Lambda asset, States Language files) into dist/
+	@# As the editable install: the locked setuptools, no index, nothing downloaded.
+	rm -rf dist build
+	$(PIP) wheel --quiet --no-index --no-deps --no-build-isolation --check-build-dependencies \
+		--wheel-dir dist .
+	rm -rf build
+	@ls -l dist/*.whl
+
 .PHONY: events-doc
 events-doc: $(VENV_STAMP) ## regenerate docs/events.md from the event models
-	$(BIN)/python -m payments.events > docs/events.md
+	$(BIN)/python -m payment_posting_functions.domain.events > docs/events.md
 
 .PHONY: clean
 clean: ## remove build output (keeps the virtual environment)
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .payments-local reports
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .payments-local reports dist build
 
 .PHONY: distclean
 distclean: clean ## remove everything make created

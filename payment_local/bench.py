@@ -21,7 +21,7 @@ from payment_local.assembly import check_fresh, load_assembly
 from payment_local.pipeline_run import run_transactions
 from payment_local.report import build_report
 from payment_local.runtime import LocalRuntime
-from payments.generator import Knobs, TransactionGenerator
+from payment_posting_functions.domain.generator import Knobs, TransactionGenerator
 
 TARGET_PER_SECOND = 50.0
 

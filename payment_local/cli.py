@@ -20,9 +20,9 @@ from payment_local.pipeline_run import InputRecord, LabelledRecord, run_transact
 from payment_local.provision import UnsupportedResourceError
 from payment_local.report import build_report, ledger_of, run_failures
 from payment_local.runtime import LocalRuntime
-from payments.generator import Knobs, TransactionGenerator
-from payments.money import Money
-from payments.pan import redact_card_numbers
+from payment_posting_functions.domain.generator import Knobs, TransactionGenerator
+from payment_posting_functions.domain.money import Money
+from payment_posting_functions.domain.pan import redact_card_numbers
 
 STATE_DIR = Path(".payments-local")
 EVENT_LOG = STATE_DIR / "events.jsonl"

@@ -22,7 +22,7 @@ import boto3
 from payment_local.access.authorizer import Credentials
 from payment_local.access.botocore_hook import running_function
 from payment_local.access.policy import Caller
-from payments.pan import redact_card_numbers
+from payment_posting_functions.domain.pan import redact_card_numbers
 
 # Locally, tracing has no daemon to talk to and EMF metrics would only be printed.
 LOCAL_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"}

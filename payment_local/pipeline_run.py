@@ -17,12 +17,12 @@ import boto3
 
 from payment_local.event_log import LoggedEvent
 from payment_local.runtime import LocalRuntime
-from payments.account_table import AccountTable
-from payments.accounts import sample_accounts
-from payments.events import BY_NAME
-from payments.pan import contains_card_number
-from payments.screening import REDACTED_KEY_PREFIX
-from payments.transaction_table import TransactionTable
+from payment_posting_functions.domain.account_table import AccountTable
+from payment_posting_functions.domain.accounts import sample_accounts
+from payment_posting_functions.domain.events import BY_NAME
+from payment_posting_functions.domain.pan import contains_card_number
+from payment_posting_functions.domain.screening import REDACTED_KEY_PREFIX
+from payment_posting_functions.domain.transaction_table import TransactionTable
 
 TRANSACTIONS_TABLE_OUTPUT = "TransactionsTableName"
 RETENTION_OUTPUT = "TransactionRetentionSeconds"

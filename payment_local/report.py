@@ -17,9 +17,9 @@ from typing import Any
 from payment_local.event_log import LoggedEvent
 from payment_local.pipeline_run import RunResult, is_terminal
 from payment_local.runtime import LocalRuntime
-from payments.events import BY_NAME
-from payments.ledger import DynamoDBLedger
-from payments.pan import redact_card_numbers
+from payment_posting_functions.domain.events import BY_NAME
+from payment_posting_functions.domain.ledger import DynamoDBLedger
+from payment_posting_functions.domain.pan import redact_card_numbers
 
 LEDGER_TABLE_OUTPUT = "LedgerTableName"
 

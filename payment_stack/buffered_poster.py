@@ -48,7 +48,7 @@ TRANSACTION_APPROVED = "TransactionApproved"
 # Lambda's advice: a visibility timeout at least six times the function timeout, so a batch
 # still being retried by the event source is not handed to a second poller.
 VISIBILITY_FACTOR = 6
-# What the ledger does per posting (payments/ledger.py): reads balances and the posting
+# What the ledger does per posting (domain/ledger.py): reads balances and the posting
 # record, and one TransactWriteItems of Put and Update items.
 LEDGER_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 # What Powertools idempotency does (DynamoDBPersistenceLayer): a conditional PutItem claims
@@ -162,7 +162,7 @@ class BufferedPoster(Construct):
         poster = PaymentFunction(
             self,
             "Poster",
-            handler="handlers.posting.handler",
+            handler="payment_posting_functions.handlers.posting.handler",
             description="Posting function: approved transactions into the posting system",
             service_name="posting",
             environment=environment,

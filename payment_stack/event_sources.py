@@ -1,6 +1,6 @@
 """The ``source`` of each processor's lifecycle events, and the grant that holds it to them.
 
-The names are the event catalogue's (``payments.events.EventSource``; a test keeps the two
+The names are the event catalogue's (``domain.events.EventSource``; a test keeps the two
 equal). Each principal may put events of its own sources only, so a faulty or compromised
 processor cannot forge another's event, a ``TransactionApproved`` above all.
 """

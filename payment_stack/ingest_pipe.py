@@ -45,7 +45,7 @@ MAX_BUS_BATCH = 10
 TRANSACTIONS_PARTITION_KEY = "transactionId"
 DEDUP_PARTITION_KEY = "fingerprint"
 DEDUP_TTL_ATTRIBUTE = "expiresAt"
-# The time to live of the transactions table and the quarantine (payments/transaction_table.py).
+# The time to live of the transactions table and the quarantine (domain/transaction_table.py).
 EXPIRES_AT = "expiresAt"
 QUARANTINE_SORT_KEY = "sequenceNumber"
 TRANSACTION_AUTHORIZED = "TransactionAuthorized"
@@ -126,7 +126,7 @@ class IngestPipe(Construct):
             Default 365 days. No archive is created on a bus that is passed in.
         :param data_retention: how long a record stays in the transactions table and in the
             quarantine, through the tables' time to live on ``expiresAt`` (epoch seconds, set
-            by the writer: ``payments.transaction_table.TransactionTable`` does). Default 90
+            by the writer: ``domain.transaction_table.TransactionTable`` does). Default 90
             days. A table passed in keeps its own TTL setting: enable it on ``expiresAt``.
         :param log_retention: retention of the pipe and function logs. Default three months.
         :param removal_policy: for the tables, keys, dead-letter queues and log groups.
@@ -182,7 +182,7 @@ class IngestPipe(Construct):
         )
         stream_arn = _stream_arn_with_images(self.transactions_table)
 
-        # Records screening refused, without the refused values (payments/quarantine.py).
+        # Records screening refused, without the refused values (domain/quarantine.py).
         self.quarantine_table = customer_key_table(
             self,
             "QuarantineTable",
@@ -222,7 +222,7 @@ class IngestPipe(Construct):
         dedup = PaymentFunction(
             self,
             "Dedup",
-            handler="handlers.dedup.handler",
+            handler="payment_posting_functions.handlers.dedup.handler",
             description="Deduplication enrichment of the ingest pipe",
             service_name="ingest-dedup",
             environment={
@@ -237,7 +237,7 @@ class IngestPipe(Construct):
             log_encryption_key=self.operations_key,
         )
         self.dedup_function = dedup.function
-        # What the store does (payments/dedup_store.py): a conditional PutItem claims a new
+        # What the store does (domain/dedup_store.py): a conditional PutItem claims a new
         # fingerprint, a conditional UpdateItem takes over an expired one or records a
         # duplicate's verdict; both read the item back on a failed condition. No delete or scan.
         grant_table(self.dedup_table, dedup.role, "dynamodb:PutItem", "dynamodb:UpdateItem")

@@ -1,9 +1,11 @@
 """The one code asset and dependency layer that every function of a stack shares.
 
 Built without Docker (docs/adr/0001-lambda-bundling-without-docker.md): the code is the plain
-``lambdas/`` folder, and the dependency layer is ``pip install``-ed at synth for the Lambda
-platform from wheels only, so no compiler and no container are needed. Every wheel is checked
-against the hashes in ``lambdas/requirements.lock`` (docs/adr/0012-hashed-dependency-lock.md).
+``payment_posting_functions`` package (from ``lambdas/`` in a checkout, from site-packages
+when the constructs are installed), and the dependency layer is ``pip install``-ed at synth
+for the Lambda platform from wheels only, so no compiler and no container are needed. Every
+wheel is checked against the hashes in ``lambdas/requirements.lock``
+(docs/adr/0012-hashed-dependency-lock.md), which the wheel carries too (payment_stack/assets.py).
 """
 
 from __future__ import annotations
@@ -15,22 +17,33 @@ from pathlib import Path
 from typing import Any
 
 import jsii
-from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling, Stack
+from aws_cdk import (
+    AssetHashType,
+    BundlingOptions,
+    DockerImage,
+    IgnoreMode,
+    ILocalBundling,
+    Stack,
+)
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
+from payment_stack.assets import FUNCTIONS_DIR, FUNCTIONS_PACKAGE, LAYER_REQUIREMENTS_DIR
+
 # ``make lock`` resolves lambdas/requirements.txt for the Lambda interpreter and platform below,
 # at the development lock's versions (so the versions tested are the ones deployed), with hashes.
-LOCK = LAMBDAS_DIR / "requirements.lock"
+LOCK = LAYER_REQUIREMENTS_DIR / "requirements.lock"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
 _PYTHON_VERSION = "3.14"
 _PLATFORM = "manylinux2014_aarch64"
-# What never belongs in the function asset; caches also change the asset hash at random.
-_CODE_EXCLUDES = [
-    "**/__pycache__", "**/*.pyc", "requirements.txt", "requirements.lock", ".mypy_cache",
-]  # fmt: skip
+# The asset is the folder that holds the package, so that the handler strings name it
+# (``payment_posting_functions.handlers.dedup.handler``) as Lambda imports it from /var/task.
+# That folder is lambdas/ in a checkout but all of site-packages when installed: gitignore
+# patterns keep the package alone (other folders are not even walked), and drop the caches,
+# which would also change the asset hash at random.
+CODE_ROOT = FUNCTIONS_DIR.parent
+_CODE_EXCLUDES = ["/*", f"!/{FUNCTIONS_PACKAGE}/", "__pycache__/", "*.pyc", ".mypy_cache/"]
 
 
 @jsii.implements(ILocalBundling)
@@ -68,7 +81,9 @@ class LambdaPackage(Construct):
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        self.code = lambda_.Code.from_asset(str(LAMBDAS_DIR), exclude=_CODE_EXCLUDES)
+        self.code = lambda_.Code.from_asset(
+            str(CODE_ROOT), exclude=_CODE_EXCLUDES, ignore_mode=IgnoreMode.GIT
+        )
         self.dependencies_layer = lambda_.LayerVersion(
             self,
             "Dependencies",
@@ -76,7 +91,7 @@ class LambdaPackage(Construct):
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
             code=lambda_.Code.from_asset(
-                str(LAMBDAS_DIR),
+                str(LAYER_REQUIREMENTS_DIR),
                 # The layer depends on the pins alone, so only they decide when it is rebuilt.
                 asset_hash_type=AssetHashType.CUSTOM,
                 asset_hash=_pins_hash(),

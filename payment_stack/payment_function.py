@@ -19,7 +19,7 @@ METRICS_NAMESPACE = "PaymentPosting"
 
 
 class PaymentFunction(Construct):
-    """A function from the shared ``lambdas/`` asset.
+    """A function from the shared code asset (the ``payment_posting_functions`` package).
 
     Its role starts empty (no AWS managed policy): it may write to its own log group and to
     X-Ray, and everything else is granted by the construct that uses it. Its log group is
@@ -43,7 +43,8 @@ class PaymentFunction(Construct):
         log_removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         """
-        :param handler: module and function inside ``lambdas/``, e.g. ``handlers.dedup.handler``.
+        :param handler: module and function in the functions package, e.g.
+            ``payment_posting_functions.handlers.dedup.handler``.
         :param service_name: Powertools service name, shown in every log line and metric.
         :param log_encryption_key: encrypts the log group (the operations key of the stack).
         :param timeout: default 30 seconds.

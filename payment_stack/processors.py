@@ -166,7 +166,7 @@ class EnrichmentProcessor(_Processor):
         enrich = PaymentFunction(
             self,
             "Enrich",
-            handler="handlers.enrich.handler",
+            handler="payment_posting_functions.handlers.enrich.handler",
             description="Enrichment processor: account context for authorized transactions",
             service_name="enrichment",
             environment={
@@ -178,7 +178,7 @@ class EnrichmentProcessor(_Processor):
             log_encryption_key=operations_key or encryption_key,
         )
         self.function = enrich.function
-        # One account by its key (payments/account_table.py); never a scan of the directory.
+        # One account by its key (domain/account_table.py); never a scan of the directory.
         grant_table(self.accounts_table, enrich.role, "dynamodb:GetItem")
         grant_publish(event_bus, enrich.role, [ENRICHMENT_SOURCE])
         self.rule = events.Rule(
@@ -255,7 +255,7 @@ class ScreeningOutcomes(_Processor):
         outcomes = PaymentFunction(
             self,
             "Outcomes",
-            handler="handlers.screening_outcomes.handler",
+            handler="payment_posting_functions.handlers.screening_outcomes.handler",
             description="Duplicate and quarantine processor of screened transactions",
             service_name="screening-outcomes",
             environment={

@@ -24,6 +24,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from payment_stack.assets import STATEMACHINE_DIR
 from payment_stack.event_sources import ENRICHMENT_SOURCE, RULES_SOURCE, grant_publish
 from payment_stack.grants import grant_publish_to_topic
 from payment_stack.keys import allow_bus_rules_to_encrypt, allow_logs_to_encrypt, domain_key
@@ -37,7 +38,6 @@ from payment_stack.queues import (
     dead_letter_queue,
 )
 
-STATEMACHINE_DIR = Path(__file__).resolve().parent.parent / "statemachine"
 DEFAULT_DEFINITION = STATEMACHINE_DIR / "business_rules.asl.json"
 TRANSACTION_ENRICHED = "TransactionEnriched"
 # Gambling, quasi-cash and money orders: categories card schemes treat as higher risk.

@@ -111,7 +111,7 @@ class PaymentPostingStack(Stack):
             self.sample_source = PaymentFunction(
                 self,
                 "SampleSource",
-                handler="handlers.source.handler",
+                handler="payment_posting_functions.handlers.source.handler",
                 description="Sample source (visa-mock): writes generated transactions",
                 service_name="sample-source",
                 environment={
@@ -125,7 +125,7 @@ class PaymentPostingStack(Stack):
                 log_removal_policy=config.removal_policy,
                 log_encryption_key=self.operations_key,
             )
-            # Both tables are loaded through boto3's batch writer (payments/*_table.py).
+            # Both tables are loaded through boto3's batch writer (domain/*_table.py).
             self.ingest.grant_write_transactions(self.sample_source.role, "dynamodb:BatchWriteItem")
             self.enrichment.grant_write_accounts(self.sample_source.role, "dynamodb:BatchWriteItem")
             self._acknowledge_sample_source(self.sample_source)

@@ -26,7 +26,7 @@ from payment_local.assembly import StackAssembly
 from payment_local.pipeline_run import run_transactions
 from payment_local.report import build_report, run_failures
 from payment_local.runtime import LocalRuntime
-from payments.generator import Knobs, TransactionGenerator
+from payment_posting_functions.domain.generator import Knobs, TransactionGenerator
 
 pytestmark = pytest.mark.slow
 

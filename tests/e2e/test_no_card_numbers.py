@@ -2,7 +2,7 @@
 
 Records are written with card numbers hidden in every field that can hold text or an id
 (whole, prefixed, suffixed, in the key, as an unknown field and as a field's name), among
-generated traffic. The detector is ``payments.pan``'s one definition; it must also be quiet on a
+generated traffic. The detector is ``domain.pan``'s one definition; it must also be quiet on a
 clean run, or nobody would keep it switched on.
 """
 
@@ -23,8 +23,8 @@ from payment_local.cli import main
 from payment_local.pipeline_run import LabelledRecord, run_transactions
 from payment_local.report import build_report
 from payment_local.runtime import LocalRuntime
-from payments.generator import Knobs, TransactionGenerator
-from payments.pan import card_number_spans
+from payment_posting_functions.domain.generator import Knobs, TransactionGenerator
+from payment_posting_functions.domain.pan import card_number_spans
 from tests.factories import valid_item
 
 pytestmark = pytest.mark.slow

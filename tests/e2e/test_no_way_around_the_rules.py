@@ -19,8 +19,8 @@ from payment_local.clients import AwsClients
 from payment_local.pipeline_run import run_transactions
 from payment_local.report import build_report
 from payment_local.runtime import LocalRuntime
-from payments.events import BY_NAME
-from payments.generator import Knobs, TransactionGenerator
+from payment_posting_functions.domain.events import BY_NAME
+from payment_posting_functions.domain.generator import Knobs, TransactionGenerator
 
 pytestmark = pytest.mark.slow
 

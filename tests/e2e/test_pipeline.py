@@ -15,9 +15,9 @@ from payment_local.event_log import LoggedEvent
 from payment_local.pipeline_run import run_transactions
 from payment_local.report import build_report
 from payment_local.runtime import LocalRuntime
-from payments.accounts import sample_accounts
-from payments.events import BY_NAME
-from payments.generator import Kind, Knobs, RuleBreak, TransactionGenerator
+from payment_posting_functions.domain.accounts import sample_accounts
+from payment_posting_functions.domain.events import BY_NAME
+from payment_posting_functions.domain.generator import Kind, Knobs, RuleBreak, TransactionGenerator
 from tests.factories import TEST_PAN
 
 pytestmark = pytest.mark.slow

@@ -15,9 +15,9 @@ import pytest
 
 from payment_local.pipeline_run import run_transactions
 from payment_local.runtime import LocalRuntime
-from payments.events import BY_NAME
-from payments.generator import Knobs, TransactionGenerator
-from payments.transaction_table import TransactionTable
+from payment_posting_functions.domain.events import BY_NAME
+from payment_posting_functions.domain.generator import Knobs, TransactionGenerator
+from payment_posting_functions.domain.transaction_table import TransactionTable
 
 pytestmark = pytest.mark.slow
 

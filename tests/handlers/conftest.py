@@ -57,7 +57,7 @@ def dedup_table(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("DEDUP_WINDOW_SECONDS", "3600")
     monkeypatch.setenv("QUARANTINE_TABLE_NAME", QUARANTINE_TABLE)
     monkeypatch.setenv("RETENTION_SECONDS", str(RETENTION_SECONDS))
-    from handlers import dedup
+    from payment_posting_functions.handlers import dedup
 
     # The handler caches its stores per process, as Lambda does.
     dedup.screener.cache_clear()
@@ -77,7 +77,7 @@ def transactions_table(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     )
     monkeypatch.setenv("TRANSACTIONS_TABLE_NAME", TRANSACTIONS_TABLE)
     monkeypatch.setenv("RETENTION_SECONDS", str(RETENTION_SECONDS))
-    from handlers import source
+    from payment_posting_functions.handlers import source
 
     # Cold start: the handler caches its tables per process (an earlier test's run of the
     # stack may have filled them with tables that are gone).

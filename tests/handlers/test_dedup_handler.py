@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from handlers import dedup
-from payments.dedup import InMemoryFingerprintStore, Sighting
-from payments.dedup_store import DynamoDBFingerprintStore
-from payments.generator import Kind, Knobs, TransactionGenerator
-from payments.pan import contains_card_number
-from payments.transaction_table import TransactionTable
+from payment_posting_functions.domain.dedup import InMemoryFingerprintStore, Sighting
+from payment_posting_functions.domain.dedup_store import DynamoDBFingerprintStore
+from payment_posting_functions.domain.generator import Kind, Knobs, TransactionGenerator
+from payment_posting_functions.domain.pan import contains_card_number
+from payment_posting_functions.domain.transaction_table import TransactionTable
+from payment_posting_functions.handlers import dedup
 from tests.factories import TEST_PAN, valid_item
 from tests.handlers.conftest import (
     QUARANTINE_TABLE,
@@ -185,7 +185,7 @@ def test_dynamodb_store_gives_the_verdicts_of_the_reference_semantics(
     batch: list[tuple[str, str, int]],
 ) -> None:
     # Same sequence, re-runs included, through both stores: the conditional writes must
-    # express exactly the rules in payments.dedup, window edges and take-overs included.
+    # express exactly the rules in domain.dedup, window edges and take-overs included.
     records: dict[str, tuple[str, int]] = {}
     for fp, tx, at in batch:
         records.setdefault(tx, (fp, at))

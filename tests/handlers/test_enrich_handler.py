@@ -11,12 +11,16 @@ import pytest
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from handlers import enrich
-from payments.account_table import AccountTable
-from payments.accounts import SUSPENSE_ACCOUNT_ID, Account, sample_accounts
-from payments.events import Screening, TransactionAuthorized, TransactionEnriched
-from payments.publisher import PublishError
-from payments.transaction import AuthorizedTransaction
+from payment_posting_functions.domain.account_table import AccountTable
+from payment_posting_functions.domain.accounts import SUSPENSE_ACCOUNT_ID, Account, sample_accounts
+from payment_posting_functions.domain.events import (
+    Screening,
+    TransactionAuthorized,
+    TransactionEnriched,
+)
+from payment_posting_functions.domain.publisher import PublishError
+from payment_posting_functions.domain.transaction import AuthorizedTransaction
+from payment_posting_functions.handlers import enrich
 from tests.factories import TEST_PAN, valid_item
 from tests.handlers.conftest import handler_output
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import urllib3
 
-from payments.http_posting import MESSAGE_LIMIT, HttpPostingSystem
-from payments.money import Money
-from payments.pan import REDACTION as PAN_REDACTION
-from payments.posting import (
+from payment_posting_functions.domain.http_posting import MESSAGE_LIMIT, HttpPostingSystem
+from payment_posting_functions.domain.money import Money
+from payment_posting_functions.domain.pan import REDACTION as PAN_REDACTION
+from payment_posting_functions.domain.posting import (
     Direction,
     PermanentPostingError,
     PostingRequest,

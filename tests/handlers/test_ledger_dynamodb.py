@@ -10,9 +10,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from payments.ledger import Balance, DynamoDBLedger, InMemoryLedger, posting_id
-from payments.money import Money
-from payments.posting import (
+from payment_posting_functions.domain.ledger import (
+    Balance,
+    DynamoDBLedger,
+    InMemoryLedger,
+    posting_id,
+)
+from payment_posting_functions.domain.money import Money
+from payment_posting_functions.domain.posting import (
     Direction,
     PermanentPostingError,
     PostingRequest,

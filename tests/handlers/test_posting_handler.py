@@ -16,17 +16,16 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from handlers import posting
-from payments.accounts import SUSPENSE_ACCOUNT_ID, Account, sample_accounts
-from payments.enrichment import enrich
-from payments.events import (
+from payment_posting_functions.domain.accounts import SUSPENSE_ACCOUNT_ID, Account, sample_accounts
+from payment_posting_functions.domain.enrichment import enrich
+from payment_posting_functions.domain.events import (
     LifecycleEvent,
     PostingFailed,
     TransactionApproved,
     TransactionPosted,
 )
-from payments.ledger import DynamoDBLedger, posting_id
-from payments.posting import (
+from payment_posting_functions.domain.ledger import DynamoDBLedger, posting_id
+from payment_posting_functions.domain.posting import (
     PermanentPostingError,
     PostingFailureCode,
     PostingRequest,
@@ -34,9 +33,10 @@ from payments.posting import (
     PostingStatus,
     TransientPostingError,
 )
-from payments.posting_instructions import posting_request_for
-from payments.publisher import PublishError
-from payments.transaction import AuthorizedTransaction
+from payment_posting_functions.domain.posting_instructions import posting_request_for
+from payment_posting_functions.domain.publisher import PublishError
+from payment_posting_functions.domain.transaction import AuthorizedTransaction
+from payment_posting_functions.handlers import posting
 from tests.factories import valid_item
 from tests.handlers.conftest import handler_output
 

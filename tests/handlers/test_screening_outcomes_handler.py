@@ -10,16 +10,16 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from handlers import screening_outcomes
-from payments.events import (
+from payment_posting_functions.domain.events import (
     DuplicateFlagged,
     Screening,
     StreamPosition,
     TransactionAuthorized,
     TransactionQuarantined,
 )
-from payments.publisher import PublishError
-from payments.transaction import AuthorizedTransaction
+from payment_posting_functions.domain.publisher import PublishError
+from payment_posting_functions.domain.transaction import AuthorizedTransaction
+from payment_posting_functions.handlers import screening_outcomes
 from tests.factories import valid_item
 from tests.handlers.conftest import handler_output
 

@@ -7,9 +7,9 @@ import boto3
 import pytest
 from pydantic import ValidationError
 
-from handlers import source
-from payments.transaction import AuthorizedTransaction
-from payments.transaction_table import EXPIRES_AT
+from payment_posting_functions.domain.transaction import AuthorizedTransaction
+from payment_posting_functions.domain.transaction_table import EXPIRES_AT
+from payment_posting_functions.handlers import source
 from tests.handlers.conftest import RETENTION_SECONDS
 
 

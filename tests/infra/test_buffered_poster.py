@@ -22,7 +22,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Match, Template
 
-from handlers import posting as posting_handler
+from payment_posting_functions.handlers import posting as posting_handler
 from payment_stack.buffered_poster import BufferedPoster
 from tests.infra.support import (
     all_allowed_actions,
@@ -396,7 +396,7 @@ class TestTables:
         template.has_resource_properties(
             "AWS::Lambda::Function",
             {
-                "Handler": "handlers.posting.handler",
+                "Handler": "payment_posting_functions.handlers.posting.handler",
                 "Environment": {
                     "Variables": Match.object_like({"LEDGER_TABLE_NAME": ref(existing)})
                 },
@@ -407,7 +407,7 @@ class TestTables:
 class TestFunction:
     def test_environment_for_the_ledger(self, built: Built) -> None:
         function = built.properties(built.poster.function)
-        assert function["Handler"] == "handlers.posting.handler"
+        assert function["Handler"] == "payment_posting_functions.handlers.posting.handler"
         variables = function["Environment"]["Variables"]
         assert variables == {
             "POWERTOOLS_SERVICE_NAME": "posting",

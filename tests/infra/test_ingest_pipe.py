@@ -327,7 +327,7 @@ class TestDefaults:
         built.template.has_resource_properties(
             "AWS::Lambda::Function",
             {
-                "Handler": "handlers.dedup.handler",
+                "Handler": "payment_posting_functions.handlers.dedup.handler",
                 "Runtime": "python3.14",
                 "Architectures": ["arm64"],
                 "TracingConfig": {"Mode": "Active"},

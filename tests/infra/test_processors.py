@@ -322,7 +322,7 @@ class TestResources:
         built.template.has_resource_properties(
             "AWS::Lambda::Function",
             {
-                "Handler": "handlers.enrich.handler",
+                "Handler": "payment_posting_functions.handlers.enrich.handler",
                 "Environment": {
                     "Variables": Match.object_like(
                         {
@@ -338,7 +338,7 @@ class TestResources:
         built.template.has_resource_properties(
             "AWS::Lambda::Function",
             {
-                "Handler": "handlers.screening_outcomes.handler",
+                "Handler": "payment_posting_functions.handlers.screening_outcomes.handler",
                 "Environment": {
                     "Variables": Match.object_like(
                         {

@@ -34,7 +34,7 @@ DATA_RESOURCE_TYPES = [
     "AWS::SQS::Queue",  # failed batches wait here for redrive
     "AWS::Logs::LogGroup",
 ]
-SAMPLE_SOURCE_HANDLER = "handlers.source.handler"
+SAMPLE_SOURCE_HANDLER = "payment_posting_functions.handlers.source.handler"
 # The pipeline's functions in every stage: dedup, enrichment, screening outcomes, posting.
 PIPELINE_FUNCTIONS = 4
 STAGE_POLICIES = {"dev": "Delete", "prod": "Retain"}
@@ -109,7 +109,7 @@ class TestDevStage:
         assert "dynamodb:Scan" not in actions
         role_id = logical_id(dev_stack.sample_source.role)
         transactions = table_arn(_cfn_child(dev_stack.ingest, "TransactionsTable"))
-        # boto3's batch writer is all it uses (payments/transaction_table.py).
+        # boto3's batch writer is all it uses (domain/transaction_table.py).
         assert allowed_actions(dev.template, role_id, transactions) == {"dynamodb:BatchWriteItem"}
 
     def test_sample_source_may_write_accounts(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from payments.accounts import (
+from payment_posting_functions.domain.accounts import (
     SUSPENSE_ACCOUNT_ID,
     Account,
     AccountType,
@@ -11,9 +11,9 @@ from payments.accounts import (
     iban_is_valid,
     sample_accounts,
 )
-from payments.enrichment import enrich, fx_check
-from payments.generator import SAMPLE_ACCOUNT_IDS
-from payments.transaction import AuthorizedTransaction
+from payment_posting_functions.domain.enrichment import enrich, fx_check
+from payment_posting_functions.domain.generator import SAMPLE_ACCOUNT_IDS
+from payment_posting_functions.domain.transaction import AuthorizedTransaction
 from tests.factories import valid_item
 
 
@@ -92,7 +92,7 @@ def test_an_invalid_account_error_never_echoes_its_values() -> None:
 
 
 def test_an_invalid_posting_request_error_never_echoes_its_values() -> None:
-    from payments.posting import PostingRequest
+    from payment_posting_functions.domain.posting import PostingRequest
 
     with pytest.raises(ValidationError) as refused:
         PostingRequest.model_validate(

@@ -5,7 +5,7 @@ import json
 from click.testing import CliRunner
 
 from payment_local.cli import main
-from payments.transaction import AuthorizedTransaction
+from payment_posting_functions.domain.transaction import AuthorizedTransaction
 
 
 def test_generate_writes_one_json_item_per_line() -> None:

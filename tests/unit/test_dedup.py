@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from payments.dedup import (
+from payment_posting_functions.domain.dedup import (
     FIRST_SIGHTING,
     FingerprintEntry,
     InMemoryFingerprintStore,

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from payments.events import (
+from payment_posting_functions.domain.events import (
     CATALOGUE,
     SCHEMA_VERSION,
     EventName,
@@ -12,7 +12,7 @@ from payments.events import (
     TransactionAuthorized,
     render_catalogue,
 )
-from payments.transaction import AuthorizedTransaction
+from payment_posting_functions.domain.transaction import AuthorizedTransaction
 from tests.factories import valid_item
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "events.md"

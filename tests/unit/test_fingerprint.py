@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from payments.fingerprint import FINGERPRINT_VERSION, fingerprint
-from payments.transaction import AuthorizedTransaction
+from payment_posting_functions.domain.fingerprint import FINGERPRINT_VERSION, fingerprint
+from payment_posting_functions.domain.transaction import AuthorizedTransaction
 from tests.factories import valid_item
 
 BASE = AuthorizedTransaction.model_validate(valid_item())

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from payments.generator import (
+from payment_posting_functions.domain.generator import (
     SAMPLE_ACCOUNT_IDS,
     Defect,
     GeneratedRecord,
@@ -16,7 +16,7 @@ from payments.generator import (
     Knobs,
     TransactionGenerator,
 )
-from payments.transaction import AuthorizedTransaction
+from payment_posting_functions.domain.transaction import AuthorizedTransaction
 
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 

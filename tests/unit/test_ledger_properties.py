@@ -22,9 +22,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from payments.ledger import Balance, DynamoDBLedger, Entry, InMemoryLedger, Ledger, posting_id
-from payments.money import Money
-from payments.posting import (
+from payment_posting_functions.domain.ledger import (
+    Balance,
+    DynamoDBLedger,
+    Entry,
+    InMemoryLedger,
+    Ledger,
+    posting_id,
+)
+from payment_posting_functions.domain.money import Money
+from payment_posting_functions.domain.posting import (
     Direction,
     PermanentPostingError,
     PostingRequest,

@@ -6,8 +6,8 @@ import io
 import json
 import logging
 
-from payments.log_redaction import payment_logger
-from payments.pan import REDACTION, contains_card_number
+from payment_posting_functions.domain.log_redaction import payment_logger
+from payment_posting_functions.domain.pan import REDACTION, contains_card_number
 from tests.factories import TEST_PAN
 
 

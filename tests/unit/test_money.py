@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from payments.money import MAX_MINOR_UNITS, Money, minor_unit_exponent
+from payment_posting_functions.domain.money import MAX_MINOR_UNITS, Money, minor_unit_exponent
 
 
 @pytest.mark.parametrize("amount", [0, 1250, Decimal("1250"), Decimal("1250.000"), MAX_MINOR_UNITS])

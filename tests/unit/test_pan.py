@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from payments.fingerprint import fingerprint
-from payments.pan import (
+from payment_posting_functions.domain.fingerprint import fingerprint
+from payment_posting_functions.domain.pan import (
     REDACTION,
     card_number_spans,
     contains_card_number,
@@ -20,7 +20,7 @@ from payments.pan import (
     luhn_valid,
     redact_card_numbers,
 )
-from payments.transaction import AuthorizedTransaction
+from payment_posting_functions.domain.transaction import AuthorizedTransaction
 from tests.factories import valid_item
 
 # Test numbers the schemes publish, one per scheme and length the definition covers.

@@ -4,9 +4,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from payments.dedup import InMemoryFingerprintStore
-from payments.events import StreamPosition
-from payments.screening import InvalidRecord, Screener, parse_record, stream_position
+from payment_posting_functions.domain.dedup import InMemoryFingerprintStore
+from payment_posting_functions.domain.events import StreamPosition
+from payment_posting_functions.domain.screening import (
+    InvalidRecord,
+    Screener,
+    parse_record,
+    stream_position,
+)
 from tests.factories import TEST_PAN, valid_item
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -7,8 +7,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from payments.pan import REDACTION, contains_card_number
-from payments.transaction import AuthorizedTransaction, describe_validation_error
+from payment_posting_functions.domain.pan import REDACTION, contains_card_number
+from payment_posting_functions.domain.transaction import (
+    AuthorizedTransaction,
+    describe_validation_error,
+)
 from tests.factories import TEST_PAN, valid_item
 
 

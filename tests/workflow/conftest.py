@@ -16,10 +16,10 @@ import pytest
 from moto import mock_aws
 
 from payment_local import moto_internals
-from payments.accounts import Account
-from payments.enrichment import enrich
-from payments.events import TransactionEnriched
-from payments.transaction import AuthorizedTransaction
+from payment_posting_functions.domain.accounts import Account
+from payment_posting_functions.domain.enrichment import enrich
+from payment_posting_functions.domain.events import TransactionEnriched
+from payment_posting_functions.domain.transaction import AuthorizedTransaction
 from tests.factories import valid_item
 
 ROOT = Path(__file__).resolve().parents[2]

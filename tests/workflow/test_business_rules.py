@@ -14,8 +14,8 @@ from typing import Any
 import boto3
 import pytest
 
-from payments.accounts import Account, sample_accounts
-from payments.events import (
+from payment_posting_functions.domain.accounts import Account, sample_accounts
+from payment_posting_functions.domain.events import (
     BY_NAME,
     SCHEMA_VERSION,
     ForeignTransactionFound,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from payments.events import BY_NAME, EventSource
+from payment_posting_functions.domain.events import BY_NAME, EventSource
 from tests.workflow.conftest import DEFINITION, substitute, substitutions
 
 STATELINT = Path(sys.executable).parent / "statelint"

@@ -34,11 +34,20 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payments.events import EventSource, PostingFailed, TransactionApproved, TransactionPosted
-from payments.log_redaction import payment_logger
-from payments.posting import FAILURE_REASONS, PermanentPostingError, PostingSystem
-from payments.posting_instructions import posting_request_for
-from payments.publisher import EventPublisher
+from payment_posting_functions.domain.events import (
+    EventSource,
+    PostingFailed,
+    TransactionApproved,
+    TransactionPosted,
+)
+from payment_posting_functions.domain.log_redaction import payment_logger
+from payment_posting_functions.domain.posting import (
+    FAILURE_REASONS,
+    PermanentPostingError,
+    PostingSystem,
+)
+from payment_posting_functions.domain.posting_instructions import posting_request_for
+from payment_posting_functions.domain.publisher import EventPublisher
 
 logger = payment_logger()
 tracer = Tracer()
@@ -57,11 +66,11 @@ def posting_system() -> tuple[str, PostingSystem]:
     """The adapter POSTING_SYSTEM names: the built-in ``ledger`` (default) or ``http``."""
     kind = os.environ.get("POSTING_SYSTEM", "ledger")
     if kind == "http":
-        from payments.http_posting import HttpPostingSystem
+        from payment_posting_functions.domain.http_posting import HttpPostingSystem
 
         return kind, HttpPostingSystem(os.environ["CORE_BANKING_URL"])
     if kind == "ledger":
-        from payments.ledger import DynamoDBLedger
+        from payment_posting_functions.domain.ledger import DynamoDBLedger
 
         return kind, DynamoDBLedger(boto3.client("dynamodb"), os.environ["LEDGER_TABLE_NAME"])
     raise ValueError(f"POSTING_SYSTEM must be 'ledger' or 'http', not {kind!r}")

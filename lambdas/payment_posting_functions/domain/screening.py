@@ -13,13 +13,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from payments.dedup import FingerprintStore, Sighting, epoch_millis
-from payments.events import Screening, StreamPosition, TransactionAuthorized
-from payments.fingerprint import fingerprint
-from payments.pan import contains_card_number
-from payments.quarantine import refused_and_kept
-from payments.transaction import AuthorizedTransaction, describe_validation_error
-from payments.transaction_table import EXPIRES_AT
+from payment_posting_functions.domain.dedup import FingerprintStore, Sighting, epoch_millis
+from payment_posting_functions.domain.events import Screening, StreamPosition, TransactionAuthorized
+from payment_posting_functions.domain.fingerprint import fingerprint
+from payment_posting_functions.domain.pan import contains_card_number
+from payment_posting_functions.domain.quarantine import refused_and_kept
+from payment_posting_functions.domain.transaction import (
+    AuthorizedTransaction,
+    describe_validation_error,
+)
+from payment_posting_functions.domain.transaction_table import EXPIRES_AT
 
 REDACTED_KEY_PREFIX = "redacted-key-"
 
@@ -29,7 +32,7 @@ class InvalidRecord:
     """A record that failed validation: its id, why, where it came from, and what to keep.
 
     ``refused_fields`` names what validation refused; ``kept`` is every other field with its
-    value, which is what the quarantine stores (see ``payments.quarantine``).
+    value, which is what the quarantine stores (see ``domain.quarantine``).
     """
 
     transaction_id: str

@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from payments.pan import contains_card_number, redact_card_numbers
-from payments.transaction_table import EXPIRES_AT
+from payment_posting_functions.domain.pan import contains_card_number, redact_card_numbers
+from payment_posting_functions.domain.transaction_table import EXPIRES_AT
 
 NO_SEQUENCE = "unknown"
 

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from payments.generator import SAMPLE_ACCOUNT_IDS
+from payment_posting_functions.domain.generator import SAMPLE_ACCOUNT_IDS
 
 SUSPENSE_ACCOUNT_ID = "SUSPENSE-EUR"
 HEAD_OFFICE_ACCOUNT_ID = "HEAD-OFFICE-EUR"

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from payments.events import LifecycleEvent
+from payment_posting_functions.domain.events import LifecycleEvent
 
 PUT_EVENTS_LIMIT = 10
 

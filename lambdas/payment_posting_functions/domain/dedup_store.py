@@ -1,4 +1,4 @@
-"""The fingerprint store on DynamoDB: ``payments.dedup`` rules as conditional writes.
+"""The fingerprint store on DynamoDB: ``domain.dedup`` rules as conditional writes.
 
 One item per fingerprint: ``ownerId``/``ownerAtMs`` (the sighting that owns it), one attribute
 ``seen:<transaction id>`` per verdict given (``FIRST`` or the id it duplicates), so a re-run
@@ -12,7 +12,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from payments.dedup import FIRST_SIGHTING, FingerprintEntry, Sighting, Verdict, judge
+from payment_posting_functions.domain.dedup import (
+    FIRST_SIGHTING,
+    FingerprintEntry,
+    Sighting,
+    Verdict,
+    judge,
+)
 
 # Keep an entry well past its window so a batch re-run (bounded by the pipe's maximum record
 # age) still finds the verdicts it needs to repeat.

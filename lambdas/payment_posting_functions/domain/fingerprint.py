@@ -3,7 +3,7 @@
 An upstream retry writes the same authorization again under a new transaction id; the card
 token, trace number (STAN), retrieval reference (RRN), terminal and amount stay the same. The
 auth code alone is not enough: issuers reuse codes, and a retried request may get a new one.
-Time is not hashed in; it is compared against a window (see ``payments.dedup``).
+Time is not hashed in; it is compared against a window (see ``domain.dedup``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from payments.transaction import AuthorizedTransaction
+from payment_posting_functions.domain.transaction import AuthorizedTransaction
 
 # v2: the digest in lowercase base32. Hex digests hold long digit runs often enough (about one
 # SHA-256 in 2,000) to look like a card number to the detector; base32 has only 2-7 as digits.

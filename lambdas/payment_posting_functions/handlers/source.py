@@ -18,11 +18,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from payments.account_table import AccountTable
-from payments.accounts import sample_accounts
-from payments.generator import Knobs, TransactionGenerator
-from payments.log_redaction import payment_logger
-from payments.transaction_table import TransactionTable
+from payment_posting_functions.domain.account_table import AccountTable
+from payment_posting_functions.domain.accounts import sample_accounts
+from payment_posting_functions.domain.generator import Knobs, TransactionGenerator
+from payment_posting_functions.domain.log_redaction import payment_logger
+from payment_posting_functions.domain.transaction_table import TransactionTable
 
 logger = payment_logger()
 tracer = Tracer()

@@ -11,10 +11,15 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from payments.accounts import HEAD_OFFICE_ACCOUNT_ID, SUSPENSE_ACCOUNT_ID, Account, AccountType
-from payments.model_config import RECORD_CONFIG
-from payments.money import minor_unit_exponent
-from payments.transaction import AuthorizedTransaction
+from payment_posting_functions.domain.accounts import (
+    HEAD_OFFICE_ACCOUNT_ID,
+    SUSPENSE_ACCOUNT_ID,
+    Account,
+    AccountType,
+)
+from payment_posting_functions.domain.model_config import RECORD_CONFIG
+from payment_posting_functions.domain.money import minor_unit_exponent
+from payment_posting_functions.domain.transaction import AuthorizedTransaction
 
 
 class _Model(BaseModel):

@@ -13,7 +13,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.types import LogRecord
 
-from payments.pan import redact_card_numbers
+from payment_posting_functions.domain.pan import redact_card_numbers
 
 
 class CardNumberRedactingFormatter(LambdaPowertoolsFormatter):

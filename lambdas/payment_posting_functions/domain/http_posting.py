@@ -26,8 +26,8 @@ from typing import Any
 import urllib3
 from urllib3 import exceptions as http_errors
 
-from payments.pan import redact_card_numbers
-from payments.posting import (
+from payment_posting_functions.domain.pan import redact_card_numbers
+from payment_posting_functions.domain.posting import (
     PermanentPostingError,
     PostingFailureCode,
     PostingRequest,

@@ -16,11 +16,11 @@ from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payments.account_table import AccountTable
-from payments.enrichment import enrich
-from payments.events import TransactionAuthorized, TransactionEnriched
-from payments.log_redaction import payment_logger
-from payments.publisher import EventPublisher
+from payment_posting_functions.domain.account_table import AccountTable
+from payment_posting_functions.domain.enrichment import enrich
+from payment_posting_functions.domain.events import TransactionAuthorized, TransactionEnriched
+from payment_posting_functions.domain.log_redaction import payment_logger
+from payment_posting_functions.domain.publisher import EventPublisher
 
 logger = payment_logger()
 tracer = Tracer()

@@ -28,9 +28,9 @@ from uuid import UUID, uuid5
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
-from payments.model_config import RECORD_CONFIG
-from payments.money import CurrencyCode, MinorUnits, Money, SignedMinorUnits
-from payments.posting import (
+from payment_posting_functions.domain.model_config import RECORD_CONFIG
+from payment_posting_functions.domain.money import CurrencyCode, MinorUnits, Money, SignedMinorUnits
+from payment_posting_functions.domain.posting import (
     Direction,
     PermanentPostingError,
     PostingFailureCode,

@@ -2,7 +2,7 @@
 
 Field names follow what card authorizations carry (ISO 8583 data elements in brackets). The
 card is identified by a vault token only: a card number anywhere in a token or an id is refused
-by validation (``payments.pan`` says what counts as one), and because errors hide their input,
+by validation (``domain.pan`` says what counts as one), and because errors hide their input,
 it is never echoed back in the message.
 """
 
@@ -22,9 +22,9 @@ from pydantic import (
     ValidationError,
 )
 
-from payments.model_config import RECORD_CONFIG
-from payments.money import Money
-from payments.pan import contains_card_number, redact_card_numbers
+from payment_posting_functions.domain.model_config import RECORD_CONFIG
+from payment_posting_functions.domain.money import Money
+from payment_posting_functions.domain.pan import contains_card_number, redact_card_numbers
 
 
 def _no_card_number(value: str) -> str:

@@ -16,7 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from payments.pan import contains_card_number
+from payment_posting_functions.domain.pan import contains_card_number
 
 SAMPLE_ACCOUNT_IDS: tuple[str, ...] = tuple(f"ACC-{n:04d}" for n in range(1, 51))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from payments.accounts import Account
+from payment_posting_functions.domain.accounts import Account
 
 
 class AccountTable:

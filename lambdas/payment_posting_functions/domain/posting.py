@@ -1,8 +1,8 @@
 """The posting port: what the pipeline asks of a posting system, whichever it is.
 
 Two adapters implement it: the built-in double-entry ledger on DynamoDB
-(``payments.ledger``) and an HTTP client for an external core-banking API
-(``payments.http_posting``). Both are idempotent by transaction id: posting the same
+(``domain.ledger``) and an HTTP client for an external core-banking API
+(``domain.http_posting``). Both are idempotent by transaction id: posting the same
 transaction again posts nothing and reports that it was already posted.
 """
 
@@ -13,8 +13,8 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from payments.model_config import RECORD_CONFIG
-from payments.money import Money
+from payment_posting_functions.domain.model_config import RECORD_CONFIG
+from payment_posting_functions.domain.money import Money
 
 
 class Direction(StrEnum):

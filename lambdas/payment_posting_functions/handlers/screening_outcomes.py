@@ -18,9 +18,13 @@ from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payments.events import DuplicateFlagged, TransactionAuthorized, TransactionQuarantined
-from payments.log_redaction import payment_logger
-from payments.publisher import EventPublisher
+from payment_posting_functions.domain.events import (
+    DuplicateFlagged,
+    TransactionAuthorized,
+    TransactionQuarantined,
+)
+from payment_posting_functions.domain.log_redaction import payment_logger
+from payment_posting_functions.domain.publisher import EventPublisher
 
 logger = payment_logger()
 tracer = Tracer()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from payments.events import TransactionApproved
-from payments.posting import Direction, PostingRequest
+from payment_posting_functions.domain.events import TransactionApproved
+from payment_posting_functions.domain.posting import Direction, PostingRequest
 
 # ISO 8583 processing codes whose first two digits mean money back to the cardholder.
 _CREDIT_PROCESSING_CODES = ("20",)  # refund / return

@@ -26,18 +26,18 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payments.dedup_store import DynamoDBFingerprintStore
-from payments.log_redaction import payment_logger
-from payments.quarantine import QuarantineStore
-from payments.screening import (
+from payment_posting_functions.domain.dedup_store import DynamoDBFingerprintStore
+from payment_posting_functions.domain.log_redaction import payment_logger
+from payment_posting_functions.domain.quarantine import QuarantineStore
+from payment_posting_functions.domain.screening import (
     InvalidRecord,
     Screener,
     parse_record,
     record_id,
     stream_position,
 )
-from payments.transaction import AuthorizedTransaction
-from payments.transaction_table import TransactionTable
+from payment_posting_functions.domain.transaction import AuthorizedTransaction
+from payment_posting_functions.domain.transaction_table import TransactionTable
 
 logger = payment_logger()
 tracer = Tracer()

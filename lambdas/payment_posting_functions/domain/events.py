@@ -1,7 +1,7 @@
 """The lifecycle events of a transaction: one envelope, and the catalogue of every event.
 
 The catalogue is the contract between processors; it is kept here, in one place, and
-rendered into docs/events.md by ``python -m payments.events``.
+rendered into docs/events.md by ``python -m payment_posting_functions.domain.events``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, Field
 
-from payments.enrichment import Enrichment, FxCheck
-from payments.model_config import RECORD_CONFIG
-from payments.money import Money
-from payments.posting import PostingFailureCode
-from payments.transaction import AuthorizedTransaction, UtcDatetime
+from payment_posting_functions.domain.enrichment import Enrichment, FxCheck
+from payment_posting_functions.domain.model_config import RECORD_CONFIG
+from payment_posting_functions.domain.money import Money
+from payment_posting_functions.domain.posting import PostingFailureCode
+from payment_posting_functions.domain.transaction import AuthorizedTransaction, UtcDatetime
 
 SCHEMA_VERSION = "1.0"
 
@@ -312,7 +312,8 @@ def render_catalogue() -> str:
     lines = [
         "# Event catalogue",
         "",
-        "Generated from `lambdas/payments/events.py` by `make events-doc`; do not edit by hand.",
+        "Generated from `lambdas/payment_posting_functions/domain/events.py` by"
+        " `make events-doc`; do not edit by hand.",
         f"Every event detail carries schema version `{SCHEMA_VERSION}`; `detail-type` is the"
         " event name.",
         "",

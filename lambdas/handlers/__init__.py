@@ -1,1 +1,0 @@
-"""Lambda handlers: thin adapters between AWS events and the ``payments`` domain."""

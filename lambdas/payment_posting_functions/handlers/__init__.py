@@ -1,0 +1,1 @@
+"""Lambda handlers: thin adapters between AWS events and the ``domain`` package."""
