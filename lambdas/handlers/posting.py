@@ -16,7 +16,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
@@ -98,11 +98,10 @@ class SecretHeaderValue:
             self._value = None
 
 
-def http_posting_system() -> PostingSystem:
+def http_posting_system(env: Mapping[str, str]) -> PostingSystem:
     """The HTTP adapter with the settings the construct put in the environment."""
     from payments.http_posting import ConflictMeaning, HttpPostingSystem
 
-    env = os.environ
     secret_arn = env.get("CORE_BANKING_SECRET_ARN")
     credentials = (
         SecretHeaderValue(secret_arn, env.get("CORE_BANKING_CREDENTIALS_PREFIX", ""))
@@ -125,16 +124,36 @@ def http_posting_system() -> PostingSystem:
     )
 
 
-@cache
+# The environment variables that configure the posting system.
+_POSTING_SETTINGS = ("POSTING_SYSTEM", "LEDGER_TABLE_NAME", "CORE_BANKING_")
+
+
 def posting_system() -> tuple[str, PostingSystem]:
-    """The adapter POSTING_SYSTEM names: the built-in ``ledger`` (default) or ``http``."""
-    kind = os.environ.get("POSTING_SYSTEM", "ledger")
+    """The adapter POSTING_SYSTEM names: the built-in ``ledger`` (default) or ``http``.
+
+    Built once per configuration: on Lambda the environment of a process never changes, but
+    the local runtime runs stack after stack in one process, each with its own settings.
+    """
+    settings = tuple(
+        sorted(
+            (name, value)
+            for name, value in os.environ.items()
+            if name.startswith(_POSTING_SETTINGS)
+        )
+    )
+    return posting_system_for(settings)
+
+
+@cache
+def posting_system_for(settings: tuple[tuple[str, str], ...]) -> tuple[str, PostingSystem]:
+    env = dict(settings)
+    kind = env.get("POSTING_SYSTEM", "ledger")
     if kind == "http":
-        return kind, http_posting_system()
+        return kind, http_posting_system(env)
     if kind == "ledger":
         from payments.ledger import DynamoDBLedger
 
-        return kind, DynamoDBLedger(boto3.client("dynamodb"), os.environ["LEDGER_TABLE_NAME"])
+        return kind, DynamoDBLedger(boto3.client("dynamodb"), env["LEDGER_TABLE_NAME"])
     raise ValueError(f"POSTING_SYSTEM must be 'ledger' or 'http', not {kind!r}")
 
 

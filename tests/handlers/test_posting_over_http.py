@@ -59,9 +59,9 @@ def environment(
         "CORE_BANKING_ATTEMPTS": "1",
     }.items():
         monkeypatch.setenv(name, value)
-    posting.posting_system.cache_clear()
+    posting.posting_system_for.cache_clear()
     yield
-    posting.posting_system.cache_clear()
+    posting.posting_system_for.cache_clear()
 
 
 def test_posts_over_tls_with_the_secret_as_bearer_token(
@@ -144,3 +144,15 @@ def test_an_empty_secret_is_an_error_not_an_empty_header() -> None:
 
     with pytest.raises(ValueError, match="no string"):
         posting.SecretHeaderValue("arn:secret", client=Empty())()
+
+
+def test_each_configuration_gets_its_own_adapter_and_keeps_it(
+    environment: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local runtime runs stack after stack in one process: a cached adapter must not
+    outlive the configuration it was built for (on Lambda, the environment never changes)."""
+    _, first = posting.posting_system()
+    assert posting.posting_system()[1] is first
+    monkeypatch.setenv("CORE_BANKING_URL", "https://127.0.0.1:1")
+
+    assert posting.posting_system()[1] is not first
