@@ -121,6 +121,18 @@ class PaymentPostingStack(Stack):
             removal_policy=config.removal_policy,
         )
 
+        if posting == "http":
+            acknowledge_in_packs(
+                self.poster.function,
+                "LambdaInsideVPC",
+                "The stack's variant for running the HTTP posting path (-c posting=http): the "
+                "core system's address is a deploy-time parameter and this variant sets no "
+                "network placement (locally the core system is on 127.0.0.1). The call is TLS "
+                "verified against the CoreBankingCaBundle CA, with a token from Secrets "
+                "Manager; a deployment to a bank's core system places the function with "
+                "BufferedPoster's network=CoreBankingNetwork(...), which this variant does not.",
+            )
+
         self.sample_source: PaymentFunction | None = None
         if config.sample_source:
             self.sample_source = PaymentFunction(
