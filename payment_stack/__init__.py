@@ -4,16 +4,28 @@ from payment_stack.buffered_poster import BufferedPoster
 from payment_stack.config import StageConfig
 from payment_stack.ingest_pipe import IngestPipe
 from payment_stack.payment_function import PaymentFunction
+from payment_stack.posting_target import (
+    CaBundle,
+    ConflictMeaning,
+    CoreBankingCredentials,
+    CoreBankingNetwork,
+    PostingTarget,
+)
 from payment_stack.processors import EnrichmentProcessor, ScreeningOutcomes
 from payment_stack.rules_engine import RulesEngine
 from payment_stack.stack import PaymentPostingStack
 
 __all__ = [
     "BufferedPoster",
+    "CaBundle",
+    "ConflictMeaning",
+    "CoreBankingCredentials",
+    "CoreBankingNetwork",
     "EnrichmentProcessor",
     "IngestPipe",
     "PaymentFunction",
     "PaymentPostingStack",
+    "PostingTarget",
     "RulesEngine",
     "ScreeningOutcomes",
     "StageConfig",
