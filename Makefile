@@ -1,7 +1,8 @@
 # One entry point for a new machine: every target sets up what it needs first.
 #   make test    lint, type-check, synthesize with the real CDK CLI, run the tests
 #   make synth   synthesize cdk.out with the pinned CDK CLI
-#   make demo    run the pipeline locally on generated transactions (N=300 by default)
+#   make demo    run the pipeline locally on generated transactions (N=300 by default;
+#                POSTING=http posts to a fake core-banking system over HTTPS instead of the ledger)
 #   make bench   local throughput and latency at a few sizes
 #   make dist    build the wheel of the constructs (and their Lambda asset) into dist/
 #   make lock    rewrite the hashed lock files after a pin in a requirements*.txt changed
@@ -20,6 +21,8 @@ export PATH := $(NODE_BIN):$(BIN):$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 CDK := $(CURDIR)/node_modules/.bin/cdk --no-notices --no-version-reporting
 STAGE ?= dev
+# ledger (the built-in ledger) or http (a core system over HTTPS; locally a fake one on 127.0.0.1)
+POSTING ?= ledger
 N ?= 300
 SIZES ?= 100,300,1000
 
@@ -82,7 +85,7 @@ typecheck: $(VENV_STAMP) ## mypy, strict
 
 .PHONY: synth
 synth: install ## synthesize cdk.out with the pinned CDK CLI (cdk-nag runs as part of it)
-	$(CDK) synth --quiet -c stage=$(STAGE)
+	$(CDK) synth --quiet -c stage=$(STAGE) -c posting=$(POSTING)
 
 .PHONY: diff
 diff: install ## compare cdk.out with what is deployed (needs AWS credentials)
@@ -100,7 +103,7 @@ pytest: $(VENV_STAMP)
 test: lint typecheck synth pytest ## everything CI runs
 
 .PHONY: demo
-demo: synth ## run the pipeline locally on N generated transactions (default 300), with a summary
+demo: synth ## run the pipeline locally on N generated transactions (default 300; POSTING=http posts over HTTPS)
 	$(BIN)/payments-local run -n $(N)
 
 .PHONY: bench

@@ -419,6 +419,15 @@ def _start_banner(runtime: LocalRuntime) -> str:
             f"{len(topology.tap_targets)} rule targets, {len(topology.event_sources)} queue "
             "event sources.",
             *(f"  not run locally: {n} resources ({reason})" for reason, n in skipped.items()),
+            *(
+                [
+                    f"  posting: over HTTPS to a fake core system at {runtime.core_banking.url} "
+                    "(certificate from a CA generated for this run, given to the function as "
+                    "its CA bundle; the token read from the stack's secret)"
+                ]
+                if runtime.core_banking
+                else []
+            ),
             "  access: every call of a template principal is checked against the template's "
             "IAM, resource and key policies (the runtime's own taps and event log are not)"
             if runtime.access.enforce

@@ -62,3 +62,7 @@ class AwsClients:
     @cached_property
     def kms(self) -> Any:
         return self._client("kms")
+
+    @cached_property
+    def secretsmanager(self) -> Any:
+        return self._client("secretsmanager")

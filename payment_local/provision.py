@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import graphlib
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -67,6 +68,7 @@ class Topology:
     ignored: dict[str, str] = field(default_factory=dict)  # logical id -> reason
     state_machine_roles: dict[str, str] = field(default_factory=dict)  # state machine -> role
     unsupported: dict[str, str] = field(default_factory=dict)  # logical id -> type
+    secrets: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
 
 
 @dataclass
@@ -130,6 +132,7 @@ class Provisioner:
             "AWS::Lambda::EventSourceMapping": self._event_source_mapping,
             "AWS::Pipes::Pipe": self._pipe,
             "AWS::StepFunctions::StateMachine": self._state_machine,
+            "AWS::SecretsManager::Secret": self._secret,
         }
 
     # -- naming ---------------------------------------------------------------------------
@@ -171,6 +174,20 @@ class Provisioner:
         key = self.clients.kms.create_key(Description=props.get("Description", logical_id))
         metadata = key["KeyMetadata"]
         self._record(logical_id, metadata["KeyId"], Arn=metadata["Arn"], KeyId=metadata["KeyId"])
+
+    def _secret(self, logical_id: str, props: dict[str, Any]) -> None:
+        # The value: the template's SecretString, else a random one as GenerateSecretString
+        # would make (the template never holds a generated value).
+        value = props.get("SecretString") or secrets.token_urlsafe(32)
+        created = self.clients.secretsmanager.create_secret(
+            Name=self._name(logical_id, props.get("Name"), limit=512),
+            Description=props.get("Description", ""),
+            SecretString=value,
+            **({"KmsKeyId": props["KmsKeyId"]} if props.get("KmsKeyId") else {}),
+        )
+        # Ref of a secret is its ARN, with the suffix Secrets Manager appends.
+        self._record(logical_id, created["ARN"], Id=created["ARN"])
+        self.topology.secrets[logical_id] = created["ARN"]
 
     def _table(self, logical_id: str, props: dict[str, Any]) -> None:
         name = self._name(logical_id, props.get("TableName"))

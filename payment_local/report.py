@@ -125,9 +125,7 @@ class RunReport:
             f"   (to suspense {d['posting']['toSuspense']}, "
             f"repeats {d['posting']['alreadyPosted']})",
             *(f"  failed: {reason:<20}{n:>7}" for reason, n in d["posting"]["failed"].items()),
-            f"  ledger entries             {d['posting']['ledgerEntries']:>7}",
-            "  trial balance              "
-            + (", ".join(f"{c} {v}" for c, v in d["posting"]["trialBalance"].items()) or "-"),
+            *_where_posted(d["posting"]),
             "",
             "What the generator planted, and where it ended",
             *(f"  {outcome:<45}{n:>5}" for outcome, n in d["planted"].items()),
@@ -279,6 +277,18 @@ def access_summary(runtime: LocalRuntime) -> dict[str, Any]:
     }
 
 
+def _where_posted(posting: dict[str, Any]) -> list[str]:
+    """The ledger's entries and balance, or what the (fake) core system holds."""
+    held = posting.get("coreBankingPostings")
+    if held is not None:
+        return [f"  held by the core system    {held:>7}   (HTTPS, fake core system, 127.0.0.1)"]
+    balance = ", ".join(f"{c} {v}" for c, v in posting["trialBalance"].items())
+    return [
+        f"  ledger entries             {posting['ledgerEntries']:>7}",
+        f"  trial balance              {balance or '-'}",
+    ]
+
+
 def _posting_summary(
     runtime: LocalRuntime, seen: set[str], by_tx: dict[str, list[LoggedEvent]]
 ) -> dict[str, Any]:
@@ -292,6 +302,10 @@ def _posting_summary(
         "failed": dict(Counter(str(e.detail.get("reasonCode")) for e in failed).most_common()),
         "trialBalance": ledger.trial_balance() if ledger else {},
         "ledgerEntries": len(ledger.scan_entries()) if ledger else 0,
+        # Posting over HTTP locally: what the fake core system holds (None: not this target).
+        "coreBankingPostings": (
+            len(runtime.core_banking.state.postings) if runtime.core_banking else None
+        ),
     }
 
 

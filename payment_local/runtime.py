@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -28,8 +28,9 @@ from payment_local.access.model import build_access_model
 from payment_local.access.wiring import act_as_template_principals
 from payment_local.assembly import StackAssembly
 from payment_local.clients import AwsClients
+from payment_local.core_banking import CoreBankingServer, core_banking_server
 from payment_local.event_log import EventLog
-from payment_local.intrinsics import Environment, Resolver
+from payment_local.intrinsics import Environment, Resolver, UnresolvableError
 from payment_local.provision import Provisioner, Topology
 from payment_local.rules import RuleDispatcher
 
@@ -39,6 +40,12 @@ MOTO_CONFIG: Any = {
     "stepfunctions": {"execute_state_machine": True},
     "lambda": {"use_docker": False},
 }
+
+
+# The parameters of a stack posting over HTTP (payment_stack/stack.py, ``-c posting=http``):
+# when the template has them, the runtime starts a fake core system and gives its URL and CA.
+CORE_BANKING_URL_PARAMETER = "CoreBankingUrl"
+CORE_BANKING_CA_PARAMETER = "CoreBankingCaBundle"
 
 
 class NotIdleError(RuntimeError):
@@ -95,13 +102,20 @@ class LocalRuntime:
         function_log: TextIO | None = None,
         clock: Callable[[], float] = time.time,
         enforce_access: bool = True,
+        parameters: Mapping[str, str] | None = None,
     ) -> None:
         """
         :param enforce_access: authorize every call made on behalf of a template principal
             against the template's IAM, resource and key policies (default). Off, nothing is
             checked and no denial is reported.
+        :param parameters: values of the template's parameters, as ``cdk deploy
+            --parameters`` gives them; a parameter not given takes its default. For a stack
+            posting over HTTP, the core system's URL and CA default to the fake core system
+            the runtime starts.
         """
         self.assembly = assembly
+        self.parameters = dict(parameters or {})
+        self.core_banking: CoreBankingServer | None = None
         self.enforce_access = enforce_access
         self.environment = environment or Environment(stack_name=assembly.stack_name)
         self.function_log = function_log
@@ -122,9 +136,12 @@ class LocalRuntime:
             self._stack.append(mock)
             self.clients = AwsClients(self.environment.region)
             self.resolver = Resolver(self.environment)
+            self.resolver.refs.update(self._parameter_values())
             self.topology = Provisioner(
                 self.assembly, self.clients, self.resolver, self.function_log
             ).provision()
+            if self.core_banking is not None:
+                self._let_the_core_system_accept_the_secret(self.core_banking)
             self.access = Authorizer(
                 build_access_model(self.assembly.resources, self.resolver),
                 enforce=self.enforce_access,
@@ -160,6 +177,41 @@ class LocalRuntime:
                 item.stop()
             else:
                 item.__exit__(exc_type, exc, traceback)
+
+    def _parameter_values(self) -> dict[str, str]:
+        declared: dict[str, Any] = self.assembly.template.get("Parameters", {})
+        given = dict(self.parameters)
+        if CORE_BANKING_URL_PARAMETER in declared and CORE_BANKING_URL_PARAMETER not in given:
+            # A core system on 127.0.0.1 over TLS, its certificate from a CA generated now.
+            server = core_banking_server()
+            self.core_banking = server.__enter__()
+            self._stack.append(server)
+            given[CORE_BANKING_URL_PARAMETER] = self.core_banking.url
+            given.setdefault(CORE_BANKING_CA_PARAMETER, self.core_banking.ca_pem)
+        unknown = set(given) - set(declared)
+        if unknown:
+            raise UnresolvableError(f"the template has no parameter {', '.join(sorted(unknown))}")
+        values: dict[str, str] = {}
+        for name, declaration in declared.items():
+            if name in given:
+                values[name] = given[name]
+            elif "Default" in declaration:
+                values[name] = str(declaration["Default"])
+        return values
+
+    def _let_the_core_system_accept_the_secret(self, server: CoreBankingServer) -> None:
+        """The core system accepts the credential the posting function will read: as a bank
+        puts the token its core team issued into the secret, the other way round."""
+        for function in self.topology.functions.values():
+            arn = function.environment.get("CORE_BANKING_SECRET_ARN")
+            if not arn:
+                continue
+            value = self.clients.secretsmanager.get_secret_value(SecretId=arn)["SecretString"]
+            prefix = function.environment.get("CORE_BANKING_CREDENTIALS_PREFIX", "")
+            server.state.expected_credential = prefix + value
+            server.state.credentials_header = function.environment.get(
+                "CORE_BANKING_CREDENTIALS_HEADER", "Authorization"
+            )
 
     def _role_credentials(self, role_arn: str) -> tuple[str, str, str]:
         credentials = self.access.credentials_for(role_arn)

@@ -10,16 +10,28 @@ from payment_stack.nag import (
     add_compliance_packs,
 )
 from payment_stack.payment_function import PaymentFunction
+from payment_stack.posting_target import (
+    CaBundle,
+    ConflictMeaning,
+    CoreBankingCredentials,
+    CoreBankingNetwork,
+    PostingTarget,
+)
 from payment_stack.processors import EnrichmentProcessor, ScreeningOutcomes
 from payment_stack.rules_engine import RulesEngine
 from payment_stack.stack import PaymentPostingStack
 
 __all__ = [
     "BufferedPoster",
+    "CaBundle",
+    "ConflictMeaning",
+    "CoreBankingCredentials",
+    "CoreBankingNetwork",
     "EnrichmentProcessor",
     "IngestPipe",
     "PaymentFunction",
     "PaymentPostingStack",
+    "PostingTarget",
     "RulesEngine",
     "ScreeningOutcomes",
     "StageConfig",

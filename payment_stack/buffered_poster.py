@@ -7,16 +7,23 @@ than it can take them.
 
 The queues and the idempotency records are transaction data (``encryption_key``); the ledger
 and the logs may have keys of their own (docs/adr/0010-keys-per-data-domain.md).
+
+The posting system is a ``PostingTarget`` (payment_stack/posting_target.py): the built-in
+ledger, or a core system over HTTPS with its credential in Secrets Manager, its CA, its
+network placement and a retry budget that fits the function timeout.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import warnings
 from typing import Any
 
 from aws_cdk import Annotations, Duration, Names, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -27,16 +34,23 @@ from constructs import Construct
 
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import POSTING_SOURCE, RULES_SOURCE, grant_publish
-from payment_stack.grants import grant_consume, grant_table
+from payment_stack.grants import grant_consume, grant_key, grant_table
 from payment_stack.keys import EVENTS_SERVICE, allow_bus_rules_to_encrypt
 from payment_stack.metrics import SUM_PER_MINUTE
 from payment_stack.metrics import options as metric_options
 from payment_stack.nag import (
     NIST_800_53_R5,
+    acknowledge,
     acknowledge_in_packs,
     acknowledge_outside_vpc,
 )
 from payment_stack.payment_function import PaymentFunction
+from payment_stack.posting_target import (
+    HTTPS_PORT,
+    CoreBankingNetwork,
+    HttpSettings,
+    PostingTarget,
+)
 from payment_stack.props import whole_number
 from payment_stack.queues import (
     RULE_TARGET_MAX_EVENT_AGE,
@@ -55,6 +69,21 @@ LEDGER_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 # the transaction (a failed condition returns the item, so no GetItem), an UpdateItem records
 # the result, a DeleteItem releases the claim when posting failed.
 IDEMPOTENCY_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+# The credential's read (handlers/posting.py, SecretHeaderValue): the value and nothing else.
+SECRET_ACTIONS = ("secretsmanager:GetSecretValue",)
+# What Lambda does with the execution role to attach a function to a VPC (the actions of the
+# AWSLambdaVPCAccessExecutionRole managed policy, written out).
+VPC_ACCESS_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+# Beside the HTTP calls, a batch reads the secret, claims and records idempotency and publishes
+# its events: what the HTTP worst case leaves of the function timeout for that, at least.
+HTTP_BATCH_HEADROOM_SECONDS = 10
 
 
 class BufferedPoster(Construct):
@@ -69,7 +98,8 @@ class BufferedPoster(Construct):
         encryption_key: kms.IKey,
         ledger_key: kms.IKey | None = None,
         operations_key: kms.IKey | None = None,
-        posting_system: str = "ledger",
+        posting_target: PostingTarget | None = None,
+        posting_system: str | None = None,
         core_banking_url: str | None = None,
         ledger_table: dynamodb.ITableV2 | None = None,
         batch_size: int = 10,
@@ -86,10 +116,14 @@ class BufferedPoster(Construct):
             idempotency records: approved transactions.
         :param ledger_key: for a new ledger table. Default: ``encryption_key``.
         :param operations_key: for the function's log group. Default: ``encryption_key``.
-        :param posting_system: ``ledger`` (default: the built-in double-entry ledger on
-            DynamoDB) or ``http`` (an external core-banking API at ``core_banking_url``).
-        :param ledger_table: an existing ledger table (``pk``/``sk`` strings). Default: a new
-            TableV2 with point-in-time recovery, encrypted with ``ledger_key``.
+        :param posting_target: ``PostingTarget.ledger()`` (default: the built-in double-entry
+            ledger on DynamoDB) or ``PostingTarget.http(url, ...)`` (a core-banking API over
+            HTTPS; no ledger table then).
+        :param posting_system: deprecated: ``posting_target`` (``"http"`` with
+            ``core_banking_url`` is ``PostingTarget.http(core_banking_url)``).
+        :param ledger_table: an existing ledger table (``pk``/``sk`` strings), ledger target
+            only. Default: a new TableV2 with point-in-time recovery, encrypted with
+            ``ledger_key``.
         :param batch_size: messages per invocation, 1 to 10,000 (over 10 needs a batching
             window). Default 10.
         :param max_batching_window: how long to gather a batch. Default: none (latency first).
@@ -97,7 +131,9 @@ class BufferedPoster(Construct):
             system never sees more parallel callers than this. Default 10.
         :param max_receive_count: deliveries before a message moves to the dead-letter queue,
             1 to 1,000. Default 5 (a few tries, then a person looks).
-        :param function_timeout: default 30 seconds; the queue's visibility is six times it.
+        :param function_timeout: default 30 seconds for the ledger; for HTTP, the batch's
+            worst case (batch_size times the target's retry budget) plus 10 seconds. The
+            queue's visibility is six times it.
         """
         super().__init__(scope, construct_id)
         for name, value in (
@@ -106,9 +142,15 @@ class BufferedPoster(Construct):
             ("max_receive_count", max_receive_count),
         ):
             whole_number("BufferedPoster", name, value)
-        _validate(posting_system, core_banking_url, batch_size, max_batching_window,
-                  max_concurrency, max_receive_count)  # fmt: skip
-        timeout = function_timeout or Duration.seconds(30)
+        target = _target(posting_target, posting_system, core_banking_url)
+        _validate(batch_size, max_batching_window, max_concurrency, max_receive_count)
+        http = target.http_settings
+        if http is not None and (ledger_table is not None or ledger_key is not None):
+            raise ValueError(
+                "BufferedPoster: ledger_table and ledger_key apply to PostingTarget.ledger() "
+                "only; an HTTP target has no ledger table"
+            )
+        timeout = _timeout(function_timeout, http, batch_size)
         allow_bus_rules_to_encrypt(self, encryption_key, event_bus)
 
         self.dead_letter_queue = dead_letter_queue(
@@ -132,14 +174,18 @@ class BufferedPoster(Construct):
         # The redrive path: the DLQ keeps SQS's default redrive-allow policy, so its messages
         # can be moved back to this queue (StartMessageMoveTask) once the cause is fixed.
 
-        self.ledger_table: dynamodb.ITableV2 = ledger_table or customer_key_table(
-            self,
-            "LedgerTable",
-            encryption_key=ledger_key or encryption_key,
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            removal_policy=removal_policy,
-        )
+        self.posting_target = target
+        # The ledger table exists for the ledger target only.
+        self.ledger_table: dynamodb.ITableV2 | None = None
+        if http is None:
+            self.ledger_table = ledger_table or customer_key_table(
+                self,
+                "LedgerTable",
+                encryption_key=ledger_key or encryption_key,
+                partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+                sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+                removal_policy=removal_policy,
+            )
         self.idempotency_table = customer_key_table(
             self,
             "IdempotencyTable",
@@ -150,15 +196,18 @@ class BufferedPoster(Construct):
         )
 
         environment = {
-            "POSTING_SYSTEM": posting_system,
-            "LEDGER_TABLE_NAME": self.ledger_table.table_name,
+            "POSTING_SYSTEM": target.kind.value,
+            **({"LEDGER_TABLE_NAME": self.ledger_table.table_name} if self.ledger_table else {}),
             "IDEMPOTENCY_TABLE_NAME": self.idempotency_table.table_name,
             "EVENT_BUS_NAME": event_bus.event_bus_name,
             # The function posts only what this source approved (the rule filters on it too).
             "APPROVED_SOURCE": approved_source,
+            **(_http_environment(http) if http else {}),
         }
-        if core_banking_url:
-            environment["CORE_BANKING_URL"] = core_banking_url
+        self.security_group: ec2.ISecurityGroup | None = None
+        network = http.network if http else None
+        if network is not None:
+            self.security_group = _core_banking_security_group(self, network)
         poster = PaymentFunction(
             self,
             "Poster",
@@ -174,9 +223,15 @@ class BufferedPoster(Construct):
             log_retention=log_retention,
             log_removal_policy=removal_policy,
             log_encryption_key=operations_key or encryption_key,
+            vpc=network.vpc if network else None,
+            vpc_subnets=network.subnets if network else None,
+            security_groups=[self.security_group] if self.security_group else None,
         )
         self.function = poster.function
-        grant_table(self.ledger_table, poster.role, *LEDGER_ACTIONS)
+        if self.ledger_table is not None:
+            grant_table(self.ledger_table, poster.role, *LEDGER_ACTIONS)
+        if http is not None:
+            _grant_http(self, http, poster.role)
         grant_table(self.idempotency_table, poster.role, *IDEMPOTENCY_ACTIONS)
         grant_publish(event_bus, poster.role, [POSTING_SOURCE])
         # The mapping SqsEventSource would make (same id), without its grant: that one adds
@@ -244,7 +299,7 @@ class BufferedPoster(Construct):
             "max_receive_count receives moves to the buffer's own dead-letter queue.",
             packs=(NIST_800_53_R5,),
         )
-        if posting_system == "ledger":
+        if http is None:
             # An HTTP posting system is reached over the network: whether the function needs a
             # VPC to get there is the deployer's decision, so the packs keep asking.
             acknowledge_outside_vpc(
@@ -302,20 +357,144 @@ class BufferedPoster(Construct):
         return self.function.metric_errors(**metric_options(SUM_PER_MINUTE, **props))
 
 
+def _target(
+    posting_target: PostingTarget | None, posting_system: str | None, core_banking_url: str | None
+) -> PostingTarget:
+    """The target, from ``posting_target`` or the deprecated string form."""
+    if posting_system is None and core_banking_url is None:
+        target = posting_target or PostingTarget.ledger()
+        if not isinstance(target, PostingTarget):
+            raise TypeError(
+                f"BufferedPoster: posting_target must be a PostingTarget "
+                f"(PostingTarget.ledger() or PostingTarget.http(...)), got {target!r}"
+            )
+        return target
+    if posting_target is not None:
+        raise ValueError(
+            "BufferedPoster: give posting_target alone (posting_system and core_banking_url "
+            "are its deprecated form)"
+        )
+    warnings.warn(
+        "BufferedPoster: posting_system and core_banking_url are deprecated; use "
+        "posting_target=PostingTarget.ledger() or PostingTarget.http(url, ...)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if posting_system in (None, "ledger") and core_banking_url is None:
+        return PostingTarget.ledger()
+    if posting_system == "http":
+        if not core_banking_url:
+            raise ValueError("BufferedPoster: posting_system 'http' needs core_banking_url")
+        return PostingTarget.http(core_banking_url)
+    raise ValueError(
+        f"BufferedPoster: posting_system must be 'ledger' or 'http' (with core_banking_url), "
+        f"got {posting_system!r}"
+    )
+
+
+def _timeout(
+    function_timeout: Duration | None, http: HttpSettings | None, batch_size: int
+) -> Duration:
+    """The function timeout; for HTTP, one a whole batch of worst cases fits in."""
+    if http is None:
+        return function_timeout or Duration.seconds(30)
+    per_posting = http.worst_case_seconds()
+    batch_worst_case = batch_size * per_posting
+    if function_timeout is None:
+        seconds = math.ceil(batch_worst_case) + HTTP_BATCH_HEADROOM_SECONDS
+        if seconds > 900:
+            raise ValueError(
+                f"BufferedPoster: a batch of {batch_size} postings may take "
+                f"{batch_worst_case:.1f} s at worst ({http.attempts} attempts x "
+                f"{_seconds(http.request_timeout)} s read + "
+                f"{_seconds(http.connect_timeout)} s connect, plus backoff, each), more "
+                f"than Lambda's 900 s: lower batch_size, attempts or the timeouts"
+            )
+        return Duration.seconds(seconds)
+    limit = function_timeout.to_seconds()  # Lambda takes whole seconds
+    if batch_worst_case >= limit:
+        raise ValueError(
+            f"BufferedPoster: function_timeout {limit} s is too short for the HTTP retry "
+            f"budget: batch_size {batch_size} x {per_posting:.1f} s per posting at worst "
+            f"({http.attempts} attempts x ({_seconds(http.request_timeout)} s read + "
+            f"{_seconds(http.connect_timeout)} s connect) + backoff) = "
+            f"{batch_worst_case:.1f} s; a batch cut off by the timeout is retried whole. "
+            f"Raise function_timeout, or lower batch_size, attempts or the timeouts"
+        )
+    return function_timeout
+
+
+def _http_environment(http: HttpSettings) -> dict[str, str]:
+    """What handlers/posting.py reads to build the adapter: no secret, only its ARN."""
+    environment = {
+        "CORE_BANKING_URL": http.url,
+        "CORE_BANKING_TIMEOUT_SECONDS": _seconds(http.request_timeout),
+        "CORE_BANKING_CONNECT_TIMEOUT_SECONDS": _seconds(http.connect_timeout),
+        "CORE_BANKING_ATTEMPTS": str(http.attempts),
+        "CORE_BANKING_BACKOFF_SECONDS": _seconds(http.backoff),
+        "CORE_BANKING_409_MEANS": http.on_409.value,
+    }
+    if http.ca_bundle is not None:
+        environment["CORE_BANKING_CA_BUNDLE"] = http.ca_bundle.pem
+    if http.credentials is not None:
+        environment["CORE_BANKING_SECRET_ARN"] = http.credentials.secret.secret_arn
+        environment["CORE_BANKING_CREDENTIALS_HEADER"] = http.credentials.header_name
+        environment["CORE_BANKING_CREDENTIALS_PREFIX"] = http.credentials.value_prefix
+    return environment
+
+
+def _seconds(duration: Duration) -> str:
+    return f"{duration.to_milliseconds() / 1000:g}"  # 0.2, 3: what float() reads back
+
+
+def _core_banking_security_group(
+    scope: Construct, network: CoreBankingNetwork
+) -> ec2.SecurityGroup:
+    group = ec2.SecurityGroup(
+        scope,
+        "PosterSecurityGroup",
+        vpc=network.vpc,
+        description="Posting function: out on 443 to the core system (and AWS endpoints) only",
+        # No egress but what is added below: the function talks TLS to the core system.
+        allow_all_outbound=False,
+    )
+    group.add_egress_rule(network.core_system, ec2.Port.tcp(HTTPS_PORT), "core banking API")
+    for endpoint in network.aws_endpoints:
+        group.add_egress_rule(endpoint, ec2.Port.tcp(HTTPS_PORT), "AWS API endpoint")
+    return group
+
+
+def _grant_http(scope: Construct, http: HttpSettings, role: iam.IRole) -> None:
+    credentials = http.credentials
+    if credentials is not None:
+        secret = credentials.secret
+        # The full ARN when known; an imported secret's partial ARN with the suffix Secrets
+        # Manager appends (six characters), as CDK's own grant does.
+        arn = secret.secret_full_arn or f"{secret.secret_arn}-??????"
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(SECRET_ACTIONS), resources=[arn])
+        )
+        if secret.encryption_key is not None:
+            grant_key(secret.encryption_key, role, "secretsmanager", ("kms:Decrypt",))
+    if http.network is not None:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(VPC_ACCESS_ACTIONS), resources=["*"])
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Lambda attaches the function to its subnets with the execution role: the ec2 "
+            "network-interface actions AWS documents for it (AWSLambdaVPCAccessExecutionRole), "
+            "whose Describe actions support no resource-level permission.",
+        )
+
+
 def _validate(
-    posting_system: str,
-    core_banking_url: str | None,
     batch_size: int,
     max_batching_window: Duration | None,
     max_concurrency: int,
     max_receive_count: int,
 ) -> None:
-    if posting_system not in ("ledger", "http"):
-        raise ValueError(
-            f"BufferedPoster: posting_system must be 'ledger' or 'http', got {posting_system!r}"
-        )
-    if posting_system == "http" and not core_banking_url:
-        raise ValueError("BufferedPoster: posting_system 'http' needs core_banking_url")
     if not 1 <= batch_size <= 10_000:
         raise ValueError(f"BufferedPoster: batch_size must be 1 to 10000, got {batch_size}")
     if batch_size > 10 and max_batching_window is None:

@@ -30,7 +30,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
-Service = Literal["dynamodb", "sqs", "sns"]
+Service = Literal["dynamodb", "sqs", "sns", "secretsmanager"]
 
 TABLE_KEY_ACTIONS = ("kms:Decrypt",)
 SENDER_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")

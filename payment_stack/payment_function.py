@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -41,6 +42,9 @@ class PaymentFunction(Construct):
         reserved_concurrent_executions: int | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         log_removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        vpc: ec2.IVpc | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
+        security_groups: Sequence[ec2.ISecurityGroup] | None = None,
     ) -> None:
         """
         :param handler: module and function in the functions package, e.g.
@@ -53,6 +57,8 @@ class PaymentFunction(Construct):
             ceiling. Default: none, the function shares the account's pool.
         :param log_retention: default three months.
         :param log_removal_policy: default RETAIN, logs are audit material.
+        :param vpc: default none. In a VPC, the caller grants the network-interface actions
+            (the role has no managed policy).
         """
         super().__init__(scope, construct_id)
         package = LambdaPackage.of(self)
@@ -88,6 +94,9 @@ class PaymentFunction(Construct):
             timeout=timeout or Duration.seconds(30),
             memory_size=memory_size,
             reserved_concurrent_executions=reserved_concurrent_executions,
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            security_groups=list(security_groups) if security_groups else None,
             environment={
                 "POWERTOOLS_SERVICE_NAME": service_name,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack, Tags
+from aws_cdk import CfnOutput, CfnParameter, Duration, Stack, Tags
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from payment_stack.buffered_poster import BufferedPoster
@@ -13,12 +14,18 @@ from payment_stack.ingest_pipe import IngestPipe
 from payment_stack.keys import domain_key
 from payment_stack.nag import (
     NIST_800_53_R5,
+    acknowledge,
     acknowledge_in_packs,
     acknowledge_outside_vpc,
 )
 from payment_stack.payment_function import PaymentFunction
+from payment_stack.posting_target import CaBundle, CoreBankingCredentials, PostingTarget
 from payment_stack.processors import EnrichmentProcessor, ScreeningOutcomes
 from payment_stack.rules_engine import RulesEngine
+
+# ``-c posting=http``: post to a core system over HTTPS (its URL and CA as stack parameters, its
+# credential in a secret the stack creates) instead of the built-in ledger.
+POSTING_CONTEXT_KEY = "posting"
 
 
 class PaymentPostingStack(Stack):
@@ -95,16 +102,36 @@ class PaymentPostingStack(Stack):
             removal_policy=config.removal_policy,
         )
 
+        posting = self.node.try_get_context(POSTING_CONTEXT_KEY) or "ledger"
+        if posting not in ("ledger", "http"):
+            raise ValueError(f"-c {POSTING_CONTEXT_KEY}= must be ledger or http, got {posting!r}")
+        self.core_banking_secret: secretsmanager.Secret | None = None
+        target = PostingTarget.ledger()
+        if posting == "http":
+            target, self.core_banking_secret = self._core_banking(config)
         self.poster = BufferedPoster(
             self,
             "Posting",
             event_bus=bus,
-            ledger_key=self.ledger_key,
+            posting_target=target,
+            ledger_key=self.ledger_key if posting == "ledger" else None,
             encryption_key=self.transactions_key,
             operations_key=self.operations_key,
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
+
+        if posting == "http":
+            acknowledge_in_packs(
+                self.poster.function,
+                "LambdaInsideVPC",
+                "The stack's variant for running the HTTP posting path (-c posting=http): the "
+                "core system's address is a deploy-time parameter and this variant sets no "
+                "network placement (locally the core system is on 127.0.0.1). The call is TLS "
+                "verified against the CoreBankingCaBundle CA, with a token from Secrets "
+                "Manager; a deployment to a bank's core system places the function with "
+                "BufferedPoster's network=CoreBankingNetwork(...), which this variant does not.",
+            )
 
         self.sample_source: PaymentFunction | None = None
         if config.sample_source:
@@ -155,9 +182,55 @@ class PaymentPostingStack(Stack):
         CfnOutput(
             self, "RulesStateMachineArn", value=self.rules_engine.state_machine.state_machine_arn
         )
-        CfnOutput(self, "LedgerTableName", value=self.poster.ledger_table.table_name)
+        if self.poster.ledger_table is not None:
+            CfnOutput(self, "LedgerTableName", value=self.poster.ledger_table.table_name)
+        if self.core_banking_secret is not None:
+            CfnOutput(
+                self,
+                "CoreBankingSecretArn",
+                value=self.core_banking_secret.secret_arn,
+                description="Put the core system's API token here (put-secret-value)",
+            )
         CfnOutput(self, "PostingQueueUrl", value=self.poster.queue.queue_url)
         CfnOutput(self, "IngestDeadLetterQueueUrl", value=self.ingest.dead_letter_queue.queue_url)
+
+    def _core_banking(self, config: StageConfig) -> tuple[PostingTarget, secretsmanager.Secret]:
+        """The HTTP target: URL and CA given at deploy time, the token in a secret of ours."""
+        url = CfnParameter(
+            self,
+            "CoreBankingUrl",
+            type="String",
+            description="Base URL of the core-banking API (https://host[:port][/path])",
+            allowed_pattern=r"^https://[^/?#@\s]+(/[^?#@\s]*)?$",
+            constraint_description="an https:// URL without credentials, query or fragment",
+        )
+        ca_bundle = CfnParameter(
+            self,
+            "CoreBankingCaBundle",
+            type="String",
+            default="",
+            description="PEM certificate of the core system's private CA (empty: public CAs)",
+        )
+        secret = secretsmanager.Secret(
+            self,
+            "CoreBankingCredentials",
+            description="API token of the core-banking system, sent as Authorization: Bearer",
+            encryption_key=self.operations_key,
+            removal_policy=config.removal_policy,
+        )
+        reason = (
+            "The core-banking team issues this API token and rotates it on their side; the new "
+            "value is put into the secret then (the function reads it again within five "
+            "minutes, or at once on a 401). Secrets Manager rotation would need their API."
+        )
+        acknowledge(secret, "AwsSolutions-SMG4", reason)
+        acknowledge_in_packs(secret, "SecretsManagerRotationEnabled", reason)
+        target = PostingTarget.http(
+            url.value_as_string,
+            credentials=CoreBankingCredentials(secret),
+            ca_bundle=CaBundle.from_pem(ca_bundle.value_as_string),
+        )
+        return target, secret
 
     @staticmethod
     def _acknowledge_sample_source(source: PaymentFunction) -> None:

@@ -111,6 +111,8 @@ def checks_for_call(
     if prefix == "kms":
         key = params.get("KeyId")
         return [Check(action, arns.key(str(key)) if key else "*")]
+    if prefix == "secretsmanager" and "SecretId" in params:
+        return _secret(model, action, operation, str(params["SecretId"]))
     if prefix == "sts" and operation == "GetCallerIdentity":
         return []  # needs no permission
     return [Check(action, "*")]
@@ -215,6 +217,17 @@ def _dynamodb(
             if table not in seen:
                 seen.add(table)
                 checks += _key_checks(model, table, ("kms:Decrypt",), "dynamodb")
+    return checks
+
+
+def _secret(model: AccessModel, action: str, operation: str, secret_id: str) -> list[Check]:
+    """A secret's action on its ARN; reading its value also needs the key's Decrypt, which
+    Secrets Manager asks KMS for in the caller's name (a secret without a key of its own uses
+    aws/secretsmanager, which allows every principal of the account)."""
+    arn = secret_id if secret_id.startswith("arn:") else model.secrets_by_name.get(secret_id, "*")
+    checks = [Check(action, arn)]
+    if operation == "GetSecretValue":
+        checks += _key_checks(model, arn, ("kms:Decrypt",), "secretsmanager")
     return checks
 
 

@@ -45,6 +45,7 @@ class AccessModel:
     # resource ARN (table, stream, queue, topic, bus, pipe) -> key ARN
     encryption: dict[str, str] = field(default_factory=dict)
     archive_keys: dict[str, str] = field(default_factory=dict)  # bus ARN -> archive key ARN
+    secrets_by_name: dict[str, str] = field(default_factory=dict)  # secret name -> ARN
     notes: list[str] = field(default_factory=list)
 
     def role_named(self, name: str) -> Role | None:
@@ -113,6 +114,7 @@ class _Reader:
             ("AWS::Events::EventBus", self._bus),
             ("AWS::Events::Archive", self._archive),
             ("AWS::Pipes::Pipe", self._pipe),
+            ("AWS::SecretsManager::Secret", self._secret),
         ):
             for logical_id, _ in by_type.get(kind, []):
                 read(logical_id)
@@ -403,6 +405,15 @@ class _Reader:
         # the pipe's role to match records.
         key = (self._props(logical_id) or {}).get("KmsKeyIdentifier")
         self._encrypt(logical_id, key, "Arn")
+
+    def _secret(self, logical_id: str) -> None:
+        key = (self._props(logical_id) or {}).get("KmsKeyId")
+        self._encrypt(logical_id, key, "Id")
+        arn = self._attr(logical_id, "Id")
+        if arn:
+            # A caller may name the secret instead of giving its ARN (with the random suffix).
+            name = arn.split(":secret:", 1)[1].rsplit("-", 1)[0]
+            self.model.secrets_by_name[name] = arn
 
     def _archive(self, logical_id: str) -> None:
         props = self._props(logical_id) or {}

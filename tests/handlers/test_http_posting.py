@@ -1,4 +1,8 @@
-"""The HTTP posting adapter against a real HTTP server on loopback, scripted per test."""
+"""The HTTP posting adapter against a real HTTPS server on loopback, scripted per test.
+
+The server's certificate comes from a CA generated for the session; the adapter trusts it
+through ``ca_bundle_pem``, as it would a bank's private CA.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,12 @@ from typing import Any
 import pytest
 import urllib3
 
-from payment_posting_functions.domain.http_posting import MESSAGE_LIMIT, HttpPostingSystem
+from payment_local.tls import LocalCertificateAuthority
+from payment_posting_functions.domain.http_posting import (
+    MESSAGE_LIMIT,
+    ConflictMeaning,
+    HttpPostingSystem,
+)
 from payment_posting_functions.domain.money import Money
 from payment_posting_functions.domain.pan import REDACTION as PAN_REDACTION
 from payment_posting_functions.domain.posting import (
@@ -121,11 +130,17 @@ def _handler_for(stub: CoreBanking) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+@pytest.fixture(scope="session")
+def authority() -> LocalCertificateAuthority:
+    return LocalCertificateAuthority.generate()
+
+
 @pytest.fixture
-def core_banking() -> Iterator[CoreBanking]:
+def core_banking(authority: LocalCertificateAuthority) -> Iterator[CoreBanking]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    server.socket = authority.server_context().wrap_socket(server.socket, server_side=True)
     port = server.server_address[1]
-    stub = CoreBanking(base_url=f"http://127.0.0.1:{port}")
+    stub = CoreBanking(base_url=f"https://127.0.0.1:{port}")
     server.RequestHandlerClass = _handler_for(stub)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
@@ -141,22 +156,27 @@ def core_banking() -> Iterator[CoreBanking]:
 
 @dataclass
 class Harness:
+    ca_pem: str
     sleeps: list[float] = field(default_factory=list)
     pools: list[urllib3.PoolManager] = field(default_factory=list)
+    systems: list[HttpPostingSystem] = field(default_factory=list)
 
     def system(self, base_url: str, **options: Any) -> HttpPostingSystem:
-        pool = urllib3.PoolManager(retries=False)
-        self.pools.append(pool)
+        options.setdefault("ca_bundle_pem", self.ca_pem)
         options.setdefault("timeout_seconds", 1.0)
         options.setdefault("connect_timeout_seconds", 0.5)
         options.setdefault("sleep", self.sleeps.append)
-        return HttpPostingSystem(base_url, pool=pool, **options)
+        system = HttpPostingSystem(base_url, **options)
+        self.systems.append(system)
+        return system
 
 
 @pytest.fixture
-def harness() -> Iterator[Harness]:
-    harness = Harness()
+def harness(authority: LocalCertificateAuthority) -> Iterator[Harness]:
+    harness = Harness(ca_pem=authority.ca_pem)
     yield harness
+    for system in harness.systems:
+        system.close()
     for pool in harness.pools:
         pool.clear()
 
@@ -403,7 +423,7 @@ def test_connection_refused_is_tried_attempts_times_then_transient(harness: Harn
     pool = CountingPool()
     harness.pools.append(pool)
     system = HttpPostingSystem(
-        f"http://127.0.0.1:{_free_port()}",
+        f"https://127.0.0.1:{_free_port()}",
         connect_timeout_seconds=0.5,
         timeout_seconds=0.5,
         attempts=3,
@@ -422,7 +442,7 @@ def test_connection_refused_is_tried_attempts_times_then_transient(harness: Harn
 @pytest.mark.parametrize("draw", [0.0, 0.5, 0.999_999])
 def test_backoff_is_exponential_with_full_jitter(harness: Harness, draw: float) -> None:
     system = harness.system(
-        f"http://127.0.0.1:{_free_port()}", attempts=5, backoff_seconds=0.2, random=lambda: draw
+        f"https://127.0.0.1:{_free_port()}", attempts=5, backoff_seconds=0.2, random=lambda: draw
     )
 
     with pytest.raises(TransientPostingError):
@@ -432,7 +452,7 @@ def test_backoff_is_exponential_with_full_jitter(harness: Harness, draw: float) 
 
 
 def test_real_jitter_stays_under_each_bound(harness: Harness) -> None:
-    system = harness.system(f"http://127.0.0.1:{_free_port()}", attempts=6, backoff_seconds=0.2)
+    system = harness.system(f"https://127.0.0.1:{_free_port()}", attempts=6, backoff_seconds=0.2)
 
     with pytest.raises(TransientPostingError):
         system.post(REQUEST)
@@ -443,7 +463,7 @@ def test_real_jitter_stays_under_each_bound(harness: Harness) -> None:
 
 
 def test_one_attempt_means_no_retry(harness: Harness) -> None:
-    system = harness.system(f"http://127.0.0.1:{_free_port()}", attempts=1)
+    system = harness.system(f"https://127.0.0.1:{_free_port()}", attempts=1)
 
     with pytest.raises(TransientPostingError, match="1 attempt"):
         system.post(REQUEST)
@@ -451,12 +471,20 @@ def test_one_attempt_means_no_retry(harness: Harness) -> None:
     assert harness.sleeps == []
 
 
-def test_the_default_sleep_is_real_but_short(core_banking: CoreBanking) -> None:
+def test_the_default_sleep_is_real_but_short(
+    core_banking: CoreBanking, authority: LocalCertificateAuthority
+) -> None:
     # Without injected sleep or pool: the defaults work end to end.
     core_banking.script(Reply(drop=True), Reply(200))
-    system = HttpPostingSystem(core_banking.base_url, backoff_seconds=0.01, timeout_seconds=1.0)
+    system = HttpPostingSystem(
+        core_banking.base_url,
+        backoff_seconds=0.01,
+        timeout_seconds=1.0,
+        ca_bundle_pem=authority.ca_pem,
+    )
 
     assert system.post(REQUEST).status is PostingStatus.POSTED
+    system.close()
 
 
 @pytest.mark.parametrize(
@@ -470,9 +498,142 @@ def test_the_default_sleep_is_real_but_short(core_banking: CoreBanking) -> None:
 )
 def test_nonsense_options_are_refused(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="must"):
-        HttpPostingSystem("http://127.0.0.1:1", **options)
+        HttpPostingSystem("https://127.0.0.1:1", **options)
 
 
-def test_a_base_url_without_a_scheme_is_refused() -> None:
-    with pytest.raises(ValueError, match="http"):
-        HttpPostingSystem("127.0.0.1:8080")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "127.0.0.1:8080",
+        "core.example/api",
+        "http://core.example/api",
+        "ftp://core.example/api",
+        "https:///no-host",
+        "https://core.example/api?token=x",
+    ],
+)
+def test_anything_but_an_https_url_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="https://"):
+        HttpPostingSystem(url)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://user:s3cret@core.example/api", "https://token@core.example/api"]
+)
+def test_a_url_carrying_credentials_is_refused_without_echoing_them(url: str) -> None:
+    with pytest.raises(ValueError, match="credentials") as refusal:
+        HttpPostingSystem(url)
+
+    assert "s3cret" not in str(refusal.value)
+    assert "token@" not in str(refusal.value)
+
+
+# TLS: the private CA, and only it
+
+
+def test_a_server_certificate_from_an_untrusted_ca_is_refused(
+    core_banking: CoreBanking, harness: Harness
+) -> None:
+    # The public CAs do not know the bank's private CA: no posting without the bundle.
+    other = LocalCertificateAuthority.generate()
+    system = harness.system(core_banking.base_url, ca_bundle_pem=other.ca_pem)
+
+    with pytest.raises(TransientPostingError, match="SSLError"):
+        system.post(REQUEST)
+
+    assert core_banking.received == []  # nothing left the client
+
+
+def test_without_a_ca_bundle_the_public_cas_do_not_trust_the_private_one(
+    core_banking: CoreBanking,
+) -> None:
+    system = HttpPostingSystem(core_banking.base_url, attempts=1, timeout_seconds=1.0)
+
+    with pytest.raises(TransientPostingError, match="SSLError"):
+        system.post(REQUEST)
+
+    assert core_banking.received == []
+    system.close()
+
+
+# Credentials by reference
+
+
+def test_the_credential_is_sent_in_the_configured_header(
+    core_banking: CoreBanking, post: Callable[..., Any]
+) -> None:
+    post(credentials=lambda: "Bearer t0ken", credentials_header="X-Api-Key")
+
+    [seen] = core_banking.received
+    assert seen.headers["X-Api-Key"] == "Bearer t0ken"
+    assert "Authorization" not in seen.headers
+
+
+def test_the_credential_is_read_for_every_request(
+    core_banking: CoreBanking, harness: Harness
+) -> None:
+    values = iter(["Bearer one", "Bearer two"])
+    system = harness.system(core_banking.base_url, credentials=lambda: next(values))
+
+    system.post(REQUEST)
+    system.post(REQUEST)
+
+    assert [seen.headers["Authorization"] for seen in core_banking.received] == [
+        "Bearer one",
+        "Bearer two",
+    ]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_are_transient_and_forgotten(
+    core_banking: CoreBanking, post: Callable[..., Any], status: int
+) -> None:
+    """A rotated or revoked credential is no verdict on the posting: it comes back later."""
+    core_banking.script(Reply(status, {"message": "bad token"}))
+    forgotten: list[bool] = []
+
+    with pytest.raises(TransientPostingError, match=str(status)):
+        post(
+            credentials=lambda: "Bearer old", on_credentials_refused=lambda: forgotten.append(True)
+        )
+
+    assert forgotten == [True]
+    assert len(core_banking.received) == 1
+
+
+def test_a_credential_that_cannot_be_read_is_transient_and_nothing_is_sent(
+    core_banking: CoreBanking, post: Callable[..., Any]
+) -> None:
+    def unreadable() -> str:
+        raise RuntimeError("secrets manager unavailable")
+
+    with pytest.raises(TransientPostingError, match="credentials"):
+        post(credentials=unreadable)
+
+    assert core_banking.received == []
+
+
+# What a 409 means
+
+
+def test_409_can_mean_a_conflict_refusal(
+    core_banking: CoreBanking, post: Callable[..., Any]
+) -> None:
+    core_banking.script(Reply(409, {"message": "account frozen"}))
+
+    with pytest.raises(PermanentPostingError) as refusal:
+        post(on_conflict=ConflictMeaning.CONFLICT)
+
+    assert "409" in str(refusal.value)
+    assert "account frozen" in str(refusal.value)
+
+
+def test_worst_case_counts_every_try_and_the_longest_backoffs() -> None:
+    from payment_posting_functions.domain.http_posting import worst_case_seconds
+
+    assert worst_case_seconds(
+        attempts=3, timeout_seconds=3.0, connect_timeout_seconds=1.0, backoff_seconds=0.2
+    ) == pytest.approx(3 * 4.0 + 0.2 + 0.4)
+    assert worst_case_seconds(
+        attempts=1, timeout_seconds=2.0, connect_timeout_seconds=1.0, backoff_seconds=5.0
+    ) == pytest.approx(3.0)

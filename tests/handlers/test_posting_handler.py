@@ -182,7 +182,7 @@ def fresh_caches() -> Iterator[None]:
     """The handler caches its adapters per process, as Lambda does; each test gets new ones."""
 
     def clear() -> None:
-        posting.posting_system.cache_clear()
+        posting.posting_system_for.cache_clear()
         posting.publisher.cache_clear()
         posting.post_once.cache_clear()
 

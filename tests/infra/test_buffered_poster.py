@@ -24,6 +24,7 @@ from aws_cdk.assertions import Match, Template
 
 from payment_posting_functions.handlers import posting as posting_handler
 from payment_stack.buffered_poster import BufferedPoster
+from payment_stack.posting_target import PostingTarget
 from tests.infra.support import (
     all_allowed_actions,
     allowed_actions,
@@ -125,7 +126,7 @@ def custom() -> Built:
 
 @pytest.fixture(scope="module")
 def http() -> Built:
-    return build(posting_system="http", core_banking_url=CORE_BANKING_URL)
+    return build(posting_target=PostingTarget.http(CORE_BANKING_URL))
 
 
 def _events_may_send(statement: Mapping[str, Any]) -> bool:

@@ -445,3 +445,51 @@ def test_unknown_operation_is_checked_under_its_own_name_on_every_resource(
     assert _pairs(_checks(prefix, operation, {"Name": "anything"})) == [
         (f"{prefix}:{operation}", "*")
     ]
+
+
+# Secrets Manager
+
+SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:CoreBankingCredentials-AbC123"
+
+
+def _secret_model(encrypted: bool) -> AccessModel:
+    model = AccessModel(account=ACCOUNT, region=REGION)
+    model.secrets_by_name["CoreBankingCredentials"] = SECRET_ARN
+    if encrypted:
+        model.encryption[SECRET_ARN] = KEY_ARN
+    return model
+
+
+@pytest.mark.parametrize("secret_id", [SECRET_ARN, "CoreBankingCredentials"])
+def test_reading_a_secret_is_checked_on_its_arn_and_its_key_through_secrets_manager(
+    secret_id: str,
+) -> None:
+    checks = checks_for_call(
+        _secret_model(encrypted=True), "secretsmanager", "GetSecretValue", {"SecretId": secret_id}
+    )
+
+    assert [(c.action, c.resource) for c in checks] == [
+        ("secretsmanager:GetSecretValue", SECRET_ARN),
+        ("kms:Decrypt", KEY_ARN),
+    ]
+    assert checks[1].context["kms:ViaService"] == (f"secretsmanager.{REGION}.amazonaws.com",)
+
+
+def test_a_secret_without_a_key_of_its_own_needs_no_key_check() -> None:
+    checks = checks_for_call(
+        _secret_model(encrypted=False), "secretsmanager", "GetSecretValue", {"SecretId": SECRET_ARN}
+    )
+
+    assert [(c.action, c.resource) for c in checks] == [
+        ("secretsmanager:GetSecretValue", SECRET_ARN)
+    ]
+
+
+def test_describing_a_secret_needs_no_key() -> None:
+    checks = checks_for_call(
+        _secret_model(encrypted=True), "secretsmanager", "DescribeSecret", {"SecretId": SECRET_ARN}
+    )
+
+    assert [(c.action, c.resource) for c in checks] == [
+        ("secretsmanager:DescribeSecret", SECRET_ARN)
+    ]

@@ -10,6 +10,12 @@ says "not now" (429, 5xx) is not retried here: it raises TransientPostingError, 
 returns to the queue and comes back after the queue's own delay, so a struggling core system
 is not hammered by every consumer at once.
 
+HTTPS only: a private CA is trusted through ``ca_bundle_pem`` (and then only that CA, not
+the public ones); credentials come from ``credentials`` (a callable, so the value is read where
+it is kept, Secrets Manager, and never passed around in clear) as one header, by default
+``Authorization``. A 401 or 403 is no verdict on the posting: the credential is re-read next
+time and the message returns to the queue.
+
 The request body never appears in an exception or a log line; the server's error message is
 cut short and has any card number redacted before it becomes a refusal reason.
 """
@@ -19,9 +25,12 @@ from __future__ import annotations
 import json
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 import urllib3
 from urllib3 import exceptions as http_errors
@@ -44,6 +53,39 @@ logger = logging.getLogger(__name__)
 # closed). The Idempotency-Key makes a retry harmless even when the first try did arrive.
 _RETRYABLE = (http_errors.TimeoutError, http_errors.NewConnectionError, http_errors.ProtocolError)
 
+
+class ConflictMeaning(StrEnum):
+    """What the core system means by HTTP 409 (its API documentation says which)."""
+
+    # It already holds this Idempotency-Key: posted before (the default).
+    ALREADY_POSTED = "already-posted"
+    # The posting conflicts with the account's state: a refusal, the transaction fails.
+    CONFLICT = "conflict"
+
+
+def check_https_url(url: str) -> None:
+    """Refuse what is not an https:// URL with a host, or carries credentials (user:pass@)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"the core banking URL must be https://host[:port][/path], got {url!r}")
+    if parts.username is not None or parts.password is not None:
+        # Never echo it: the URL holds a credential.
+        raise ValueError(
+            "the core banking URL must not carry credentials (user:password@); "
+            "give them by reference (a Secrets Manager secret)"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError("the core banking URL must be https://host[:port][/path], no query")
+
+
+def worst_case_seconds(
+    *, attempts: int, timeout_seconds: float, connect_timeout_seconds: float, backoff_seconds: float
+) -> float:
+    """The longest one ``post`` can take: every try times out, every backoff sleeps its most."""
+    backoffs = float(sum(backoff_seconds * 2**n for n in range(attempts - 1)))
+    return attempts * (connect_timeout_seconds + timeout_seconds) + backoffs
+
+
 MESSAGE_LIMIT = 200  # characters of the server's error message kept in a refusal reason
 _MAX_BODY_BYTES = 64 * 1024  # an answer is a small JSON document; never buffer more
 
@@ -59,17 +101,28 @@ class HttpPostingSystem:
         connect_timeout_seconds: float = 1.0,
         attempts: int = 3,
         backoff_seconds: float = 0.2,
+        ca_bundle_pem: str | None = None,
+        credentials: Callable[[], str] | None = None,
+        credentials_header: str = "Authorization",
+        on_conflict: ConflictMeaning = ConflictMeaning.ALREADY_POSTED,
+        on_credentials_refused: Callable[[], None] | None = None,
         pool: urllib3.PoolManager | None = None,
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = random.random,
     ) -> None:
         """``attempts`` counts tries of one call, so 1 means no in-call retry.
 
-        The worst case of one call is about ``attempts * (connect + read timeout)`` plus the
-        backoff sleeps; the function timeout has to leave room for that per message.
+        The worst case of one call is ``worst_case_seconds`` of these settings; the function
+        timeout has to leave room for that per message (the construct checks it at synth).
+
+        :param ca_bundle_pem: the PEM certificates to trust instead of the public CAs (a bank's
+            private CA). Default: the public CAs.
+        :param credentials: returns the value of ``credentials_header`` (e.g. ``Bearer ...``),
+            called for every request (cache it on the callable's side).
+        :param on_credentials_refused: called on a 401 or 403, e.g. to forget a cached secret.
+        :param pool: a pool of one's own (tests); ``ca_bundle_pem`` then does not apply.
         """
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError("base_url must be an http:// or https:// URL")
+        check_https_url(base_url)
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         if timeout_seconds <= 0 or connect_timeout_seconds <= 0:
@@ -80,8 +133,11 @@ class HttpPostingSystem:
         self._timeout = urllib3.Timeout(connect=connect_timeout_seconds, read=timeout_seconds)
         self._attempts = attempts
         self._backoff = backoff_seconds
-        # retries=False: urllib3 retries nothing and follows no redirect; this class decides.
-        self._pool = pool if pool is not None else urllib3.PoolManager(retries=False)
+        self._pool = pool if pool is not None else _pool(ca_bundle_pem)
+        self._credentials = credentials
+        self._credentials_header = credentials_header
+        self._on_conflict = ConflictMeaning(on_conflict)
+        self._on_credentials_refused = on_credentials_refused
         self._sleep = sleep
         self._random = random
 
@@ -92,6 +148,13 @@ class HttpPostingSystem:
             "Accept": "application/json",
             "Idempotency-Key": request.transaction_id,
         }
+        if self._credentials is not None:
+            try:
+                headers[self._credentials_header] = self._credentials()
+            except Exception as error:  # the secret store is down or refuses: not a verdict
+                raise TransientPostingError(
+                    f"core banking credentials could not be read: {type(error).__name__}"
+                ) from error
         failure: Exception | None = None
         for attempt in range(self._attempts):
             if attempt:
@@ -117,7 +180,9 @@ class HttpPostingSystem:
                 raise TransientPostingError(
                     f"core banking request failed: {type(error).__name__}"
                 ) from error
-            return _interpret(status, payload, request.transaction_id)
+            if status in (401, 403) and self._on_credentials_refused is not None:
+                self._on_credentials_refused()
+            return _interpret(status, payload, request.transaction_id, self._on_conflict)
         raise TransientPostingError(
             f"core banking system did not answer after {self._attempts} attempt(s): "
             f"{type(failure).__name__}"
@@ -144,11 +209,33 @@ class HttpPostingSystem:
             response.release_conn()
         return response.status, payload
 
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._pool.clear()
 
-def _interpret(status: int, payload: bytes, transaction_id: str) -> PostingResult:
+
+def _pool(ca_bundle_pem: str | None) -> urllib3.PoolManager:
+    # retries=False: urllib3 retries nothing and follows no redirect; this class decides.
+    if ca_bundle_pem is None:
+        return urllib3.PoolManager(retries=False)
+    # cadata: only these CAs are trusted, with the default context's hostname check and
+    # minimum TLS version.
+    context = ssl.create_default_context(cadata=ca_bundle_pem)
+    return urllib3.PoolManager(retries=False, ssl_context=context)
+
+
+def _interpret(
+    status: int, payload: bytes, transaction_id: str, on_conflict: ConflictMeaning
+) -> PostingResult:
     if status in (200, 201):
         return PostingResult(
             status=PostingStatus.POSTED, posting_id=_posting_id(payload, transaction_id)
+        )
+    if status == 409 and on_conflict is ConflictMeaning.CONFLICT:
+        message = _error_message(payload)
+        reason = "core banking system refused the posting: HTTP 409 (conflict)"
+        raise PermanentPostingError(
+            f"{reason}: {message}" if message else reason, PostingFailureCode.REFUSED_BY_CORE
         )
     if status == 409:
         # The core system already holds this Idempotency-Key: posted before (by an earlier
@@ -158,6 +245,10 @@ def _interpret(status: int, payload: bytes, transaction_id: str) -> PostingResul
         )
     if status == 429 or status >= 500:
         raise TransientPostingError(f"core banking system answered HTTP {status}")
+    if status in (401, 403):
+        # Our credentials, not the posting: rotated or revoked. The message comes back after
+        # the queue's delay with the credential read again; a person looks if it stays.
+        raise TransientPostingError(f"core banking system refused the credentials: HTTP {status}")
     if status == 408:
         # Request Timeout is the server timing out on us, not a verdict on the posting.
         raise TransientPostingError("core banking system answered HTTP 408")

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
@@ -61,18 +63,106 @@ idempotency = IdempotencyConfig(
 )
 
 
-@cache
-def posting_system() -> tuple[str, PostingSystem]:
-    """The adapter POSTING_SYSTEM names: the built-in ``ledger`` (default) or ``http``."""
-    kind = os.environ.get("POSTING_SYSTEM", "ledger")
-    if kind == "http":
-        from payment_posting_functions.domain.http_posting import HttpPostingSystem
+# How long a credential read from Secrets Manager is used before it is read again: a rotation
+# reaches every warm function within this, and a 401/403 makes it read again at once.
+SECRET_MAX_AGE_SECONDS = 300.0
 
-        return kind, HttpPostingSystem(os.environ["CORE_BANKING_URL"])
+
+class SecretHeaderValue:
+    """The credential header's value: ``prefix`` + the secret's string, read by reference
+    (GetSecretValue on the ARN the construct gives) and cached; never in the environment."""
+
+    def __init__(
+        self,
+        secret_arn: str,
+        prefix: str = "",
+        *,
+        client: Any = None,
+        max_age_seconds: float = SECRET_MAX_AGE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._arn = secret_arn
+        self._prefix = prefix
+        self._client = client
+        self._max_age = max_age_seconds
+        self._clock = clock
+        self._value: str | None = None
+        self._read_at = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._value is None or self._clock() - self._read_at >= self._max_age:
+                client = self._client or boto3.client("secretsmanager")
+                secret = client.get_secret_value(SecretId=self._arn)
+                value = secret.get("SecretString")
+                if not isinstance(value, str) or not value:
+                    raise ValueError("the core banking credentials secret holds no string")
+                self._value, self._read_at = value, self._clock()
+            return self._prefix + self._value
+
+    def forget(self) -> None:
+        """Read the secret again next time (the core system refused it: rotated?)."""
+        with self._lock:
+            self._value = None
+
+
+def http_posting_system(env: Mapping[str, str]) -> PostingSystem:
+    """The HTTP adapter with the settings the construct put in the environment."""
+    from payment_posting_functions.domain.http_posting import ConflictMeaning, HttpPostingSystem
+
+    secret_arn = env.get("CORE_BANKING_SECRET_ARN")
+    credentials = (
+        SecretHeaderValue(secret_arn, env.get("CORE_BANKING_CREDENTIALS_PREFIX", ""))
+        if secret_arn
+        else None
+    )
+    return HttpPostingSystem(
+        env["CORE_BANKING_URL"],
+        timeout_seconds=float(env.get("CORE_BANKING_TIMEOUT_SECONDS", "3")),
+        connect_timeout_seconds=float(env.get("CORE_BANKING_CONNECT_TIMEOUT_SECONDS", "1")),
+        attempts=int(env.get("CORE_BANKING_ATTEMPTS", "3")),
+        backoff_seconds=float(env.get("CORE_BANKING_BACKOFF_SECONDS", "0.2")),
+        ca_bundle_pem=env.get("CORE_BANKING_CA_BUNDLE") or None,
+        credentials=credentials,
+        credentials_header=env.get("CORE_BANKING_CREDENTIALS_HEADER", "Authorization"),
+        on_credentials_refused=credentials.forget if credentials else None,
+        on_conflict=ConflictMeaning(
+            env.get("CORE_BANKING_409_MEANS", ConflictMeaning.ALREADY_POSTED.value)
+        ),
+    )
+
+
+# The environment variables that configure the posting system.
+_POSTING_SETTINGS = ("POSTING_SYSTEM", "LEDGER_TABLE_NAME", "CORE_BANKING_")
+
+
+def posting_system() -> tuple[str, PostingSystem]:
+    """The adapter POSTING_SYSTEM names: the built-in ``ledger`` (default) or ``http``.
+
+    Built once per configuration: on Lambda the environment of a process never changes, but
+    the local runtime runs stack after stack in one process, each with its own settings.
+    """
+    settings = tuple(
+        sorted(
+            (name, value)
+            for name, value in os.environ.items()
+            if name.startswith(_POSTING_SETTINGS)
+        )
+    )
+    return posting_system_for(settings)
+
+
+@cache
+def posting_system_for(settings: tuple[tuple[str, str], ...]) -> tuple[str, PostingSystem]:
+    env = dict(settings)
+    kind = env.get("POSTING_SYSTEM", "ledger")
+    if kind == "http":
+        return kind, http_posting_system(env)
     if kind == "ledger":
         from payment_posting_functions.domain.ledger import DynamoDBLedger
 
-        return kind, DynamoDBLedger(boto3.client("dynamodb"), os.environ["LEDGER_TABLE_NAME"])
+        return kind, DynamoDBLedger(boto3.client("dynamodb"), env["LEDGER_TABLE_NAME"])
     raise ValueError(f"POSTING_SYSTEM must be 'ledger' or 'http', not {kind!r}")
 
 

@@ -1,0 +1,120 @@
+"""A fake core-banking API on 127.0.0.1, over TLS, for the HTTP posting target locally.
+
+It speaks what ``payment_posting_functions.domain.http_posting`` expects of a core system:
+``POST /postings`` with an
+``Idempotency-Key``; 201 and a posting id the first time, 409 (already posted) for a key it
+holds; 401 unless the request carries the credential the runtime read from the secret. Its
+certificate comes from a CA the runtime generates (``payment_local/tls.py``), which the
+posting function trusts through the CA bundle the template gives it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from payment_local.tls import LOOPBACK, LocalCertificateAuthority
+
+_MAX_BODY = 64 * 1024
+
+
+@dataclass
+class CoreBankingState:
+    """What the fake core system holds: postings by idempotency key, and who it lets in."""
+
+    expected_credential: str | None = None  # the full header value, e.g. "Bearer ..."
+    credentials_header: str = "Authorization"
+    postings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refused_credentials: int = 0
+    requests: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def post(self, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self.lock:
+            if key in self.postings:
+                return 409, {"postingId": self.postings[key]["postingId"]}
+            posting_id = f"core-{len(self.postings) + 1:06d}"
+            self.postings[key] = {"postingId": posting_id, **body}
+            return 201, {"postingId": posting_id}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 5
+    state: CoreBankingState  # set on the subclass the server is made with
+
+    def do_POST(self) -> None:
+        state = self.state
+        with state.lock:
+            state.requests += 1
+        length = int(self.headers.get("Content-Length", "0"))
+        raw = self.rfile.read(min(length, _MAX_BODY))
+        if self.path.rstrip("/") != "/postings":
+            self._answer(404, {"message": "not found"})
+            return
+        presented = self.headers.get(state.credentials_header, "")
+        expected = state.expected_credential
+        if expected is None or not hmac.compare_digest(presented.encode(), expected.encode()):
+            with state.lock:
+                state.refused_credentials += 1
+            self._answer(401, {"message": "unauthorized"})
+            return
+        key = self.headers.get("Idempotency-Key")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not key or not isinstance(body, dict):
+            self._answer(400, {"message": "an Idempotency-Key and a JSON object are required"})
+            return
+        self._answer(*state.post(key, body))
+
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # request lines would only clutter the demo's output
+
+
+@dataclass(frozen=True)
+class CoreBankingServer:
+    """A running fake core system: its URL, the CA that signed its certificate, its state."""
+
+    url: str
+    ca_pem: str
+    state: CoreBankingState
+
+
+@contextmanager
+def core_banking_server(
+    authority: LocalCertificateAuthority | None = None,
+) -> Iterator[CoreBankingServer]:
+    """Serve on 127.0.0.1 at a free port, over TLS, until the block ends."""
+    authority = authority or LocalCertificateAuthority.generate(LOOPBACK)
+    state = CoreBankingState()
+    handler = type("CoreBankingHandler", (_Handler,), {"state": state})
+    server = ThreadingHTTPServer((authority.host, 0), handler)
+    server.daemon_threads = True
+    server.socket = authority.server_context().wrap_socket(server.socket, server_side=True)
+    port = server.server_address[1]
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield CoreBankingServer(f"https://{authority.host}:{port}", authority.ca_pem, state)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
