@@ -3,7 +3,9 @@
 
 The app owns its event bus and its key; the constructs attach to them: ``IngestPipe`` publishes
 authorized transactions on that bus, ``RulesEngine`` runs this app's own rules
-(``rules.asl.json``), and ``BufferedPoster`` posts what the rules approve to the built-in ledger.
+(``rules.asl.json``), and ``BufferedPoster`` posts what the rules approve to the bank's core
+system over HTTPS, with a token it reads from Secrets Manager (the secret exists already: the
+core-banking team owns and rotates it).
 Every synth runs the cdk-nag AwsSolutions pack; a finding fails it.
 """
 
@@ -14,10 +16,17 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_secretsmanager as secretsmanager
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
-from payment_stack import BufferedPoster, IngestPipe, RulesEngine
+from payment_stack import (
+    BufferedPoster,
+    CoreBankingCredentials,
+    IngestPipe,
+    PostingTarget,
+    RulesEngine,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,7 +51,19 @@ class PaymentsStack(cdk.Stack):
             definition_file=HERE / "rules.asl.json",
             high_value_threshold=500_000,  # minor units: 5,000.00
         )
-        BufferedPoster(self, "Posting", event_bus=bus, encryption_key=key)
+        token = secretsmanager.Secret.from_secret_name_v2(
+            self, "CoreBankingToken", "payments/core-banking-token"
+        )
+        BufferedPoster(
+            self,
+            "Posting",
+            event_bus=bus,
+            encryption_key=key,
+            posting_target=PostingTarget.http(
+                "https://core.bank.example/api",
+                credentials=CoreBankingCredentials(token),  # Authorization: Bearer <token>
+            ),
+        )
 
 
 app = cdk.App()

@@ -186,6 +186,18 @@ def test_the_example_synthesizes_from_the_wheel_with_cdk_nag(
         "payment_posting_functions.handlers.dedup.handler",
         "payment_posting_functions.handlers.posting.handler",
     }
+    # The poster posts to the core system over HTTPS with the token by reference: no ledger.
+    (poster,) = [
+        r
+        for r in resources
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"]["Handler"].endswith(".posting.handler")
+    ]
+    environment = poster["Properties"]["Environment"]["Variables"]
+    assert environment["CORE_BANKING_URL"] == "https://core.bank.example/api"
+    assert "CORE_BANKING_SECRET_ARN" in environment
+    tables = [r for r in resources if r["Type"] == "AWS::DynamoDB::GlobalTable"]
+    assert len(tables) == 4  # transactions, dedup, quarantine, idempotency: no ledger table
     (machine,) = [r for r in resources if r["Type"] == "AWS::StepFunctions::StateMachine"]
     assert "Our rules" in json.dumps(machine["Properties"]["DefinitionString"])
     # The function code is the installed package alone, not the rest of site-packages.
