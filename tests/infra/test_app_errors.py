@@ -1,0 +1,34 @@
+"""A bad context value on the command line is a clear message and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.infra.support import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"stage": "nope"}, "stage 'nope' is not defined"),
+        ({"posting": "foo"}, "must be ledger or http, got 'foo'"),
+    ],
+)
+def test_a_bad_context_value_exits_with_its_message_and_no_traceback(
+    context: dict[str, str], message: str
+) -> None:
+    cdk_json = json.loads((ROOT / "cdk.json").read_text())["context"]
+    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps({**cdk_json, **context})}
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
