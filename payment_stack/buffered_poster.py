@@ -35,7 +35,7 @@ from constructs import Construct
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import POSTING_SOURCE, RULES_SOURCE, grant_publish
 from payment_stack.grants import grant_consume, grant_key, grant_table
-from payment_stack.keys import EVENTS_SERVICE, allow_bus_rules_to_encrypt
+from payment_stack.keys import EVENTS_SERVICE, allow_bus_rules_to_encrypt, domain_key
 from payment_stack.metrics import SUM_PER_MINUTE
 from payment_stack.metrics import options as metric_options
 from payment_stack.nag import (
@@ -95,7 +95,7 @@ class BufferedPoster(Construct):
         construct_id: str,
         *,
         event_bus: events.IEventBus,
-        encryption_key: kms.IKey,
+        encryption_key: kms.IKey | None = None,
         ledger_key: kms.IKey | None = None,
         operations_key: kms.IKey | None = None,
         posting_target: PostingTarget | None = None,
@@ -112,8 +112,8 @@ class BufferedPoster(Construct):
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         """
-        :param encryption_key: for the buffer queue, its dead-letter queue and the
-            idempotency records: approved transactions.
+        :param encryption_key: for the buffer queue, its dead-letter queue and the idempotency
+            records: approved transactions. Default: a new key with yearly rotation.
         :param ledger_key: for a new ledger table. Default: ``encryption_key``.
         :param operations_key: for the function's log group. Default: ``encryption_key``.
         :param posting_target: ``PostingTarget.ledger()`` (default: the built-in double-entry
@@ -151,6 +151,12 @@ class BufferedPoster(Construct):
                 "only; an HTTP target has no ledger table"
             )
         timeout = _timeout(function_timeout, http, batch_size)
+        encryption_key = self.encryption_key = encryption_key or domain_key(
+            self,
+            "Key",
+            description="Encrypts approved transactions waiting to post, and their outcomes",
+            removal_policy=removal_policy,
+        )
         allow_bus_rules_to_encrypt(self, encryption_key, event_bus)
 
         self.dead_letter_queue = dead_letter_queue(

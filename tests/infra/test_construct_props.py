@@ -148,13 +148,14 @@ def test_the_starting_position_is_a_typed_choice_and_its_name(position: Any) -> 
     assert parameters["StartingPosition"] == "LATEST"
 
 
-def test_processors_create_a_key_when_none_is_given() -> None:
+def test_constructs_create_a_key_when_none_is_given() -> None:
     stack = bare_stack()
     bus = events.EventBus(stack, "Bus")
     enrichment = EnrichmentProcessor(stack, "Enrichment", event_bus=bus)
     outcomes = ScreeningOutcomes(stack, "Outcomes", event_bus=bus)
+    poster = BufferedPoster(stack, "Posting", event_bus=bus)
     template = Template.from_stack(stack)
     keys = template.find_resources("AWS::KMS::Key")
-    assert len(keys) == 2
+    assert len(keys) == 3
     assert all(key["Properties"]["EnableKeyRotation"] for key in keys.values())
-    assert enrichment.encryption_key is not outcomes.encryption_key
+    assert len({id(c.encryption_key) for c in (enrichment, outcomes, poster)}) == 3
