@@ -100,18 +100,26 @@ def _note_expected_denials(request: pytest.FixtureRequest) -> Iterator[None]:
     _current["denials_expected"] = False
 
 
-@pytest.fixture(scope="session")
-def assembly(tmp_path_factory: pytest.TempPathFactory) -> StackAssembly:
-    """The dev stage as `make synth` builds it (cdk.json context), without bundling the layer."""
-    outdir = tmp_path_factory.mktemp("cdk.out")
+def synth_dev(outdir: Path, **extra_context: Any) -> StackAssembly:
+    """The dev stage as `make synth` builds it (cdk.json context and ``extra_context``, e.g.
+    ``posting="http"``), without bundling the layer."""
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
-    app = cdk.App(outdir=str(outdir), context={**context, "aws:cdk:bundling-stacks": []})
+    app = cdk.App(
+        outdir=str(outdir),
+        context={**context, "aws:cdk:bundling-stacks": [], **extra_context},
+    )
     config = StageConfig.from_context(app)
     PaymentPostingStack(app, f"PaymentPosting-{config.name}", config=config)
     app.synth()
     loaded = load_assembly(outdir)
     check_fresh(loaded)
     return loaded
+
+
+@pytest.fixture(scope="session")
+def assembly(tmp_path_factory: pytest.TempPathFactory) -> StackAssembly:
+    """The dev stage as `make synth` builds it (cdk.json context), without bundling the layer."""
+    return synth_dev(tmp_path_factory.mktemp("cdk.out"))
 
 
 @pytest.fixture

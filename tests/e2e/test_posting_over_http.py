@@ -6,21 +6,18 @@ under access enforcement."""
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import aws_cdk as cdk
 import pytest
 
 from payment_local.access.authorizer import describe
-from payment_local.assembly import StackAssembly, check_fresh, load_assembly
+from payment_local.assembly import StackAssembly
 from payment_local.pipeline_run import run_transactions
 from payment_local.runtime import LocalRuntime
 from payment_posting_functions.domain.generator import Knobs, TransactionGenerator
-from payment_stack import PaymentPostingStack, StageConfig
 from payment_stack.stack import POSTING_CONTEXT_KEY
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import synth_dev
 
 pytestmark = pytest.mark.slow
 
@@ -28,23 +25,9 @@ CLEAN = Knobs(duplicate_rate=0, foreign_rate=0, high_value_rate=0, unknown_accou
               malformed_rate=0, rule_break_rate=0)  # fmt: skip
 
 
-def synth_http(outdir: Path) -> StackAssembly:
-    context = json.loads((ROOT / "cdk.json").read_text())["context"]
-    app = cdk.App(
-        outdir=str(outdir),
-        context={**context, "aws:cdk:bundling-stacks": [], POSTING_CONTEXT_KEY: "http"},
-    )
-    config = StageConfig.from_context(app)
-    PaymentPostingStack(app, f"PaymentPosting-{config.name}", config=config)
-    app.synth()
-    loaded = load_assembly(outdir)
-    check_fresh(loaded)
-    return loaded
-
-
 @pytest.fixture(scope="module")
 def http_assembly(tmp_path_factory: pytest.TempPathFactory) -> StackAssembly:
-    return synth_http(tmp_path_factory.mktemp("cdk.out.http"))
+    return synth_dev(tmp_path_factory.mktemp("cdk.out.http"), **{POSTING_CONTEXT_KEY: "http"})
 
 
 @pytest.fixture
