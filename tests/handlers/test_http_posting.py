@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -554,6 +555,48 @@ def test_without_a_ca_bundle_the_public_cas_do_not_trust_the_private_one(
 
     assert core_banking.received == []
     system.close()
+
+
+def test_a_ca_bundle_file_is_trusted_like_the_pem(
+    core_banking: CoreBanking,
+    harness: Harness,
+    authority: LocalCertificateAuthority,
+    tmp_path: Path,
+) -> None:
+    bundle = tmp_path / "ca-bundle.pem"
+    bundle.write_text(authority.ca_pem)
+    system = harness.system(core_banking.base_url, ca_bundle_pem=None, ca_bundle_file=str(bundle))
+
+    assert system.post(REQUEST).status is PostingStatus.POSTED
+
+
+def test_a_ca_bundle_file_of_another_ca_is_refused(
+    core_banking: CoreBanking, harness: Harness, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "ca-bundle.pem"
+    bundle.write_text(LocalCertificateAuthority.generate().ca_pem)
+    system = harness.system(core_banking.base_url, ca_bundle_pem=None, ca_bundle_file=str(bundle))
+
+    with pytest.raises(TransientPostingError, match="SSLError"):
+        system.post(REQUEST)
+
+    assert core_banking.received == []
+
+
+def test_a_missing_ca_bundle_file_fails_when_the_adapter_is_built(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        HttpPostingSystem("https://127.0.0.1:1", ca_bundle_file=str(tmp_path / "absent.pem"))
+
+
+def test_a_ca_bundle_as_pem_and_as_file_is_refused(
+    authority: LocalCertificateAuthority, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="not both"):
+        HttpPostingSystem(
+            "https://127.0.0.1:1",
+            ca_bundle_pem=authority.ca_pem,
+            ca_bundle_file=str(tmp_path / "ca.pem"),
+        )
 
 
 # Credentials by reference

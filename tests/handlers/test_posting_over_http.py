@@ -4,6 +4,7 @@ with the credential read by reference from Secrets Manager, over TLS to a privat
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -86,6 +87,33 @@ def test_a_wrong_secret_is_refused_by_the_core_system_and_stays_transient(
         system.post(REQUEST)
 
     assert server.state.postings == {}
+
+
+def test_the_ca_bundle_file_the_construct_names_is_trusted(
+    environment: None,
+    server: CoreBankingServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """What the construct gives for a bundle known at synth: a file path, not the PEM."""
+    bundle = tmp_path / "ca-bundle.pem"
+    bundle.write_text(server.ca_pem)
+    monkeypatch.delenv("CORE_BANKING_CA_BUNDLE")
+    monkeypatch.setenv("CORE_BANKING_CA_BUNDLE_FILE", str(bundle))
+    _, system = posting.posting_system()
+
+    assert system.post(REQUEST).status is PostingStatus.POSTED
+
+
+def test_without_a_ca_bundle_the_private_ca_is_not_trusted(
+    environment: None, server: CoreBankingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CORE_BANKING_CA_BUNDLE")
+    _, system = posting.posting_system()
+
+    with pytest.raises(TransientPostingError, match="SSLError"):
+        system.post(REQUEST)
+    assert server.state.requests == 0
 
 
 def test_409_as_conflict_from_the_environment(

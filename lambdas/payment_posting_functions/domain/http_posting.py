@@ -10,9 +10,10 @@ says "not now" (429, 5xx) is not retried here: it raises TransientPostingError, 
 returns to the queue and comes back after the queue's own delay, so a struggling core system
 is not hammered by every consumer at once.
 
-HTTPS only: a private CA is trusted through ``ca_bundle_pem`` (and then only that CA, not
-the public ones); credentials come from ``credentials`` (a callable, so the value is read where
-it is kept, Secrets Manager, and never passed around in clear) as one header, by default
+HTTPS only: a private CA is trusted through ``ca_bundle_file`` (a PEM file, as the construct
+ships it in a layer) or ``ca_bundle_pem`` (and then only that CA, not the public ones);
+credentials come from ``credentials`` (a callable, so the value is read where it is kept,
+Secrets Manager, and never passed around in clear) as one header, by default
 ``Authorization``. A 401 or 403 is no verdict on the posting: the credential is re-read next
 time and the message returns to the queue.
 
@@ -102,6 +103,7 @@ class HttpPostingSystem:
         attempts: int = 3,
         backoff_seconds: float = 0.2,
         ca_bundle_pem: str | None = None,
+        ca_bundle_file: str | None = None,
         credentials: Callable[[], str] | None = None,
         credentials_header: str = "Authorization",
         on_conflict: ConflictMeaning = ConflictMeaning.ALREADY_POSTED,
@@ -117,12 +119,16 @@ class HttpPostingSystem:
 
         :param ca_bundle_pem: the PEM certificates to trust instead of the public CAs (a bank's
             private CA). Default: the public CAs.
+        :param ca_bundle_file: the same, from a PEM file (any size: root and intermediates).
+            Give one of the two.
         :param credentials: returns the value of ``credentials_header`` (e.g. ``Bearer ...``),
             called for every request (cache it on the callable's side).
         :param on_credentials_refused: called on a 401 or 403, e.g. to forget a cached secret.
-        :param pool: a pool of one's own (tests); ``ca_bundle_pem`` then does not apply.
+        :param pool: a pool of one's own (tests); the CA bundle then does not apply.
         """
         check_https_url(base_url)
+        if ca_bundle_pem is not None and ca_bundle_file is not None:
+            raise ValueError("give ca_bundle_pem or ca_bundle_file, not both")
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         if timeout_seconds <= 0 or connect_timeout_seconds <= 0:
@@ -133,7 +139,7 @@ class HttpPostingSystem:
         self._timeout = urllib3.Timeout(connect=connect_timeout_seconds, read=timeout_seconds)
         self._attempts = attempts
         self._backoff = backoff_seconds
-        self._pool = pool if pool is not None else _pool(ca_bundle_pem)
+        self._pool = pool if pool is not None else _pool(ca_bundle_pem, ca_bundle_file)
         self._credentials = credentials
         self._credentials_header = credentials_header
         self._on_conflict = ConflictMeaning(on_conflict)
@@ -214,13 +220,14 @@ class HttpPostingSystem:
         self._pool.clear()
 
 
-def _pool(ca_bundle_pem: str | None) -> urllib3.PoolManager:
+def _pool(ca_bundle_pem: str | None, ca_bundle_file: str | None) -> urllib3.PoolManager:
     # retries=False: urllib3 retries nothing and follows no redirect; this class decides.
-    if ca_bundle_pem is None:
+    if ca_bundle_pem is None and ca_bundle_file is None:
         return urllib3.PoolManager(retries=False)
-    # cadata: only these CAs are trusted, with the default context's hostname check and
-    # minimum TLS version.
-    context = ssl.create_default_context(cadata=ca_bundle_pem)
+    # cadata or cafile: only these CAs are trusted, with the default context's hostname check
+    # and minimum TLS version. A missing file raises here, when the adapter is built: the
+    # message fails and returns to the queue, as it would on AWS without the layer.
+    context = ssl.create_default_context(cafile=ca_bundle_file, cadata=ca_bundle_pem)
     return urllib3.PoolManager(retries=False, ssl_context=context)
 
 

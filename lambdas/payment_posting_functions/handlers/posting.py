@@ -123,6 +123,9 @@ def http_posting_system(env: Mapping[str, str]) -> PostingSystem:
         connect_timeout_seconds=float(env.get("CORE_BANKING_CONNECT_TIMEOUT_SECONDS", "1")),
         attempts=int(env.get("CORE_BANKING_ATTEMPTS", "3")),
         backoff_seconds=float(env.get("CORE_BANKING_BACKOFF_SECONDS", "0.2")),
+        # A bundle known at synth is a file in a layer of its own (any size); one given at
+        # deploy time (a stack parameter) is the PEM itself, in the environment.
+        ca_bundle_file=env.get("CORE_BANKING_CA_BUNDLE_FILE") or None,
         ca_bundle_pem=env.get("CORE_BANKING_CA_BUNDLE") or None,
         credentials=credentials,
         credentials_header=env.get("CORE_BANKING_CREDENTIALS_HEADER", "Authorization"),
