@@ -32,6 +32,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from payment_stack.ca_bundle_layer import FUNCTION_PATH as CA_BUNDLE_FUNCTION_PATH
+from payment_stack.ca_bundle_layer import ca_bundle_layer
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import POSTING_SOURCE, RULES_SOURCE, grant_publish
 from payment_stack.grants import grant_consume, grant_key, grant_table
@@ -238,6 +240,8 @@ class BufferedPoster(Construct):
             grant_table(self.ledger_table, poster.role, *LEDGER_ACTIONS)
         if http is not None:
             _grant_http(self, http, poster.role)
+            if http.ca_bundle is not None and http.ca_bundle.known_at_synth:
+                self.function.add_layers(ca_bundle_layer(self, "CoreBankingCa", http.ca_bundle.pem))
         grant_table(self.idempotency_table, poster.role, *IDEMPOTENCY_ACTIONS)
         grant_publish(event_bus, poster.role, [POSTING_SOURCE])
         # The mapping SqsEventSource would make (same id), without its grant: that one adds
@@ -441,7 +445,12 @@ def _http_environment(http: HttpSettings) -> dict[str, str]:
         "CORE_BANKING_409_MEANS": http.on_409.value,
     }
     if http.ca_bundle is not None:
-        environment["CORE_BANKING_CA_BUNDLE"] = http.ca_bundle.pem
+        if http.ca_bundle.known_at_synth:
+            # The PEM is a file in a layer of the function's own (ca_bundle_layer): any size.
+            environment["CORE_BANKING_CA_BUNDLE_FILE"] = CA_BUNDLE_FUNCTION_PATH
+        else:
+            # Resolved at deploy time (a parameter): only the environment can carry it.
+            environment["CORE_BANKING_CA_BUNDLE"] = http.ca_bundle.pem
     if http.credentials is not None:
         environment["CORE_BANKING_SECRET_ARN"] = http.credentials.secret.secret_arn
         environment["CORE_BANKING_CREDENTIALS_HEADER"] = http.credentials.header_name

@@ -9,8 +9,8 @@
     )
 
 What is checked at synth, for values that are not tokens: the URL is https:// with a host and
-carries no credentials; the CA bundle is PEM certificates that fit the function's environment;
-the retry budget is positive. The budget against the function timeout is BufferedPoster's check
+carries no credentials; the CA bundle is PEM certificates and no key; the retry budget is
+positive. The budget against the function timeout is BufferedPoster's check
 (it knows the batch size). The credential is a Secrets Manager secret: the function gets its
 ARN, reads it at run time and caches it, so it is never in the environment in clear.
 """
@@ -27,9 +27,11 @@ from aws_cdk import Duration, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_secretsmanager as secretsmanager
 
-# Lambda allows 4 KB for all of a function's environment variables together; the CA bundle
-# shares it with the others.
-CA_BUNDLE_LIMIT = 3 * 1024
+# Lambda allows 4 KB for all of a function's environment variables together. A bundle known
+# at synth goes into a layer (any size); one given at deploy time (a token, e.g. a stack
+# parameter's value) goes into the environment and shares those 4 KB with the other settings:
+# what a parameter carrying one may hold (payment_stack/stack.py).
+CA_BUNDLE_ENVIRONMENT_LIMIT = 3 * 1024
 _PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
 HTTPS_PORT = 443
 
@@ -57,9 +59,14 @@ class ConflictMeaning(enum.Enum):
 class CaBundle:
     """PEM certificates the posting function trusts instead of the public CAs.
 
-    The bundle is public material (certificates, no keys) and goes into the function's
-    environment, which Lambda encrypts at rest; it replaces the public CAs, so a bank's
-    private CA is trusted and no other.
+    It replaces the public CAs, so a bank's private CA is trusted and no other. The bundle is
+    public material (certificates, no keys). Known at synth (``from_file``, or ``from_pem``
+    with the text), it may be of any size (a root and its intermediates): it is shipped as a
+    file in a small layer of the posting function's own
+    (``/opt/core-banking-ca/ca-bundle.pem``, payment_stack/ca_bundle_layer.py). Given as a
+    token (``from_pem`` with e.g. a CfnParameter's value), it can only be resolved at deploy
+    time, so it goes into the function's environment, which holds 4 KB for all variables: keep
+    such a bundle to the issuing CA (a few hundred bytes to 2 KB), or read the file at synth.
     """
 
     pem: str
@@ -71,8 +78,13 @@ class CaBundle:
 
     @classmethod
     def from_file(cls, path: str | Path) -> CaBundle:
-        """A PEM file, read at synth (e.g. the bank's CA certificate kept beside the app)."""
+        """A PEM file, read at synth (e.g. the bank's CA certificates kept beside the app)."""
         return cls(Path(path).read_text(encoding="ascii"))
+
+    @property
+    def known_at_synth(self) -> bool:
+        """Is the PEM text itself here (a layer file), or a token (the environment)?"""
+        return not Token.is_unresolved(self.pem)
 
     def __post_init__(self) -> None:
         if not isinstance(self.pem, str):
@@ -83,12 +95,8 @@ class CaBundle:
             raise ValueError("CaBundle: no PEM certificate ('-----BEGIN CERTIFICATE-----') found")
         if "PRIVATE KEY" in self.pem:
             raise ValueError("CaBundle: the bundle holds a private key; give certificates only")
-        if len(self.pem.encode()) > CA_BUNDLE_LIMIT:
-            raise ValueError(
-                f"CaBundle: {len(self.pem.encode())} bytes is more than the {CA_BUNDLE_LIMIT} "
-                "the function's environment can hold beside its other settings; give the "
-                "issuing CA only"
-            )
+        if not self.pem.isascii():
+            raise ValueError("CaBundle: PEM is ASCII text; the bundle holds other characters")
 
 
 @dataclass(frozen=True)

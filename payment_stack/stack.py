@@ -19,7 +19,12 @@ from payment_stack.nag import (
     acknowledge_outside_vpc,
 )
 from payment_stack.payment_function import PaymentFunction
-from payment_stack.posting_target import CaBundle, CoreBankingCredentials, PostingTarget
+from payment_stack.posting_target import (
+    CA_BUNDLE_ENVIRONMENT_LIMIT,
+    CaBundle,
+    CoreBankingCredentials,
+    PostingTarget,
+)
 from payment_stack.processors import EnrichmentProcessor, ScreeningOutcomes
 from payment_stack.rules_engine import RulesEngine
 
@@ -204,12 +209,20 @@ class PaymentPostingStack(Stack):
             allowed_pattern=r"^https://[^/?#@\s]+(/[^?#@\s]*)?$",
             constraint_description="an https:// URL without credentials, query or fragment",
         )
+        # A deploy-time value reaches the function through its environment, 4 KB in all:
+        # CloudFormation refuses a longer one before anything changes, saying what to do.
         ca_bundle = CfnParameter(
             self,
             "CoreBankingCaBundle",
             type="String",
             default="",
             description="PEM certificate of the core system's private CA (empty: public CAs)",
+            max_length=CA_BUNDLE_ENVIRONMENT_LIMIT,
+            constraint_description=(
+                f"at most {CA_BUNDLE_ENVIRONMENT_LIMIT} characters, the function's environment "
+                "holds it: give the issuing CA only, or a bundle of any size at synth with "
+                "CaBundle.from_file (shipped in a layer)"
+            ),
         )
         secret = secretsmanager.Secret(
             self,

@@ -25,7 +25,7 @@ from payment_posting_functions.domain import http_posting
 from payment_stack import PaymentPostingStack, StageConfig
 from payment_stack.buffered_poster import BufferedPoster
 from payment_stack.posting_target import (
-    CA_BUNDLE_LIMIT,
+    CA_BUNDLE_ENVIRONMENT_LIMIT,
     CaBundle,
     ConflictMeaning,
     CoreBankingCredentials,
@@ -237,15 +237,122 @@ class TestCredentials:
             CoreBankingCredentials(secret, header_name=header)
 
 
+# Lambda allows 4 KB for all of a function's environment variables (names and values).
+LAMBDA_ENVIRONMENT_LIMIT = 4 * 1024
+# What a value resolved at deploy time (a table name, a secret ARN) may take at most, here.
+RESOLVED_VALUE_ALLOWANCE = 256
+
+
+def environment_size(env: Mapping[str, Any]) -> int:
+    """The environment's size as Lambda counts it, a deploy-time value counted generously."""
+    return sum(
+        len(name) + (len(value) if isinstance(value, str) else RESOLVED_VALUE_ALLOWANCE)
+        for name, value in env.items()
+    )
+
+
+def layer_files(stack: cdk.Stack, poster: BufferedPoster) -> dict[str, bytes]:
+    """The files of the posting function's CA layer, as staged in the cloud assembly."""
+    app = stack.node.root
+    assert isinstance(app, cdk.App)
+    directory = Path(app.synth().directory)
+    resources = Template.from_stack(stack).to_json()["Resources"]
+    layers = resources[logical_id(poster.function)]["Properties"]["Layers"]
+    [layer_id] = [
+        layer["Ref"] for layer in layers if layer["Ref"].startswith("PostingCoreBankingCa")
+    ]
+    key = resources[layer_id]["Properties"]["Content"]["S3Key"]
+    asset = directory / f"asset.{key.removesuffix('.zip')}"
+    return {
+        str(path.relative_to(asset)): path.read_bytes()
+        for path in sorted(asset.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def large_bundle() -> str:
+    """A root and four intermediates with 3072-bit RSA keys: more than 6 KB of PEM."""
+    pem = LocalCertificateAuthority.generate(intermediates=4, rsa_key_size=3072).ca_pem
+    assert len(pem.encode()) > 6 * 1024
+    return pem
+
+
 class TestCaBundle:
-    def test_the_bundle_reaches_the_function(self, ca_pem: str, tmp_path: Path) -> None:
+    def test_a_bundle_known_at_synth_is_a_layer_file_the_function_is_pointed_at(
+        self, ca_pem: str, tmp_path: Path
+    ) -> None:
         path = tmp_path / "bank-ca.pem"
         path.write_text(ca_pem)
         stack = bare_stack()
         poster = poster_in(
             stack, posting_target=PostingTarget.http(URL, ca_bundle=CaBundle.from_file(path))
         )
-        assert variables(stack, poster)["CORE_BANKING_CA_BUNDLE"] == ca_pem
+        env = variables(stack, poster)
+        assert env["CORE_BANKING_CA_BUNDLE_FILE"] == "/opt/core-banking-ca/ca-bundle.pem"
+        assert "CORE_BANKING_CA_BUNDLE" not in env
+        assert layer_files(stack, poster) == {"core-banking-ca/ca-bundle.pem": ca_pem.encode()}
+
+    def test_a_bundle_of_6_kb_synthesizes_and_the_environment_stays_under_4_kb(
+        self, large_bundle: str
+    ) -> None:
+        stack = bare_stack()
+        secret = secretsmanager.Secret(stack, "Token")
+        poster = poster_in(
+            stack,
+            posting_target=PostingTarget.http(
+                URL,
+                credentials=CoreBankingCredentials(secret),
+                ca_bundle=CaBundle.from_pem(large_bundle),
+            ),
+        )
+        env = variables(stack, poster)
+        assert environment_size(env) < LAMBDA_ENVIRONMENT_LIMIT, env
+        assert not any("CERTIFICATE" in str(value) for value in env.values())
+        assert layer_files(stack, poster) == {
+            "core-banking-ca/ca-bundle.pem": large_bundle.encode()
+        }
+
+    def test_the_same_bundle_gives_the_same_layer_asset(self, ca_pem: str) -> None:
+        """The asset is hashed by content: a synth elsewhere, or later, changes nothing."""
+        keys = []
+        for _ in range(2):
+            stack = bare_stack()
+            poster_in(stack, posting_target=PostingTarget.http(URL, ca_bundle=CaBundle(ca_pem)))
+            resources = Template.from_stack(stack).to_json()["Resources"]
+            keys += [
+                r["Properties"]["Content"]["S3Key"]
+                for lid, r in resources.items()
+                if lid.startswith("PostingCoreBankingCa")
+            ]
+        assert len(keys) == 2
+        assert keys[0] == keys[1]
+
+    def test_a_bundle_given_at_deploy_time_goes_into_the_environment(self) -> None:
+        stack = bare_stack()
+        parameter = cdk.CfnParameter(stack, "Ca", type="String")
+        poster = poster_in(
+            stack,
+            posting_target=PostingTarget.http(
+                URL, ca_bundle=CaBundle.from_pem(parameter.value_as_string)
+            ),
+        )
+        env = variables(stack, poster)
+        assert env["CORE_BANKING_CA_BUNDLE"] == {"Ref": "Ca"}
+        assert "CORE_BANKING_CA_BUNDLE_FILE" not in env
+        resources = Template.from_stack(stack).to_json()["Resources"]
+        assert not [r for r in resources.values() if r["Type"] == "AWS::Lambda::LayerVersion"
+                    and "CA bundle" in r["Properties"].get("Description", "")]  # fmt: skip
+
+    def test_without_a_bundle_no_layer_and_no_setting(self) -> None:
+        stack = bare_stack()
+        poster = poster_in(stack, posting_target=PostingTarget.http(URL))
+        env = variables(stack, poster)
+        assert not {"CORE_BANKING_CA_BUNDLE", "CORE_BANKING_CA_BUNDLE_FILE"} & set(env)
+        layers = Template.from_stack(stack).to_json()["Resources"][logical_id(poster.function)][
+            "Properties"
+        ]["Layers"]
+        assert len(layers) == 1  # the dependencies
 
     @pytest.mark.parametrize(
         ("pem", "message"),
@@ -255,7 +362,7 @@ class TestCaBundle:
                 "-----BEGIN CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n",
                 "private key",
             ),
-            ("-----BEGIN CERTIFICATE-----\n" + "A" * CA_BUNDLE_LIMIT, "bytes"),
+            ("-----BEGIN CERTIFICATE-----\nÄ\n", "ASCII"),
         ],
     )
     def test_what_is_no_bundle_is_refused(self, pem: str, message: str) -> None:
@@ -332,7 +439,7 @@ class TestBudget:
 class TestNetwork:
     @pytest.fixture(scope="class")
     @classmethod
-    def placed(cls) -> tuple[cdk.Stack, BufferedPoster, Template]:
+    def placed(cls, ca_pem: str) -> tuple[cdk.Stack, BufferedPoster, Template]:
         app = bare_stack().node.root
         assert isinstance(app, cdk.App)
         stack = cdk.Stack(
@@ -347,6 +454,8 @@ class TestNetwork:
             stack,
             posting_target=PostingTarget.http(
                 URL,
+                # Its layer is checked by the packs below with the rest.
+                ca_bundle=CaBundle.from_pem(ca_pem),
                 network=CoreBankingNetwork(
                     vpc=vpc,
                     core_system=ec2.Peer.ipv4(CORE_CIDR),
@@ -468,6 +577,11 @@ class TestTheStackOverHttp:
         env = variables(stack, stack.poster)
         assert env["CORE_BANKING_URL"] == {"Ref": "CoreBankingUrl"}
         assert env["CORE_BANKING_CA_BUNDLE"] == {"Ref": "CoreBankingCaBundle"}
+        # A deploy-time bundle shares the function's 4 KB of environment: CloudFormation
+        # refuses a longer one before anything is changed.
+        parameter = template["Parameters"]["CoreBankingCaBundle"]
+        assert parameter["MaxLength"] == CA_BUNDLE_ENVIRONMENT_LIMIT
+        assert "CaBundle.from_file" in parameter["ConstraintDescription"]
         assert env["CORE_BANKING_SECRET_ARN"] == ref(stack.core_banking_secret)
         assert "LedgerTableName" not in template["Outputs"]
 
