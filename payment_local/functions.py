@@ -2,6 +2,13 @@
 
 The handler is the one the template names, from the asset it names; ``check_fresh`` has
 already made sure that asset is byte-for-byte the code this process imports.
+
+Layers: Lambda extracts a function's layers under ``/opt``, in order, a later one's file
+over an earlier one's. This process cannot write ``/opt``, so it stands in for that where
+the function is told of a file there: an environment value that is a path under ``/opt/``
+names the same file in the staged layer asset instead (the last layer holding it wins). The
+handler reads the path it is given, as on AWS; a path no layer holds stays as it is and
+fails to open as it would there.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
 import boto3
@@ -67,6 +74,7 @@ class LocalFunction:
     memory_mb: int = 128
     log: TextIO | None = None
     role_arn: str | None = None
+    layers: list[Path] = field(default_factory=list)  # staged layer contents, in order
     invocations: int = 0
     errors: int = 0
     _entry: Callable[[Any, Any], Any] | None = field(default=None, repr=False)
@@ -116,7 +124,7 @@ class LocalFunction:
         saved = dict(os.environ)
         os.environ.update(
             {
-                **self.environment,
+                **layer_paths(self.environment, self.layers),
                 **LOCAL_ENVIRONMENT,
                 "AWS_LAMBDA_FUNCTION_NAME": self.name,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
@@ -151,3 +159,23 @@ class LocalFunction:
             "AWS_SECRET_ACCESS_KEY": self._credentials.secret_key,
             "AWS_SESSION_TOKEN": self._credentials.session_token,
         }
+
+
+LAYERS_ROOT = PurePosixPath("/opt")
+
+
+def layer_paths(environment: dict[str, str], layers: list[Path]) -> dict[str, str]:
+    """``environment`` with each value naming a file under /opt pointed at that file in the
+    staged layers (the last layer holding it, as Lambda overlays them)."""
+    resolved = dict(environment)
+    for name, value in environment.items():
+        path = PurePosixPath(value)
+        if not value.startswith(f"{LAYERS_ROOT}/") or ".." in path.parts:
+            continue
+        relative = path.relative_to(LAYERS_ROOT)
+        for layer in reversed(layers):
+            candidate = layer.joinpath(*relative.parts)
+            if candidate.is_file():
+                resolved[name] = str(candidate)
+                break
+    return resolved

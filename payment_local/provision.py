@@ -13,6 +13,7 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from moto.events.models import EventPattern
@@ -45,7 +46,6 @@ IGNORED_TYPES = {
     "AWS::Lambda::Permission": _READ_BY_ACCESS_CHECK,
     "AWS::Events::EventBusPolicy": _READ_BY_ACCESS_CHECK,
     "AWS::Logs::LogGroup": "function output goes to the local function log",
-    "AWS::Lambda::LayerVersion": "dependencies come from the project's virtual environment",
     "AWS::CDK::Metadata": "CDK bookkeeping",
 }
 
@@ -69,6 +69,7 @@ class Topology:
     state_machine_roles: dict[str, str] = field(default_factory=dict)  # state machine -> role
     unsupported: dict[str, str] = field(default_factory=dict)  # logical id -> type
     secrets: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
+    layers: dict[str, Path] = field(default_factory=dict)  # layer version ARN -> its content
 
 
 @dataclass
@@ -127,6 +128,7 @@ class Provisioner:
             "AWS::Events::EventBus": self._bus,
             "AWS::Events::Archive": self._archive,
             "AWS::Events::Rule": self._rule,
+            "AWS::Lambda::LayerVersion": self._layer,
             "AWS::Lambda::Function": self._function,
             "AWS::Lambda::EventInvokeConfig": self._event_invoke_config,
             "AWS::Lambda::EventSourceMapping": self._event_source_mapping,
@@ -282,6 +284,18 @@ class Provisioner:
         arn = self.clients.events.create_archive(**request)["ArchiveArn"]
         self._record(logical_id, name, Arn=arn)
 
+    def _layer(self, logical_id: str, props: dict[str, Any]) -> None:
+        # The content is the staged asset. Python code in a layer is not what runs locally (the
+        # dependencies come from the project's virtual environment); its files are, where a
+        # function's environment names them under /opt (payment_local/functions.py).
+        name = self._name(logical_id, props.get("LayerName"), 140)
+        arn = self._arn("lambda", f"layer:{name}:1")
+        key = props.get("Content", {}).get("S3Key")
+        if isinstance(key, str):
+            self.topology.layers[arn] = self.assembly.asset_path(key)
+        # Ref of a layer version is its ARN.
+        self._record(logical_id, arn, LayerVersionArn=arn)
+
     def _function(self, logical_id: str, props: dict[str, Any]) -> None:
         name = self._name(logical_id, props.get("FunctionName"), 64)
         arn = self._arn("lambda", f"function:{name}")
@@ -298,6 +312,13 @@ class Provisioner:
             memory_mb=int(props.get("MemorySize", 128)),
             log=self.function_log,
             role_arn=str(props["Role"]) if props.get("Role") else None,
+            # In the template's order, as Lambda extracts them; a layer of another account or
+            # stack has no content here.
+            layers=[
+                self.topology.layers[str(layer)]
+                for layer in props.get("Layers", [])
+                if str(layer) in self.topology.layers
+            ],
         )
         dead_letter = props.get("DeadLetterConfig", {}).get("TargetArn")
         self._async_configs.setdefault(arn, {})["dead_letter_arn"] = dead_letter

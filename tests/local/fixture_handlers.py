@@ -42,6 +42,12 @@ def always_ok(event: Any, context: Any) -> None:
     CALLS["always_ok"].append(event)
 
 
+def read_named_file(event: Any, context: Any) -> str:
+    """Reads the file the environment names in FILE_TO_READ, as a handler reads a layer's."""
+    with open(os.environ["FILE_TO_READ"], encoding="ascii") as file:
+        return file.read()
+
+
 def always_fail(event: Any, context: Any) -> None:
     CALLS["always_fail"].append(event)
     raise HandlerError("always fails")
