@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,9 @@ class CoreBankingState:
     postings: dict[str, dict[str, Any]] = field(default_factory=dict)
     refused_credentials: int = 0
     requests: int = 0
+    # Why each refused TLS handshake failed (OpenSSL's reason, e.g. TLSV1_ALERT_UNKNOWN_CA
+    # when the client did not trust this server's CA).
+    refused_handshakes: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def post(self, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -87,6 +91,20 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # request lines would only clutter the demo's output
 
 
+class _TlsServer(ThreadingHTTPServer):
+    """Notes every refused handshake: the TLS handshake happens as a connection is accepted."""
+
+    state: CoreBankingState
+
+    def get_request(self) -> tuple[Any, Any]:
+        try:
+            return super().get_request()
+        except ssl.SSLError as error:
+            with self.state.lock:
+                self.state.refused_handshakes.append(error.reason or type(error).__name__)
+            raise
+
+
 @dataclass(frozen=True)
 class CoreBankingServer:
     """A running fake core system: its URL, the CA that signed its certificate, its state."""
@@ -104,7 +122,8 @@ def core_banking_server(
     authority = authority or LocalCertificateAuthority.generate(LOOPBACK)
     state = CoreBankingState()
     handler = type("CoreBankingHandler", (_Handler,), {"state": state})
-    server = ThreadingHTTPServer((authority.host, 0), handler)
+    server = _TlsServer((authority.host, 0), handler)
+    server.state = state
     server.daemon_threads = True
     server.socket = authority.server_context().wrap_socket(server.socket, server_side=True)
     port = server.server_address[1]

@@ -33,6 +33,7 @@ from payment_local.event_log import EventLog
 from payment_local.intrinsics import Environment, Resolver, UnresolvableError
 from payment_local.provision import Provisioner, Topology
 from payment_local.rules import RuleDispatcher
+from payment_local.tls import LocalCertificateAuthority
 
 botocore_hook.install()  # before any session exists, so every session gets the check
 
@@ -103,6 +104,7 @@ class LocalRuntime:
         clock: Callable[[], float] = time.time,
         enforce_access: bool = True,
         parameters: Mapping[str, str] | None = None,
+        core_banking_authority: LocalCertificateAuthority | None = None,
     ) -> None:
         """
         :param enforce_access: authorize every call made on behalf of a template principal
@@ -112,9 +114,12 @@ class LocalRuntime:
             --parameters`` gives them; a parameter not given takes its default. For a stack
             posting over HTTP, the core system's URL and CA default to the fake core system
             the runtime starts.
+        :param core_banking_authority: the CA whose certificate the fake core system presents
+            (e.g. one whose bundle the template ships in a layer). Default: one generated now.
         """
         self.assembly = assembly
         self.parameters = dict(parameters or {})
+        self.core_banking_authority = core_banking_authority
         self.core_banking: CoreBankingServer | None = None
         self.enforce_access = enforce_access
         self.environment = environment or Environment(stack_name=assembly.stack_name)
@@ -183,11 +188,13 @@ class LocalRuntime:
         given = dict(self.parameters)
         if CORE_BANKING_URL_PARAMETER in declared and CORE_BANKING_URL_PARAMETER not in given:
             # A core system on 127.0.0.1 over TLS, its certificate from a CA generated now.
-            server = core_banking_server()
+            server = core_banking_server(self.core_banking_authority)
             self.core_banking = server.__enter__()
             self._stack.append(server)
             given[CORE_BANKING_URL_PARAMETER] = self.core_banking.url
-            given.setdefault(CORE_BANKING_CA_PARAMETER, self.core_banking.ca_pem)
+            if CORE_BANKING_CA_PARAMETER in declared:
+                # A template with no such parameter has its bundle already (a layer file).
+                given.setdefault(CORE_BANKING_CA_PARAMETER, self.core_banking.ca_pem)
         unknown = set(given) - set(declared)
         if unknown:
             raise UnresolvableError(f"the template has no parameter {', '.join(sorted(unknown))}")
