@@ -5,7 +5,8 @@ It speaks what ``payment_posting_functions.domain.http_posting`` expects of a co
 ``Idempotency-Key``; 201 and a posting id the first time, 409 (already posted) for a key it
 holds; 401 unless the request carries the credential the runtime read from the secret. Its
 certificate comes from a CA the runtime generates (``payment_local/tls.py``), which the
-posting function trusts through the CA bundle the template gives it.
+posting function trusts through the CA bundle the template gives it. For mutual TLS it also
+refuses the handshake of a client without a certificate that CA issued.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class CoreBankingState:
     # Why each refused TLS handshake failed (OpenSSL's reason, e.g. TLSV1_ALERT_UNKNOWN_CA
     # when the client did not trust this server's CA).
     refused_handshakes: list[str] = field(default_factory=list)
+    # The common name of the client certificate each request came with ("" without one).
+    client_certificates: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def post(self, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -57,6 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.state
         with state.lock:
             state.requests += 1
+            state.client_certificates.append(_common_name(self.connection))
         length = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(min(length, _MAX_BODY))
         if self.path.rstrip("/") != "/postings":
@@ -105,6 +109,15 @@ class _TlsServer(ThreadingHTTPServer):
             raise
 
 
+def _common_name(connection: Any) -> str:
+    certificate: Any = connection.getpeercert() if isinstance(connection, ssl.SSLSocket) else None
+    for attributes in (certificate or {}).get("subject", ()):
+        for key, value in attributes:
+            if key == "commonName":
+                return str(value)
+    return ""
+
+
 @dataclass(frozen=True)
 class CoreBankingServer:
     """A running fake core system: its URL, the CA that signed its certificate, its state."""
@@ -112,11 +125,25 @@ class CoreBankingServer:
     url: str
     ca_pem: str
     state: CoreBankingState
+    authority: LocalCertificateAuthority
+    context: ssl.SSLContext
+
+    def require_client_certificates(self) -> None:
+        """From now on, refuse the TLS handshake of a client without a certificate the CA
+        issued (each connection is accepted with the context as it is then)."""
+        self.context.load_verify_locations(cadata=self.authority.ca_pem)
+        self.context.verify_mode = ssl.CERT_REQUIRED
+
+    @property
+    def requires_client_certificates(self) -> bool:
+        return self.context.verify_mode == ssl.CERT_REQUIRED
 
 
 @contextmanager
 def core_banking_server(
     authority: LocalCertificateAuthority | None = None,
+    *,
+    require_client_certificates: bool = False,
 ) -> Iterator[CoreBankingServer]:
     """Serve on 127.0.0.1 at a free port, over TLS, until the block ends."""
     authority = authority or LocalCertificateAuthority.generate(LOOPBACK)
@@ -125,14 +152,20 @@ def core_banking_server(
     server = _TlsServer((authority.host, 0), handler)
     server.state = state
     server.daemon_threads = True
-    server.socket = authority.server_context().wrap_socket(server.socket, server_side=True)
+    context = authority.server_context()
+    server.socket = context.wrap_socket(server.socket, server_side=True)
     port = server.server_address[1]
+    running = CoreBankingServer(
+        f"https://{authority.host}:{port}", authority.ca_pem, state, authority, context
+    )
+    if require_client_certificates:
+        running.require_client_certificates()
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )
     thread.start()
     try:
-        yield CoreBankingServer(f"https://{authority.host}:{port}", authority.ca_pem, state)
+        yield running
     finally:
         server.shutdown()
         server.server_close()

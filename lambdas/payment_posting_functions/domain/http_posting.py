@@ -14,8 +14,11 @@ HTTPS only: a private CA is trusted through ``ca_bundle_file`` (a PEM file, as t
 ships it in a layer) or ``ca_bundle_pem`` (and then only that CA, not the public ones);
 credentials come from ``credentials`` (a callable, so the value is read where it is kept,
 Secrets Manager, and never passed around in clear) as one header, by default
-``Authorization``. A 401 or 403 is no verdict on the posting: the credential is re-read next
-time and the message returns to the queue.
+``Authorization``, or as a TLS client certificate (``client_certificate``, mutual TLS), or
+both. A 401 or 403 is no verdict on the posting: the credential is re-read next time and the
+message returns to the queue. A TLS failure is no verdict either (the message returns to the
+queue and, if it stays, ends in the dead-letter queue for a person): a refused client
+certificate is re-read next time, as a refused token is.
 
 The request body never appears in an exception or a log line; the server's error message is
 cut short and has any card number redacted before it becomes a refusal reason.
@@ -36,6 +39,10 @@ from urllib.parse import urlsplit
 import urllib3
 from urllib3 import exceptions as http_errors
 
+from payment_posting_functions.domain.client_certificate import (
+    ClientCertificate,
+    load_client_certificate,
+)
 from payment_posting_functions.domain.pan import redact_card_numbers
 from payment_posting_functions.domain.posting import (
     PermanentPostingError,
@@ -108,6 +115,8 @@ class HttpPostingSystem:
         credentials_header: str = "Authorization",
         on_conflict: ConflictMeaning = ConflictMeaning.ALREADY_POSTED,
         on_credentials_refused: Callable[[], None] | None = None,
+        client_certificate: Callable[[], ClientCertificate] | None = None,
+        on_client_certificate_refused: Callable[[], None] | None = None,
         pool: urllib3.PoolManager | None = None,
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = random.random,
@@ -124,11 +133,18 @@ class HttpPostingSystem:
         :param credentials: returns the value of ``credentials_header`` (e.g. ``Bearer ...``),
             called for every request (cache it on the callable's side).
         :param on_credentials_refused: called on a 401 or 403, e.g. to forget a cached secret.
+        :param client_certificate: returns the certificate to present when the server asks
+            for one (mutual TLS), called for every request (cache it on the callable's side);
+            a new one (rotated) gets a new connection pool.
+        :param on_client_certificate_refused: called when a TLS handshake fails other than
+            on the server's certificate (the server refused ours?), e.g. to forget it.
         :param pool: a pool of one's own (tests); the CA bundle then does not apply.
         """
         check_https_url(base_url)
         if ca_bundle_pem is not None and ca_bundle_file is not None:
             raise ValueError("give ca_bundle_pem or ca_bundle_file, not both")
+        if pool is not None and client_certificate is not None:
+            raise ValueError("give a pool or a client certificate, not both")
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         if timeout_seconds <= 0 or connect_timeout_seconds <= 0:
@@ -139,7 +155,16 @@ class HttpPostingSystem:
         self._timeout = urllib3.Timeout(connect=connect_timeout_seconds, read=timeout_seconds)
         self._attempts = attempts
         self._backoff = backoff_seconds
-        self._pool = pool if pool is not None else _pool(ca_bundle_pem, ca_bundle_file)
+        self._ca_bundle_pem = ca_bundle_pem
+        self._ca_bundle_file = ca_bundle_file
+        self._client_certificate = client_certificate
+        self._on_client_certificate_refused = on_client_certificate_refused
+        # With a client certificate, the pool is made for the certificate at the first post.
+        self._pool_certificate: ClientCertificate | None = None
+        if pool is not None:
+            self._pool = pool
+        else:
+            self._pool = _pool(_tls_context(ca_bundle_pem, ca_bundle_file))
         self._credentials = credentials
         self._credentials_header = credentials_header
         self._on_conflict = ConflictMeaning(on_conflict)
@@ -161,6 +186,8 @@ class HttpPostingSystem:
                 raise TransientPostingError(
                     f"core banking credentials could not be read: {type(error).__name__}"
                 ) from error
+        if self._client_certificate is not None:
+            self._use_client_certificate(self._client_certificate)
         failure: Exception | None = None
         for attempt in range(self._attempts):
             if attempt:
@@ -180,9 +207,14 @@ class HttpPostingSystem:
                     },
                 )
                 continue
+            except http_errors.SSLError as error:
+                self._handshake_failed(error, request.transaction_id)
+                raise TransientPostingError(
+                    f"core banking request failed: {type(error).__name__}"
+                ) from error
             except http_errors.HTTPError as error:
-                # Anything else (TLS, a proxy, an undecodable body) is no verdict on the
-                # posting and not worth an immediate retry; the queue will bring it back.
+                # Anything else (a proxy, an undecodable body) is no verdict on the posting
+                # and not worth an immediate retry; the queue will bring it back.
                 raise TransientPostingError(
                     f"core banking request failed: {type(error).__name__}"
                 ) from error
@@ -193,6 +225,48 @@ class HttpPostingSystem:
             f"core banking system did not answer after {self._attempts} attempt(s): "
             f"{type(failure).__name__}"
         ) from failure
+
+    def _use_client_certificate(self, source: Callable[[], ClientCertificate]) -> None:
+        """The pool for the current certificate: a rotated one gets a pool of its own."""
+        try:
+            certificate = source()
+        except Exception as error:  # the secret store is down or refuses: not a verdict
+            raise TransientPostingError(
+                f"core banking client certificate could not be read: {type(error).__name__}"
+            ) from error
+        if certificate == self._pool_certificate:
+            return
+        context = _tls_context(self._ca_bundle_pem, self._ca_bundle_file)
+        try:
+            load_client_certificate(context, certificate)
+        except (ssl.SSLError, ValueError) as error:
+            # A key that does not match the certificate, or is no key: the secret's content
+            # is wrong, not the posting. Read again next time (someone may be fixing it).
+            if self._on_client_certificate_refused is not None:
+                self._on_client_certificate_refused()
+            raise TransientPostingError(
+                f"core banking client certificate could not be loaded: {type(error).__name__}"
+            ) from error
+        previous, self._pool = self._pool, _pool(context)
+        self._pool_certificate = certificate
+        previous.clear()
+
+    def _handshake_failed(self, error: http_errors.SSLError, transaction_id: str) -> None:
+        """Say why (OpenSSL's reason names no data), and forget a client certificate the
+        server may have refused: rotated on the server's side, or expired."""
+        cause = error.args[0] if error.args else error.__context__
+        server_not_trusted = isinstance(cause, ssl.SSLCertVerificationError)
+        logger.warning(
+            "core banking TLS handshake failed",
+            extra={
+                "transaction_id": transaction_id,
+                "error": type(cause).__name__,
+                "reason": getattr(cause, "reason", None),
+                "server_certificate_refused": server_not_trusted,
+            },
+        )
+        if not server_not_trusted and self._on_client_certificate_refused is not None:
+            self._on_client_certificate_refused()
 
     def _send(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         response = self._pool.request(
@@ -220,14 +294,15 @@ class HttpPostingSystem:
         self._pool.clear()
 
 
-def _pool(ca_bundle_pem: str | None, ca_bundle_file: str | None) -> urllib3.PoolManager:
+def _tls_context(ca_bundle_pem: str | None, ca_bundle_file: str | None) -> ssl.SSLContext:
+    # The default context: hostname check, minimum TLS version and the public CAs, or with
+    # cadata or cafile only these CAs. A missing file raises here, when the adapter is built:
+    # the message fails and returns to the queue, as it would on AWS without the layer.
+    return ssl.create_default_context(cafile=ca_bundle_file, cadata=ca_bundle_pem)
+
+
+def _pool(context: ssl.SSLContext) -> urllib3.PoolManager:
     # retries=False: urllib3 retries nothing and follows no redirect; this class decides.
-    if ca_bundle_pem is None and ca_bundle_file is None:
-        return urllib3.PoolManager(retries=False)
-    # cadata or cafile: only these CAs are trusted, with the default context's hostname check
-    # and minimum TLS version. A missing file raises here, when the adapter is built: the
-    # message fails and returns to the queue, as it would on AWS without the layer.
-    context = ssl.create_default_context(cafile=ca_bundle_file, cadata=ca_bundle_pem)
     return urllib3.PoolManager(retries=False, ssl_context=context)
 
 

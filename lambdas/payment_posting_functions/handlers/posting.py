@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import boto3
 from aws_lambda_powertools import Metrics, Tracer
@@ -36,6 +36,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from payment_posting_functions.domain.client_certificate import ClientCertificate
 from payment_posting_functions.domain.events import (
     EventSource,
     PostingFailed,
@@ -64,47 +65,73 @@ idempotency = IdempotencyConfig(
 
 
 # How long a credential read from Secrets Manager is used before it is read again: a rotation
-# reaches every warm function within this, and a 401/403 makes it read again at once.
+# reaches every warm function within this, and a 401/403 (a token) or a refused TLS handshake
+# (a client certificate) makes it read again at once.
 SECRET_MAX_AGE_SECONDS = 300.0
 
+T = TypeVar("T")
 
-class SecretHeaderValue:
-    """The credential header's value: ``prefix`` + the secret's string, read by reference
-    (GetSecretValue on the ARN the construct gives) and cached; never in the environment."""
+
+class CachedSecret(Generic[T]):
+    """A secret's value, read by reference (GetSecretValue on the ARN the construct gives)
+    and kept ``max_age_seconds``; never in the environment. ``parse`` turns the SecretString
+    into the value (and refuses what is not one, without quoting it)."""
 
     def __init__(
         self,
         secret_arn: str,
-        prefix: str = "",
+        parse: Callable[[str], T],
         *,
         client: Any = None,
         max_age_seconds: float = SECRET_MAX_AGE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._arn = secret_arn
-        self._prefix = prefix
+        self._parse = parse
         self._client = client
         self._max_age = max_age_seconds
         self._clock = clock
-        self._value: str | None = None
+        self._value: T | None = None
         self._read_at = 0.0
         self._lock = threading.Lock()
 
-    def __call__(self) -> str:
+    def value(self) -> T:
         with self._lock:
             if self._value is None or self._clock() - self._read_at >= self._max_age:
                 client = self._client or boto3.client("secretsmanager")
                 secret = client.get_secret_value(SecretId=self._arn)
-                value = secret.get("SecretString")
-                if not isinstance(value, str) or not value:
-                    raise ValueError("the core banking credentials secret holds no string")
-                self._value, self._read_at = value, self._clock()
-            return self._prefix + self._value
+                text = secret.get("SecretString")
+                if not isinstance(text, str) or not text:
+                    raise ValueError("the core banking secret holds no string")
+                self._value, self._read_at = self._parse(text), self._clock()
+            return self._value
 
     def forget(self) -> None:
         """Read the secret again next time (the core system refused it: rotated?)."""
         with self._lock:
             self._value = None
+
+
+class SecretHeaderValue(CachedSecret[str]):
+    """The credential header's value: ``prefix`` + the secret's string."""
+
+    def __init__(self, secret_arn: str, prefix: str = "", **options: Any) -> None:
+        super().__init__(secret_arn, str, **options)
+        self._prefix = prefix
+
+    def __call__(self) -> str:
+        return self._prefix + self.value()
+
+
+class SecretClientCertificate(CachedSecret[ClientCertificate]):
+    """The TLS client certificate and its key, from the secret's JSON
+    (``payment_posting_functions.domain.client_certificate``)."""
+
+    def __init__(self, secret_arn: str, **options: Any) -> None:
+        super().__init__(secret_arn, ClientCertificate.from_secret_string, **options)
+
+    def __call__(self) -> ClientCertificate:
+        return self.value()
 
 
 def http_posting_system(env: Mapping[str, str]) -> PostingSystem:
@@ -117,6 +144,8 @@ def http_posting_system(env: Mapping[str, str]) -> PostingSystem:
         if secret_arn
         else None
     )
+    certificate_arn = env.get("CORE_BANKING_CLIENT_CERTIFICATE_SECRET_ARN")
+    client_certificate = SecretClientCertificate(certificate_arn) if certificate_arn else None
     return HttpPostingSystem(
         env["CORE_BANKING_URL"],
         timeout_seconds=float(env.get("CORE_BANKING_TIMEOUT_SECONDS", "3")),
@@ -130,6 +159,8 @@ def http_posting_system(env: Mapping[str, str]) -> PostingSystem:
         credentials=credentials,
         credentials_header=env.get("CORE_BANKING_CREDENTIALS_HEADER", "Authorization"),
         on_credentials_refused=credentials.forget if credentials else None,
+        client_certificate=client_certificate,
+        on_client_certificate_refused=client_certificate.forget if client_certificate else None,
         on_conflict=ConflictMeaning(
             env.get("CORE_BANKING_409_MEANS", ConflictMeaning.ALREADY_POSTED.value)
         ),
