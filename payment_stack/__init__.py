@@ -13,6 +13,7 @@ from payment_stack.payment_function import PaymentFunction
 from payment_stack.posting_target import (
     CaBundle,
     ConflictMeaning,
+    CoreBankingClientCertificate,
     CoreBankingCredentials,
     CoreBankingNetwork,
     PostingTarget,
@@ -25,6 +26,7 @@ __all__ = [
     "BufferedPoster",
     "CaBundle",
     "ConflictMeaning",
+    "CoreBankingClientCertificate",
     "CoreBankingCredentials",
     "CoreBankingNetwork",
     "EnrichmentProcessor",

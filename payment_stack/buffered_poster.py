@@ -71,7 +71,8 @@ LEDGER_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 # the transaction (a failed condition returns the item, so no GetItem), an UpdateItem records
 # the result, a DeleteItem releases the claim when posting failed.
 IDEMPOTENCY_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
-# The credential's read (handlers/posting.py, SecretHeaderValue): the value and nothing else.
+# The credentials' read (handlers/posting.py, SecretHeaderValue and SecretClientCertificate):
+# the value and nothing else.
 SECRET_ACTIONS = ("secretsmanager:GetSecretValue",)
 # What Lambda does with the execution role to attach a function to a VPC (the actions of the
 # AWSLambdaVPCAccessExecutionRole managed policy, written out).
@@ -455,6 +456,10 @@ def _http_environment(http: HttpSettings) -> dict[str, str]:
         environment["CORE_BANKING_SECRET_ARN"] = http.credentials.secret.secret_arn
         environment["CORE_BANKING_CREDENTIALS_HEADER"] = http.credentials.header_name
         environment["CORE_BANKING_CREDENTIALS_PREFIX"] = http.credentials.value_prefix
+    if http.client_certificate is not None:
+        environment["CORE_BANKING_CLIENT_CERTIFICATE_SECRET_ARN"] = (
+            http.client_certificate.secret.secret_arn
+        )
     return environment
 
 
@@ -480,9 +485,8 @@ def _core_banking_security_group(
 
 
 def _grant_http(scope: Construct, http: HttpSettings, role: iam.IRole) -> None:
-    credentials = http.credentials
-    if credentials is not None:
-        secret = credentials.secret
+    secrets = [holder.secret for holder in (http.credentials, http.client_certificate) if holder]
+    for secret in secrets:
         # The full ARN when known; an imported secret's partial ARN with the suffix Secrets
         # Manager appends (six characters), as CDK's own grant does.
         arn = secret.secret_full_arn or f"{secret.secret_arn}-??????"

@@ -4,6 +4,7 @@
     PostingTarget.http(
         "https://core.bank.example/api",
         credentials=CoreBankingCredentials(secret),            # Authorization: Bearer <secret>
+        client_certificate=CoreBankingClientCertificate(cert_secret),  # mutual TLS, or both
         ca_bundle=CaBundle.from_file("certs/bank-ca.pem"),      # the bank's private CA
         network=CoreBankingNetwork(vpc=vpc, core_system=ec2.Peer.ipv4("10.20.0.0/16")),
     )
@@ -11,8 +12,9 @@
 What is checked at synth, for values that are not tokens: the URL is https:// with a host and
 carries no credentials; the CA bundle is PEM certificates and no key; the retry budget is
 positive. The budget against the function timeout is BufferedPoster's check
-(it knows the batch size). The credential is a Secrets Manager secret: the function gets its
-ARN, reads it at run time and caches it, so it is never in the environment in clear.
+(it knows the batch size). The credential (a token, a client certificate, or both) is a
+Secrets Manager secret: the function gets its ARN, reads it at run time and caches it, so it is
+never in the environment in clear.
 """
 
 from __future__ import annotations
@@ -123,6 +125,25 @@ class CoreBankingCredentials:
 
 
 @dataclass(frozen=True)
+class CoreBankingClientCertificate:
+    """A TLS client certificate the core system asks for (mutual TLS), kept in Secrets Manager.
+
+    The secret's value is JSON with the certificate and its unencrypted private key, PEM::
+
+        {"certificate": "...", "certificateChain": "... (optional)", "privateKey": "..."}
+
+    (the fields of ACM's and AWS Private CA's export). One secret, so a certificate and its
+    key always change together. The function is granted ``secretsmanager:GetSecretValue`` on
+    this secret only (and ``kms:Decrypt`` through Secrets Manager when the secret has a key of
+    its own); it reads the value at run time, keeps it five minutes, and reads it again at once
+    when the core system refuses the handshake. The key is never in the environment and never
+    written to a file system (payment_posting_functions/domain/client_certificate.py).
+    """
+
+    secret: secretsmanager.ISecret
+
+
+@dataclass(frozen=True)
 class CoreBankingNetwork:
     """The posting function inside a VPC, allowed out on 443 to the core system only.
 
@@ -147,6 +168,7 @@ class CoreBankingNetwork:
 class HttpSettings:
     url: str
     credentials: CoreBankingCredentials | None
+    client_certificate: CoreBankingClientCertificate | None
     ca_bundle: CaBundle | None
     network: CoreBankingNetwork | None
     on_409: ConflictMeaning
@@ -185,6 +207,7 @@ class PostingTarget:
         url: str,
         *,
         credentials: CoreBankingCredentials | None = None,
+        client_certificate: CoreBankingClientCertificate | None = None,
         ca_bundle: CaBundle | None = None,
         network: CoreBankingNetwork | None = None,
         on_409: ConflictMeaning = ConflictMeaning.ALREADY_POSTED,
@@ -196,8 +219,10 @@ class PostingTarget:
         """A core-banking API: ``POST {url}/postings`` with an Idempotency-Key.
 
         :param url: ``https://host[:port][/path]``; no credentials in it (``credentials``).
-        :param credentials: a Secrets Manager secret sent as one header. Default: none (a
-            core system that authenticates by network alone).
+        :param credentials: a Secrets Manager secret sent as one header. Default: none.
+        :param client_certificate: a client certificate and key in a Secrets Manager secret,
+            presented when the core system asks (mutual TLS); alone or with ``credentials``.
+            Default: none. Without either, the core system authenticates by network alone.
         :param ca_bundle: the CA to trust instead of the public ones. Default: public CAs.
         :param network: VPC placement with egress to the core system only. Default: none
             (Lambda's own network; the compliance packs then ask about it).
@@ -216,6 +241,12 @@ class PostingTarget:
             raise TypeError(f"PostingTarget.http: on_409 must be a ConflictMeaning, got {on_409!r}")
         if credentials is not None and not isinstance(credentials, CoreBankingCredentials):
             raise TypeError("PostingTarget.http: credentials must be CoreBankingCredentials")
+        if client_certificate is not None and not isinstance(
+            client_certificate, CoreBankingClientCertificate
+        ):
+            raise TypeError(
+                "PostingTarget.http: client_certificate must be CoreBankingClientCertificate"
+            )
         if ca_bundle is not None and not isinstance(ca_bundle, CaBundle):
             raise TypeError("PostingTarget.http: ca_bundle must be a CaBundle")
         if network is not None and not isinstance(network, CoreBankingNetwork):
@@ -225,6 +256,7 @@ class PostingTarget:
         settings = HttpSettings(
             url=url,
             credentials=credentials,
+            client_certificate=client_certificate,
             ca_bundle=ca_bundle,
             network=network,
             on_409=on_409,

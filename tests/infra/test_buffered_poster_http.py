@@ -28,6 +28,7 @@ from payment_stack.posting_target import (
     CA_BUNDLE_ENVIRONMENT_LIMIT,
     CaBundle,
     ConflictMeaning,
+    CoreBankingClientCertificate,
     CoreBankingCredentials,
     CoreBankingNetwork,
     PostingTarget,
@@ -235,6 +236,82 @@ class TestCredentials:
         secret = secretsmanager.Secret(stack, "Token")
         with pytest.raises(ValueError, match="header_name"):
             CoreBankingCredentials(secret, header_name=header)
+
+
+class TestClientCertificate:
+    def test_the_function_gets_the_secret_arn_and_may_read_that_secret_only(self) -> None:
+        stack = bare_stack()
+        certificate_key = kms.Key(stack, "CertificateKey", enable_key_rotation=True)
+        certificate_secret = secretsmanager.Secret(
+            stack, "ClientCertificate", encryption_key=certificate_key
+        )
+        poster = poster_in(
+            stack,
+            posting_target=PostingTarget.http(
+                URL, client_certificate=CoreBankingClientCertificate(certificate_secret)
+            ),
+        )
+        template = Template.from_stack(stack)
+        env = variables(stack, poster)
+
+        assert env["CORE_BANKING_CLIENT_CERTIFICATE_SECRET_ARN"] == ref(certificate_secret)
+        assert "CORE_BANKING_SECRET_ARN" not in env  # no token: mutual TLS alone
+        statements = role_statements(template, role_id(poster))
+        assert [
+            (s.actions, s.resources)
+            for s in statements
+            if any(a.startswith("secretsmanager:") for a in s.actions)
+        ] == [(("secretsmanager:GetSecretValue",), (ref(certificate_secret),))]
+        raw = template.to_json()["Resources"]
+        (policy,) = [
+            p["Properties"]["PolicyDocument"]["Statement"]
+            for p in raw.values()
+            if p["Type"] == "AWS::IAM::Policy"
+            and {"Ref": role_id(poster)} in p["Properties"]["Roles"]
+        ]
+        (decrypt,) = [
+            s
+            for s in policy
+            if s["Resource"] == {"Fn::GetAtt": [logical_id(certificate_key), "Arn"]}
+        ]
+        assert decrypt["Action"] == "kms:Decrypt"
+        assert decrypt["Condition"]["StringEquals"]["kms:ViaService"]["Fn::Join"][1][0] == (
+            "secretsmanager."
+        )
+
+    def test_with_a_token_too_each_secret_is_read_by_reference(self) -> None:
+        stack = bare_stack()
+        token = secretsmanager.Secret(stack, "Token")
+        certificate_secret = secretsmanager.Secret(stack, "ClientCertificate")
+        poster = poster_in(
+            stack,
+            posting_target=PostingTarget.http(
+                URL,
+                credentials=CoreBankingCredentials(token),
+                client_certificate=CoreBankingClientCertificate(certificate_secret),
+            ),
+        )
+        env = variables(stack, poster)
+        assert env["CORE_BANKING_SECRET_ARN"] == ref(token)
+        assert env["CORE_BANKING_CLIENT_CERTIFICATE_SECRET_ARN"] == ref(certificate_secret)
+        readable = [
+            resource
+            for s in role_statements(Template.from_stack(stack), role_id(poster))
+            if "secretsmanager:GetSecretValue" in s.actions
+            for resource in s.resources
+        ]
+        assert sorted(map(str, readable)) == sorted(map(str, [ref(token), ref(certificate_secret)]))
+
+    def test_without_one_nothing_about_it(self) -> None:
+        stack = bare_stack()
+        poster = poster_in(stack, posting_target=PostingTarget.http(URL))
+        assert "CORE_BANKING_CLIENT_CERTIFICATE_SECRET_ARN" not in variables(stack, poster)
+
+    def test_a_secret_itself_is_a_type_error(self) -> None:
+        stack = bare_stack()
+        secret = secretsmanager.Secret(stack, "ClientCertificate")
+        with pytest.raises(TypeError, match="CoreBankingClientCertificate"):
+            PostingTarget.http(URL, client_certificate=secret)  # type: ignore[arg-type]
 
 
 # Lambda allows 4 KB for all of a function's environment variables (names and values).
