@@ -11,6 +11,7 @@ event. moto is not thread-safe, so everything runs in one thread, one step at a 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -105,6 +106,7 @@ class LocalRuntime:
         enforce_access: bool = True,
         parameters: Mapping[str, str] | None = None,
         core_banking_authority: LocalCertificateAuthority | None = None,
+        core_banking_requires_client_certificates: bool | None = None,
     ) -> None:
         """
         :param enforce_access: authorize every call made on behalf of a template principal
@@ -116,10 +118,15 @@ class LocalRuntime:
             the runtime starts.
         :param core_banking_authority: the CA whose certificate the fake core system presents
             (e.g. one whose bundle the template ships in a layer). Default: one generated now.
+        :param core_banking_requires_client_certificates: whether the fake core system refuses
+            a TLS handshake without a client certificate its CA issued (mutual TLS). Default:
+            when the template gives a function a client certificate secret, whose value the
+            runtime then issues.
         """
         self.assembly = assembly
         self.parameters = dict(parameters or {})
         self.core_banking_authority = core_banking_authority
+        self.core_banking_requires_client_certificates = core_banking_requires_client_certificates
         self.core_banking: CoreBankingServer | None = None
         self.enforce_access = enforce_access
         self.environment = environment or Environment(stack_name=assembly.stack_name)
@@ -208,17 +215,30 @@ class LocalRuntime:
 
     def _let_the_core_system_accept_the_secret(self, server: CoreBankingServer) -> None:
         """The core system accepts the credential the posting function will read: as a bank
-        puts the token its core team issued into the secret, the other way round."""
+        puts the token its core team issued into the secret, the other way round. A client
+        certificate secret gets a certificate the core system's CA issues now, as the bank's
+        PKI would issue one and the deployer put it there."""
+        client_certificates = False
         for function in self.topology.functions.values():
             arn = function.environment.get("CORE_BANKING_SECRET_ARN")
-            if not arn:
-                continue
-            value = self.clients.secretsmanager.get_secret_value(SecretId=arn)["SecretString"]
-            prefix = function.environment.get("CORE_BANKING_CREDENTIALS_PREFIX", "")
-            server.state.expected_credential = prefix + value
-            server.state.credentials_header = function.environment.get(
-                "CORE_BANKING_CREDENTIALS_HEADER", "Authorization"
-            )
+            if arn:
+                value = self.clients.secretsmanager.get_secret_value(SecretId=arn)["SecretString"]
+                prefix = function.environment.get("CORE_BANKING_CREDENTIALS_PREFIX", "")
+                server.state.expected_credential = prefix + value
+                server.state.credentials_header = function.environment.get(
+                    "CORE_BANKING_CREDENTIALS_HEADER", "Authorization"
+                )
+            certificate_arn = function.environment.get("CORE_BANKING_CLIENT_CERTIFICATE_SECRET_ARN")
+            if certificate_arn:
+                chain, key = server.authority.issue_client_certificate(function.name)
+                self.clients.secretsmanager.put_secret_value(
+                    SecretId=certificate_arn,
+                    SecretString=json.dumps({"certificate": chain, "privateKey": key}),
+                )
+                client_certificates = True
+        required = self.core_banking_requires_client_certificates
+        if required if required is not None else client_certificates:
+            server.require_client_certificates()
 
     def _role_credentials(self, role_arn: str) -> tuple[str, str, str]:
         credentials = self.access.credentials_for(role_arn)

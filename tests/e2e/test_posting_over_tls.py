@@ -4,20 +4,27 @@ can carry it) read at synth and shipped as a file in a layer; the function reads
 under /opt, as on AWS, and the runtime serves it from the layer asset of the cloud assembly.
 A bundle of another CA fails the handshake, and the approvals end in the dead-letter queue,
 as they would on AWS.
+
+With mutual TLS, the core system refuses a handshake without a client certificate its CA
+issued; the runtime issues one into the function's secret, which the function reads by
+reference under access enforcement.
 """
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_events as events
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 
+from payment_local.access.authorizer import describe
 from payment_local.assembly import StackAssembly, load_assembly
 from payment_local.runtime import LocalRuntime
 from payment_local.tls import LocalCertificateAuthority
@@ -25,7 +32,13 @@ from payment_posting_functions.domain.accounts import sample_accounts
 from payment_posting_functions.domain.enrichment import enrich
 from payment_posting_functions.domain.events import TransactionApproved
 from payment_posting_functions.domain.transaction import AuthorizedTransaction
-from payment_stack import BufferedPoster, CaBundle, CoreBankingCredentials, PostingTarget
+from payment_stack import (
+    BufferedPoster,
+    CaBundle,
+    CoreBankingClientCertificate,
+    CoreBankingCredentials,
+    PostingTarget,
+)
 from tests.factories import valid_item
 from tests.infra.support import CDK_JSON_CONTEXT, SKIP_BUNDLING
 from tests.local.support import drain_bodies
@@ -47,14 +60,23 @@ def bank_ca() -> LocalCertificateAuthority:
     return authority
 
 
-def poster_app(outdir: Path, ca_bundle: CaBundle) -> StackAssembly:
+def poster_app(
+    outdir: Path, ca_bundle: CaBundle, *, client_certificate: bool = False
+) -> StackAssembly:
     """An app as a bank writes it: the core system's URL a deploy-time parameter (the local
-    runtime gives its fake core system's), the token in a secret, the CA bundle from a file."""
+    runtime gives its fake core system's), the token in a secret, the CA bundle from a file,
+    and optionally a client certificate in a secret with a key of its own."""
     app = cdk.App(outdir=str(outdir), context={**CDK_JSON_CONTEXT, **SKIP_BUNDLING})
     stack = cdk.Stack(app, "PostingOverTls")
     bus = events.EventBus(stack, "Bus")
     url = cdk.CfnParameter(stack, "CoreBankingUrl", type="String")
     token = secretsmanager.Secret(stack, "CoreBankingToken")
+    certificate = None
+    if client_certificate:
+        key = kms.Key(stack, "ClientCertificateKey", enable_key_rotation=True)
+        secret = secretsmanager.Secret(stack, "ClientCertificate", encryption_key=key)
+        certificate = CoreBankingClientCertificate(secret)
+        cdk.CfnOutput(stack, "ClientCertificateSecretArn", value=secret.secret_arn)
     poster = BufferedPoster(
         stack,
         "Posting",
@@ -62,6 +84,7 @@ def poster_app(outdir: Path, ca_bundle: CaBundle) -> StackAssembly:
         posting_target=PostingTarget.http(
             url.value_as_string,
             credentials=CoreBankingCredentials(token),
+            client_certificate=certificate,
             ca_bundle=ca_bundle,
             attempts=1,
         ),
@@ -112,11 +135,23 @@ def run(tmp_path: Path, bank_ca: LocalCertificateAuthority) -> Iterator[Any]:
     runtimes: list[LocalRuntime] = []
     log = (tmp_path / "functions.log").open("w")
 
-    def start(bundle_pem: str) -> LocalRuntime:
+    def start(
+        bundle_pem: str,
+        *,
+        client_certificate: bool = False,
+        change: Callable[[StackAssembly], StackAssembly] = lambda assembly: assembly,
+        **options: Any,
+    ) -> LocalRuntime:
         bundle = tmp_path / "bank-ca.pem"
         bundle.write_text(bundle_pem)
-        assembly = poster_app(tmp_path / "cdk.out", CaBundle.from_file(bundle))
-        runtime = LocalRuntime(assembly, function_log=log, core_banking_authority=bank_ca)
+        assembly = poster_app(
+            tmp_path / f"cdk.out.{len(runtimes)}",
+            CaBundle.from_file(bundle),
+            client_certificate=client_certificate,
+        )
+        runtime = LocalRuntime(
+            change(assembly), function_log=log, core_banking_authority=bank_ca, **options
+        )
         runtimes.append(runtime.__enter__())
         return runtime
 
@@ -179,3 +214,102 @@ def test_a_bundle_of_another_ca_fails_the_handshake_and_ends_in_the_dead_letter_
     )
     logged = {e.detail_type for events in runtime.event_log.by_transaction.values() for e in events}
     assert logged == {"TransactionApproved"}
+
+
+# Mutual TLS
+
+
+def _poster_calls(runtime: LocalRuntime) -> set[tuple[str, str, bool]]:
+    return {
+        (req.action, req.resource, allowed)
+        for (req, allowed), _ in runtime.access.decided.items()
+        if "PostingPoster" in describe(req.caller, req)
+    }
+
+
+def test_with_a_client_certificate_from_its_secret_it_posts_over_mutual_tls(
+    run: Any, bank_ca: LocalCertificateAuthority
+) -> None:
+    runtime: LocalRuntime = run(bank_ca.ca_pem, client_certificate=True)
+    core = runtime.core_banking
+    assert core is not None
+    assert core.requires_client_certificates
+    [poster] = [f for lid, f in runtime.topology.functions.items() if lid.startswith("Posting")]
+    approved = approvals(3)
+
+    approve(runtime, approved)
+
+    assert set(core.state.postings) == {event.transaction_id for event in approved}
+    # Every request came with the certificate the runtime issued for the function.
+    assert set(core.state.client_certificates) == {poster.name}
+    assert core.state.refused_handshakes == []
+    # Read by the function itself, by reference, and the read was authorized: the secret's
+    # value and its key through Secrets Manager.
+    calls = _poster_calls(runtime)
+    certificate_arn = runtime.output("ClientCertificateSecretArn")
+    assert ("secretsmanager:GetSecretValue", certificate_arn, True) in calls
+    assert any(action == "kms:Decrypt" and allowed for action, _, allowed in calls)
+    assert runtime.access.denials() == []
+
+
+def test_without_a_client_certificate_the_core_system_refuses_and_approvals_dead_letter(
+    run: Any, bank_ca: LocalCertificateAuthority
+) -> None:
+    runtime: LocalRuntime = run(bank_ca.ca_pem, core_banking_requires_client_certificates=True)
+    approved = approvals(2)
+
+    approve(runtime, approved)
+
+    core = runtime.core_banking
+    assert core is not None
+    assert core.state.requests == 0
+    assert core.state.refused_handshakes
+    assert set(core.state.refused_handshakes) == {"PEER_DID_NOT_RETURN_A_CERTIFICATE"}
+    dead = drain_bodies(runtime.clients, runtime.output("DeadLetterQueueUrl"))
+    assert sorted(body["detail"]["transactionId"] for body in dead) == sorted(
+        event.transaction_id for event in approved
+    )
+    logged = {e.detail_type for events in runtime.event_log.by_transaction.values() for e in events}
+    assert logged == {"TransactionApproved"}
+
+
+def _without_the_certificate_read(assembly: StackAssembly) -> StackAssembly:
+    """The template with the posting role's read of the client certificate secret removed."""
+    template = copy.deepcopy(assembly.template)
+    resources = template["Resources"]
+    [secret_id] = [lid for lid in resources if lid.startswith("ClientCertificate")
+                   and resources[lid]["Type"] == "AWS::SecretsManager::Secret"]  # fmt: skip
+    removed = 0
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::IAM::Policy" or not logical_id.startswith("PostingPoster"):
+            continue
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+            # The token's and the certificate's reads may be one statement (minimizePolicies).
+            named = statement["Resource"]
+            named = named if isinstance(named, list) else [named]
+            kept = [r for r in named if r != {"Ref": secret_id}]
+            removed += len(named) - len(kept)
+            statement["Resource"] = kept or ["arn:aws:secretsmanager:::nothing"]
+    assert removed == 1
+    return StackAssembly(assembly.directory, assembly.stack_name, template, assembly.assets)
+
+
+@pytest.mark.denials_expected
+def test_without_the_grant_the_certificate_read_is_refused_and_nothing_is_sent(
+    run: Any, bank_ca: LocalCertificateAuthority
+) -> None:
+    runtime: LocalRuntime = run(
+        bank_ca.ca_pem, client_certificate=True, change=_without_the_certificate_read
+    )
+    approved = approvals(2)
+
+    approve(runtime, approved)
+
+    certificate_arn = runtime.output("ClientCertificateSecretArn")
+    assert ("secretsmanager:GetSecretValue", certificate_arn, False) in _poster_calls(runtime)
+    core = runtime.core_banking
+    assert core is not None
+    assert core.state.requests == 0
+    assert core.state.refused_handshakes == []  # no connection without the certificate
+    dead = drain_bodies(runtime.clients, runtime.output("DeadLetterQueueUrl"))
+    assert len(dead) == len(approved)
