@@ -2,7 +2,8 @@
 #   make test    lint, type-check, synthesize with the real CDK CLI, run the tests
 #   make synth   synthesize cdk.out with the pinned CDK CLI
 #   make demo    run the pipeline locally on generated transactions (N=300 by default;
-#                POSTING=http posts to a fake core-banking system over HTTPS instead of the ledger)
+#                POSTING=http posts to a fake core-banking system over HTTPS instead of the ledger,
+#                POSTING=http MTLS=true with a client certificate too)
 #   make bench   local throughput and latency at a few sizes
 #   make dist    build the wheel of the constructs (and their Lambda asset) into dist/
 #   make lock    rewrite the hashed lock files after a pin in a requirements*.txt changed
@@ -23,6 +24,8 @@ CDK := $(CURDIR)/node_modules/.bin/cdk --no-notices --no-version-reporting
 STAGE ?= dev
 # ledger (the built-in ledger) or http (a core system over HTTPS; locally a fake one on 127.0.0.1)
 POSTING ?= ledger
+# true: with POSTING=http, the posting function also presents a client certificate (mutual TLS)
+MTLS ?= false
 N ?= 300
 SIZES ?= 100,300,1000
 
@@ -85,7 +88,7 @@ typecheck: $(VENV_STAMP) ## mypy, strict
 
 .PHONY: synth
 synth: install ## synthesize cdk.out with the pinned CDK CLI (cdk-nag runs as part of it)
-	$(CDK) synth --quiet -c stage=$(STAGE) -c posting=$(POSTING)
+	$(CDK) synth --quiet -c stage=$(STAGE) -c posting=$(POSTING) -c core_banking_mtls=$(MTLS)
 
 .PHONY: diff
 diff: install ## compare cdk.out with what is deployed (needs AWS credentials)
@@ -103,7 +106,7 @@ pytest: $(VENV_STAMP)
 test: lint typecheck synth pytest ## everything CI runs
 
 .PHONY: demo
-demo: synth ## run the pipeline locally on N generated transactions (default 300; POSTING=http posts over HTTPS)
+demo: synth ## run the pipeline locally on N generated transactions (default 300; POSTING=http posts over HTTPS, MTLS=true with a client certificate)
 	$(BIN)/payments-local run -n $(N)
 
 .PHONY: bench

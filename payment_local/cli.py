@@ -423,7 +423,13 @@ def _start_banner(runtime: LocalRuntime) -> str:
                 [
                     f"  posting: over HTTPS to a fake core system at {runtime.core_banking.url} "
                     "(certificate from a CA generated for this run, given to the function as "
-                    "its CA bundle; the token read from the stack's secret)"
+                    "its CA bundle; the token read from the stack's secret"
+                    + (
+                        "; mutual TLS: a client certificate from the same CA, put into the "
+                        "stack's client certificate secret, required by the core system)"
+                        if runtime.core_banking.requires_client_certificates
+                        else ")"
+                    )
                 ]
                 if runtime.core_banking
                 else []

@@ -22,6 +22,7 @@ from payment_stack.payment_function import PaymentFunction
 from payment_stack.posting_target import (
     CA_BUNDLE_ENVIRONMENT_LIMIT,
     CaBundle,
+    CoreBankingClientCertificate,
     CoreBankingCredentials,
     PostingTarget,
 )
@@ -31,6 +32,9 @@ from payment_stack.rules_engine import RulesEngine
 # ``-c posting=http``: post to a core system over HTTPS (its URL and CA as stack parameters, its
 # credential in a secret the stack creates) instead of the built-in ledger.
 POSTING_CONTEXT_KEY = "posting"
+# ``-c core_banking_mtls=true`` (with ``posting=http``): also present a client certificate from
+# a second secret the stack creates (mutual TLS).
+MTLS_CONTEXT_KEY = "core_banking_mtls"
 
 
 class PaymentPostingStack(Stack):
@@ -110,10 +114,19 @@ class PaymentPostingStack(Stack):
         posting = self.node.try_get_context(POSTING_CONTEXT_KEY) or "ledger"
         if posting not in ("ledger", "http"):
             raise ValueError(f"-c {POSTING_CONTEXT_KEY}= must be ledger or http, got {posting!r}")
+        mtls = self.node.try_get_context(MTLS_CONTEXT_KEY)
+        if mtls not in (None, True, False, "true", "false"):
+            raise ValueError(f"-c {MTLS_CONTEXT_KEY}= must be true or false, got {mtls!r}")
+        mutual_tls = mtls in (True, "true")
+        if mutual_tls and posting != "http":
+            raise ValueError(f"-c {MTLS_CONTEXT_KEY}=true needs -c {POSTING_CONTEXT_KEY}=http")
         self.core_banking_secret: secretsmanager.Secret | None = None
+        self.client_certificate_secret: secretsmanager.Secret | None = None
         target = PostingTarget.ledger()
         if posting == "http":
-            target, self.core_banking_secret = self._core_banking(config)
+            target, self.core_banking_secret, self.client_certificate_secret = self._core_banking(
+                config, mutual_tls=mutual_tls
+            )
         self.poster = BufferedPoster(
             self,
             "Posting",
@@ -196,11 +209,21 @@ class PaymentPostingStack(Stack):
                 value=self.core_banking_secret.secret_arn,
                 description="Put the core system's API token here (put-secret-value)",
             )
+        if self.client_certificate_secret is not None:
+            CfnOutput(
+                self,
+                "CoreBankingClientCertificateSecretArn",
+                value=self.client_certificate_secret.secret_arn,
+                description='Put {"certificate", "privateKey"} (PEM) here (put-secret-value)',
+            )
         CfnOutput(self, "PostingQueueUrl", value=self.poster.queue.queue_url)
         CfnOutput(self, "IngestDeadLetterQueueUrl", value=self.ingest.dead_letter_queue.queue_url)
 
-    def _core_banking(self, config: StageConfig) -> tuple[PostingTarget, secretsmanager.Secret]:
-        """The HTTP target: URL and CA given at deploy time, the token in a secret of ours."""
+    def _core_banking(
+        self, config: StageConfig, *, mutual_tls: bool
+    ) -> tuple[PostingTarget, secretsmanager.Secret, secretsmanager.Secret | None]:
+        """The HTTP target: URL and CA given at deploy time, the token in a secret of ours,
+        and with ``mutual_tls`` a client certificate in another."""
         url = CfnParameter(
             self,
             "CoreBankingUrl",
@@ -238,12 +261,33 @@ class PaymentPostingStack(Stack):
         )
         acknowledge(secret, "AwsSolutions-SMG4", reason)
         acknowledge_in_packs(secret, "SecretsManagerRotationEnabled", reason)
+        certificate: secretsmanager.Secret | None = None
+        client_certificate = None
+        if mutual_tls:
+            certificate = secretsmanager.Secret(
+                self,
+                "CoreBankingClientCertificate",
+                description="TLS client certificate and key for the core-banking API (mutual "
+                'TLS), JSON {"certificate", "privateKey"}',
+                encryption_key=self.operations_key,
+                removal_policy=config.removal_policy,
+            )
+            reason = (
+                "The bank's PKI issues this client certificate and renews it before it expires; "
+                "the new certificate and key are put into the secret then (the function reads "
+                "it again within five minutes, or at once when the core system refuses the "
+                "handshake). Secrets Manager rotation would need the bank's PKI."
+            )
+            acknowledge(certificate, "AwsSolutions-SMG4", reason)
+            acknowledge_in_packs(certificate, "SecretsManagerRotationEnabled", reason)
+            client_certificate = CoreBankingClientCertificate(certificate)
         target = PostingTarget.http(
             url.value_as_string,
             credentials=CoreBankingCredentials(secret),
+            client_certificate=client_certificate,
             ca_bundle=CaBundle.from_pem(ca_bundle.value_as_string),
         )
-        return target, secret
+        return target, secret, certificate
 
     @staticmethod
     def _acknowledge_sample_source(source: PaymentFunction) -> None:

@@ -16,7 +16,7 @@ from payment_local.assembly import StackAssembly
 from payment_local.pipeline_run import run_transactions
 from payment_local.runtime import LocalRuntime
 from payment_posting_functions.domain.generator import Knobs, TransactionGenerator
-from payment_stack.stack import POSTING_CONTEXT_KEY
+from payment_stack.stack import MTLS_CONTEXT_KEY, POSTING_CONTEXT_KEY
 from tests.e2e.conftest import synth_dev
 
 pytestmark = pytest.mark.slow
@@ -112,3 +112,37 @@ def test_without_the_grant_the_secret_read_is_refused_and_nothing_is_posted(
     assert ("secretsmanager:GetSecretValue", secret_arn, False) in calls, calls
     assert core.state.postings == {}
     assert core.state.requests == 0  # no request went out without its credential
+
+
+def test_the_mutual_tls_variant_presents_the_client_certificate_the_runtime_issued(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """``make demo POSTING=http MTLS=true``: the core system requires a client certificate its
+    CA issued; the runtime puts one into the stack's secret and the function reads it there."""
+    assembly = synth_dev(
+        tmp_path_factory.mktemp("cdk.out.mtls"),
+        **{POSTING_CONTEXT_KEY: "http", MTLS_CONTEXT_KEY: "true"},
+    )
+    records = list(TransactionGenerator(knobs=CLEAN, seed=9).generate(6))
+    with (
+        (tmp_path / "functions.log").open("w") as log,
+        LocalRuntime(assembly, function_log=log) as runtime,
+    ):
+        core = runtime.core_banking
+        assert core is not None
+        assert core.requires_client_certificates
+        run_transactions(runtime, records)
+        [poster] = [f for lid, f in runtime.topology.functions.items()
+                    if lid.startswith("PostingPoster")]  # fmt: skip
+        certificate_arn = runtime.output("CoreBankingClientCertificateSecretArn")
+        calls = _poster_calls(runtime)
+        by_tx = runtime.event_log.by_transaction
+
+    last = [by_tx[r.transaction_id][-1] for r in records]
+    posted = [e for e in last if e.detail_type == "TransactionPosted"]
+    assert posted, [e.detail_type for e in last]
+    assert set(core.state.postings) == {e.detail["transactionId"] for e in posted}
+    assert set(core.state.client_certificates) == {poster.name}
+    assert core.state.refused_handshakes == []
+    assert ("secretsmanager:GetSecretValue", certificate_arn, True) in calls
+    assert not [c for c in calls if not c[2]]

@@ -33,7 +33,7 @@ from payment_stack.posting_target import (
     CoreBankingNetwork,
     PostingTarget,
 )
-from payment_stack.stack import POSTING_CONTEXT_KEY
+from payment_stack.stack import MTLS_CONTEXT_KEY, POSTING_CONTEXT_KEY
 from tests.infra.support import (
     all_allowed_actions,
     bare_stack,
@@ -689,9 +689,68 @@ class TestTheStackOverHttp:
         poster = poster_in(bare, posting_target=PostingTarget.http(URL))
         assert not [e for e in poster.function.node.metadata if "LambdaInsideVPC" in str(e.data)]
 
+    def test_the_default_variant_has_no_client_certificate(
+        self, stack: PaymentPostingStack
+    ) -> None:
+        assert stack.client_certificate_secret is None
+        assert "CORE_BANKING_CLIENT_CERTIFICATE_SECRET_ARN" not in variables(stack, stack.poster)
+
+    @pytest.mark.parametrize(
+        ("context", "message"),
+        [
+            ({MTLS_CONTEXT_KEY: "true"}, "needs -c posting=http"),
+            ({POSTING_CONTEXT_KEY: "http", MTLS_CONTEXT_KEY: "yes"}, "true or false"),
+        ],
+    )
+    def test_mutual_tls_without_http_or_with_a_wrong_value_is_refused(
+        self, context: dict[str, str], message: str
+    ) -> None:
+        config = StageConfig.from_dict("prod", stage_values("prod"))
+        with pytest.raises(ValueError, match=message):
+            PaymentPostingStack(make_app(**context), "PaymentPosting-prod", config=config)
+
     def test_an_unknown_posting_is_refused(self) -> None:
         config = StageConfig.from_dict("prod", stage_values("prod"))
         with pytest.raises(ValueError, match="ledger or http"):
             PaymentPostingStack(
                 make_app(**{POSTING_CONTEXT_KEY: "ftp"}), "PaymentPosting-prod", config=config
             )
+
+
+class TestTheStackOverMutualTls:
+    """``-c posting=http -c core_banking_mtls=true``: the demo's variant with a client
+    certificate."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def stack(cls) -> PaymentPostingStack:
+        config = StageConfig.from_dict("prod", stage_values("prod"))
+        app = make_app(**{POSTING_CONTEXT_KEY: "http", MTLS_CONTEXT_KEY: "true"})
+        return PaymentPostingStack(app, "PaymentPosting-prod", config=config)
+
+    def test_the_certificate_is_a_secret_of_its_own_read_by_reference(
+        self, stack: PaymentPostingStack
+    ) -> None:
+        template = Template.from_stack(stack).to_json()
+        assert stack.client_certificate_secret is not None
+        assert stack.core_banking_secret is not None
+        env = variables(stack, stack.poster)
+        assert env["CORE_BANKING_CLIENT_CERTIFICATE_SECRET_ARN"] == ref(
+            stack.client_certificate_secret
+        )
+        assert env["CORE_BANKING_SECRET_ARN"] == ref(stack.core_banking_secret)
+        assert "CoreBankingClientCertificateSecretArn" in template["Outputs"]
+
+    @pytest.mark.parametrize(
+        "pack", [cdk_nag.AwsSolutionsChecks, cdk_nag.PCIDSS321Checks, cdk_nag.NIST80053R5Checks]
+    )
+    def test_the_packs_find_nothing(
+        self, stack: PaymentPostingStack, pack: type[cdk_nag.NagPack]
+    ) -> None:
+        report = pack().validate_scope(stack)
+        found = {
+            (v.rule_name, r.construct_path)
+            for v in report.violations
+            for r in v.violating_resources
+        }
+        assert found == set(), found
