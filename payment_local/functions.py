@@ -17,9 +17,10 @@ import contextlib
 import importlib
 import json
 import os
+import sys
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
@@ -179,3 +180,22 @@ def layer_paths(environment: dict[str, str], layers: list[Path]) -> dict[str, st
                 resolved[name] = str(candidate)
                 break
     return resolved
+
+
+def cold_start(functions: Iterable[LocalFunction]) -> None:
+    """Forget what the handler modules cached from an earlier run's environment.
+
+    On Lambda a new deployment runs in new execution environments, so a handler's
+    module-level caches (clients, table and bus names, adapters: ``functools.cache``) start
+    empty. Here one process runs stack after stack, and the modules stay imported (their code
+    is what was synthesized: ``check_fresh``), so their caches are cleared instead, as each
+    runtime starts; otherwise a second stack would post to the first one's table.
+    """
+    packages = {function.handler.rsplit(".", 2)[0] for function in functions}
+    for name, module in list(sys.modules.items()):
+        if name.rpartition(".")[0] not in packages:
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear) and getattr(value, "__module__", None) == name:
+                clear()

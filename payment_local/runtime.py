@@ -31,6 +31,7 @@ from payment_local.assembly import StackAssembly
 from payment_local.clients import AwsClients
 from payment_local.core_banking import CoreBankingServer, core_banking_server
 from payment_local.event_log import EventLog
+from payment_local.functions import cold_start
 from payment_local.intrinsics import Environment, Resolver, UnresolvableError
 from payment_local.provision import Provisioner, Topology
 from payment_local.rules import RuleDispatcher
@@ -152,6 +153,7 @@ class LocalRuntime:
             self.topology = Provisioner(
                 self.assembly, self.clients, self.resolver, self.function_log
             ).provision()
+            cold_start(self.topology.functions.values())
             if self.core_banking is not None:
                 self._let_the_core_system_accept_the_secret(self.core_banking)
             self.access = Authorizer(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from functools import cache
 from typing import Any
 
 import boto3
@@ -40,6 +41,16 @@ def _fail_if_told(name: str) -> None:
 
 def always_ok(event: Any, context: Any) -> None:
     CALLS["always_ok"].append(event)
+
+
+@cache
+def _setting() -> str:
+    """Read once per execution environment, as a handler builds its clients once."""
+    return os.environ["SETTING"]
+
+
+def cached_setting(event: Any, context: Any) -> str:
+    return _setting()
 
 
 def read_named_file(event: Any, context: Any) -> str:
