@@ -5,6 +5,8 @@ a retry budget that fits the function timeout)."""
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -404,6 +406,30 @@ class TestCaBundle:
             ]
         assert len(keys) == 2
         assert keys[0] == keys[1]
+
+    def test_the_bundle_written_at_synth_is_removed_once_staged(self, ca_pem: str) -> None:
+        before = set(Path(tempfile.gettempdir()).glob("core-banking-ca-*"))
+        stack = bare_stack()
+        poster = poster_in(
+            stack, posting_target=PostingTarget.http(URL, ca_bundle=CaBundle(ca_pem))
+        )
+        assert layer_files(stack, poster)  # staged into the cloud assembly
+        assert set(Path(tempfile.gettempdir()).glob("core-banking-ca-*")) == before
+
+    def test_with_asset_staging_disabled_the_source_is_kept(self, ca_pem: str) -> None:
+        """SAM disables staging: the template then names the source directory itself."""
+        app = make_app(
+            **{"aws:cdk:disable-asset-staging": True, "aws:cdk:enable-asset-metadata": True}
+        )
+        stack = cdk.Stack(app, "Staged")
+        poster_in(stack, posting_target=PostingTarget.http(URL, ca_bundle=CaBundle(ca_pem)))
+        resources = Template.from_stack(stack).to_json()["Resources"]
+        [layer] = [r for lid, r in resources.items() if lid.startswith("PostingCoreBankingCa")]
+        source = Path(layer["Metadata"]["aws:asset:path"])
+        try:
+            assert (source / "core-banking-ca" / "ca-bundle.pem").read_text() == ca_pem
+        finally:
+            shutil.rmtree(source)
 
     def test_a_bundle_given_at_deploy_time_goes_into_the_environment(self) -> None:
         stack = bare_stack()
