@@ -15,6 +15,7 @@ import hmac
 import json
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +42,17 @@ class CoreBankingState:
     # The common name of the client certificate each request came with ("" without one).
     client_certificates: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def handshakes_refused(self, at_least: int = 1, timeout: float = 2.0) -> list[str]:
+        """The refused handshakes, once there are ``at_least`` (or ``timeout`` passed): the
+        server notes one a moment after the client has seen it fail."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                refused = list(self.refused_handshakes)
+            if len(refused) >= at_least or time.monotonic() > deadline:
+                return refused
+            time.sleep(0.01)
 
     def post(self, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self.lock:

@@ -92,7 +92,7 @@ def test_without_a_client_certificate_the_handshake_is_refused_and_nothing_is_se
         system.post(REQUEST)
 
     assert server.state.requests == 0
-    assert server.state.refused_handshakes == ["PEER_DID_NOT_RETURN_A_CERTIFICATE"]
+    assert server.state.handshakes_refused() == ["PEER_DID_NOT_RETURN_A_CERTIFICATE"]
 
 
 def test_a_refused_client_certificate_is_forgotten(
@@ -113,7 +113,7 @@ def test_a_refused_client_certificate_is_forgotten(
 
     assert forgotten == [True]
     assert server.state.requests == 0
-    assert server.state.refused_handshakes == ["CERTIFICATE_VERIFY_FAILED"]
+    assert server.state.handshakes_refused() == ["CERTIFICATE_VERIFY_FAILED"]
 
 
 def test_an_untrusted_server_is_not_blamed_on_the_client_certificate(
