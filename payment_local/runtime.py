@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from moto import mock_aws
 
-from payment_local import moto_internals
+from payment_local import moto_internals, network
 from payment_local.access import botocore_hook
 from payment_local.access.authorizer import Authorizer
 from payment_local.access.model import build_access_model
@@ -35,6 +35,7 @@ from payment_local.provision import Provisioner, Topology
 from payment_local.rules import RuleDispatcher
 
 botocore_hook.install()  # before any session exists, so every session gets the check
+network.install()  # a function in a VPC reaches what its security groups let it reach
 
 MOTO_CONFIG: Any = {
     "stepfunctions": {"execute_state_machine": True},

@@ -456,15 +456,21 @@ def _seconds(duration: Duration) -> str:
 def _core_banking_security_group(
     scope: Construct, network: CoreBankingNetwork
 ) -> ec2.SecurityGroup:
+    port = network.core_system_port or HTTPS_PORT
     group = ec2.SecurityGroup(
         scope,
         "PosterSecurityGroup",
         vpc=network.vpc,
-        description="Posting function: out on 443 to the core system (and AWS endpoints) only",
+        # A group's description cannot change without replacing the group: kept as it was for
+        # the HTTPS port.
+        description=f"Posting function: out on {port} to the core system (and AWS endpoints "
+        "on 443) only"
+        if port != HTTPS_PORT
+        else "Posting function: out on 443 to the core system (and AWS endpoints) only",
         # No egress but what is added below: the function talks TLS to the core system.
         allow_all_outbound=False,
     )
-    group.add_egress_rule(network.core_system, ec2.Port.tcp(HTTPS_PORT), "core banking API")
+    group.add_egress_rule(network.core_system, ec2.Port.tcp(port), "core banking API")
     for endpoint in network.aws_endpoints:
         group.add_egress_rule(endpoint, ec2.Port.tcp(HTTPS_PORT), "AWS API endpoint")
     return group

@@ -10,6 +10,7 @@ from constructs import Construct
 
 from payment_stack.buffered_poster import BufferedPoster
 from payment_stack.config import StageConfig
+from payment_stack.core_banking_network import NETWORK_CONTEXT_KEYS, network_from_context
 from payment_stack.ingest_pipe import IngestPipe
 from payment_stack.keys import domain_key
 from payment_stack.nag import (
@@ -19,7 +20,12 @@ from payment_stack.nag import (
     acknowledge_outside_vpc,
 )
 from payment_stack.payment_function import PaymentFunction
-from payment_stack.posting_target import CaBundle, CoreBankingCredentials, PostingTarget
+from payment_stack.posting_target import (
+    CaBundle,
+    CoreBankingCredentials,
+    CoreBankingNetwork,
+    PostingTarget,
+)
 from payment_stack.processors import EnrichmentProcessor, ScreeningOutcomes
 from payment_stack.rules_engine import RulesEngine
 
@@ -107,8 +113,14 @@ class PaymentPostingStack(Stack):
             raise ValueError(f"-c {POSTING_CONTEXT_KEY}= must be ledger or http, got {posting!r}")
         self.core_banking_secret: secretsmanager.Secret | None = None
         target = PostingTarget.ledger()
+        network = network_from_context(self)
+        if network is not None and posting != "http":
+            raise ValueError(
+                f"-c {', -c '.join(NETWORK_CONTEXT_KEYS)} place the posting function for the "
+                f"core system: they need -c {POSTING_CONTEXT_KEY}=http"
+            )
         if posting == "http":
-            target, self.core_banking_secret = self._core_banking(config)
+            target, self.core_banking_secret = self._core_banking(config, network)
         self.poster = BufferedPoster(
             self,
             "Posting",
@@ -121,7 +133,7 @@ class PaymentPostingStack(Stack):
             removal_policy=config.removal_policy,
         )
 
-        if posting == "http":
+        if posting == "http" and network is None:
             acknowledge_in_packs(
                 self.poster.function,
                 "LambdaInsideVPC",
@@ -130,7 +142,7 @@ class PaymentPostingStack(Stack):
                 "network placement (locally the core system is on 127.0.0.1). The call is TLS "
                 "verified against the CoreBankingCaBundle CA, with a token from Secrets "
                 "Manager; a deployment to a bank's core system places the function with "
-                "BufferedPoster's network=CoreBankingNetwork(...), which this variant does not.",
+                "-c coreBankingVpcId=... (BufferedPoster's network), which this synth did not.",
             )
 
         self.sample_source: PaymentFunction | None = None
@@ -194,7 +206,9 @@ class PaymentPostingStack(Stack):
         CfnOutput(self, "PostingQueueUrl", value=self.poster.queue.queue_url)
         CfnOutput(self, "IngestDeadLetterQueueUrl", value=self.ingest.dead_letter_queue.queue_url)
 
-    def _core_banking(self, config: StageConfig) -> tuple[PostingTarget, secretsmanager.Secret]:
+    def _core_banking(
+        self, config: StageConfig, network: CoreBankingNetwork | None
+    ) -> tuple[PostingTarget, secretsmanager.Secret]:
         """The HTTP target: URL and CA given at deploy time, the token in a secret of ours."""
         url = CfnParameter(
             self,
@@ -229,6 +243,7 @@ class PaymentPostingStack(Stack):
             url.value_as_string,
             credentials=CoreBankingCredentials(secret),
             ca_bundle=CaBundle.from_pem(ca_bundle.value_as_string),
+            network=network,
         )
         return target, secret
 
