@@ -51,6 +51,7 @@ from payment_stack.posting_target import (
     HttpSettings,
     PostingTarget,
 )
+from payment_stack.props import role as role_prop
 from payment_stack.props import whole_number
 from payment_stack.queues import (
     RULE_TARGET_MAX_EVENT_AGE,
@@ -110,6 +111,7 @@ class BufferedPoster(Construct):
         approved_source: str = RULES_SOURCE,
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        role: iam.IRole | None = None,
     ) -> None:
         """
         :param encryption_key: for the buffer queue, its dead-letter queue and the idempotency
@@ -134,6 +136,12 @@ class BufferedPoster(Construct):
         :param function_timeout: default 30 seconds for the ledger; for HTTP, the batch's
             worst case (batch_size times the target's retry budget) plus 10 seconds. The
             queue's visibility is six times it.
+        :param role: the posting function's execution role, assumable by
+            ``lambda.amazonaws.com``. Default: a new role. Given, it gets what the function
+            needs added to its policy (consume the queue, the ledger and idempotency tables,
+            put events; for HTTP, read the credential's secret and, in a VPC, the network
+            interface actions); imported with ``mutable=False`` it gets nothing, and you grant
+            those yourself. No cdk-nag finding is acknowledged on a role you give.
         """
         super().__init__(scope, construct_id)
         for name, value in (
@@ -142,6 +150,7 @@ class BufferedPoster(Construct):
             ("max_receive_count", max_receive_count),
         ):
             whole_number("BufferedPoster", name, value)
+        role_prop("BufferedPoster", "role", role, "lambda")
         target = _target(posting_target, posting_system, core_banking_url)
         _validate(batch_size, max_batching_window, max_concurrency, max_receive_count)
         http = target.http_settings
@@ -232,12 +241,13 @@ class BufferedPoster(Construct):
             vpc=network.vpc if network else None,
             vpc_subnets=network.subnets if network else None,
             security_groups=[self.security_group] if self.security_group else None,
+            role=role,
         )
         self.function = poster.function
         if self.ledger_table is not None:
             grant_table(self.ledger_table, poster.role, *LEDGER_ACTIONS)
         if http is not None:
-            _grant_http(self, http, poster.role)
+            _grant_http(self, http, poster.role, acknowledge_vpc_access=poster.owns_role)
         grant_table(self.idempotency_table, poster.role, *IDEMPOTENCY_ACTIONS)
         grant_publish(event_bus, poster.role, [POSTING_SOURCE])
         # The mapping SqsEventSource would make (same id), without its grant: that one adds
@@ -309,7 +319,9 @@ class BufferedPoster(Construct):
             # An HTTP posting system is reached over the network: whether the function needs a
             # VPC to get there is the deployer's decision, so the packs keep asking.
             acknowledge_outside_vpc(
-                self.function, ("dynamodb", "events", "kms", "logs", "sqs", "xray")
+                self.function,
+                ("dynamodb", "events", "kms", "logs", "sqs", "xray"),
+                own_role=poster.owns_role,
             )
 
         self.event_bus = event_bus
@@ -476,7 +488,9 @@ def _core_banking_security_group(
     return group
 
 
-def _grant_http(scope: Construct, http: HttpSettings, role: iam.IRole) -> None:
+def _grant_http(
+    scope: Construct, http: HttpSettings, role: iam.IRole, *, acknowledge_vpc_access: bool
+) -> None:
     credentials = http.credentials
     if credentials is not None:
         secret = credentials.secret
@@ -492,6 +506,8 @@ def _grant_http(scope: Construct, http: HttpSettings, role: iam.IRole) -> None:
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=list(VPC_ACCESS_ACTIONS), resources=["*"])
         )
+        if not acknowledge_vpc_access:
+            return  # a role given is the user's to acknowledge (payment_function.py)
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",
