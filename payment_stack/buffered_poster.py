@@ -34,7 +34,14 @@ from constructs import Construct
 
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import POSTING_SOURCE, RULES_SOURCE, grant_publish
-from payment_stack.grants import grant_consume, grant_key, grant_table
+from payment_stack.grants import (
+    chosen_actions,
+    grant_consume,
+    grant_key,
+    grant_message_move,
+    grant_read_messages,
+    grant_table,
+)
 from payment_stack.keys import EVENTS_SERVICE, allow_bus_rules_to_encrypt, domain_key
 from payment_stack.metrics import SUM_PER_MINUTE
 from payment_stack.metrics import options as metric_options
@@ -70,6 +77,9 @@ LEDGER_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 # the transaction (a failed condition returns the item, so no GetItem), an UpdateItem records
 # the result, a DeleteItem releases the claim when posting failed.
 IDEMPOTENCY_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+# What the ledger's readers call (domain/ledger.py): a balance or a posting record (GetItem),
+# an account's entries (Query), every balance or entry for reconciliation (Scan).
+LEDGER_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")
 # The credential's read (handlers/posting.py, SecretHeaderValue): the value and nothing else.
 SECRET_ACTIONS = ("secretsmanager:GetSecretValue",)
 # What Lambda does with the execution role to attach a function to a VPC (the actions of the
@@ -351,6 +361,43 @@ class BufferedPoster(Construct):
                 "posted by both. Give each poster its own approved_source or bus, unless you "
                 "mean to post every transaction twice.",
             )
+
+    def grant_read_ledger(self, grantee: iam.IGrantable, *actions: str) -> None:
+        """Let ``grantee`` read the built-in ledger (reporting, reconciliation): postings and
+        balances, an account's entries, the trial balance.
+
+        ``actions``: among GetItem, Query and Scan (default all three), and the ledger key's
+        Decrypt through DynamoDB. ``PostingTarget.ledger()`` only: an HTTP target has no
+        ledger table.
+        """
+        if self.ledger_table is None:
+            raise ValueError(
+                "BufferedPoster: grant_read_ledger applies to PostingTarget.ledger(); this "
+                "poster posts to an HTTP core system and has no ledger table"
+            )
+        chosen = chosen_actions(
+            "BufferedPoster", "a reader of the ledger", actions, LEDGER_READ_ACTIONS
+        )
+        grant_table(self.ledger_table, grantee, *chosen)
+
+    def grant_read_dead_letters(self, grantee: iam.IGrantable) -> None:
+        """Let ``grantee`` look at the approved transactions that failed every delivery
+        (ReceiveMessage, GetQueueAttributes, the key's Decrypt through SQS). A message received
+        is hidden for the queue's visibility timeout, then visible again: nothing is taken."""
+        grant_read_messages(self.dead_letter_queue, grantee)
+
+    def grant_redrive(self, grantee: iam.IGrantable) -> None:
+        """Let ``grantee`` move the dead letters back into the buffer once the cause is fixed:
+        SQS's dead-letter queue redrive (StartMessageMoveTask, without ``DestinationArn`` or
+        with the buffer's ARN), and follow or cancel it (ListMessageMoveTasks,
+        CancelMessageMoveTask).
+
+        What the SQS Developer Guide lists as a redrive's minimum permissions: on the
+        dead-letter queue those three and ReceiveMessage, DeleteMessage, GetQueueAttributes;
+        on the buffer SendMessage; the key's Decrypt and GenerateDataKey through SQS. The
+        messages may go to the buffer only.
+        """
+        grant_message_move(self.dead_letter_queue, self.queue, grantee)
 
     # ``props`` of every metric_* method: any ``cloudwatch.MetricOptions`` field, over the
     # defaults (1 minute, Maximum).

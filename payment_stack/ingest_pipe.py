@@ -26,7 +26,7 @@ from constructs import Construct
 
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import INGEST_SOURCE, grant_publish
-from payment_stack.grants import grant_send, grant_stream_read, grant_table
+from payment_stack.grants import chosen_actions, grant_send, grant_stream_read, grant_table
 from payment_stack.keys import allow_logs_to_encrypt, allow_pipe_to_use, domain_key
 from payment_stack.metrics import SUM_PER_MINUTE
 from payment_stack.metrics import options as metric_options
@@ -54,6 +54,10 @@ DEFAULT_EVENT_SOURCE = INGEST_SOURCE
 # What a writer of new transactions may call: the pipe forwards INSERTs only, so a writer
 # never needs to update or delete.
 TRANSACTION_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:BatchWriteItem")
+# What a reader of the quarantine calls: one record (GetItem, by id and sequence number), the
+# records of one transaction id (Query, the id a TransactionQuarantined event carries), or
+# the whole quarantine (Scan: what is waiting for correction).
+QUARANTINE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")
 
 
 class StartingPosition(StrEnum):
@@ -358,6 +362,19 @@ class IngestPipe(Construct):
                 f"not {', '.join(sorted(unknown))}"
             )
         grant_table(self.transactions_table, grantee, *actions)
+
+    def grant_read_quarantine(self, grantee: iam.IGrantable, *actions: str) -> None:
+        """Let ``grantee`` read the records screening refused, to correct them: each holds the
+        reason, the names of the refused fields and the rest of the record, never a refused
+        value (write a corrected record with ``grant_write_transactions``).
+
+        ``actions``: among GetItem, Query and Scan (default all three), and the table key's
+        Decrypt through DynamoDB.
+        """
+        chosen = chosen_actions(
+            "IngestPipe", "a reader of the quarantine", actions, QUARANTINE_READ_ACTIONS
+        )
+        grant_table(self.quarantine_table, grantee, *chosen)
 
     def metric_dead_letter_messages(self, **props: Any) -> cloudwatch.Metric:
         """Batches that failed all retries and wait in the dead-letter queue for redrive.
