@@ -19,15 +19,20 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Template
 from constructs import Construct, IConstruct
 
 from payment_stack import (
     BufferedPoster,
+    CoreBankingCredentials,
+    CoreBankingNetwork,
     EnrichmentProcessor,
     IngestPipe,
+    PostingTarget,
     RulesEngine,
     ScreeningOutcomes,
     acknowledge,
@@ -52,6 +57,17 @@ def _ingest(stack: cdk.Stack, **props: Any) -> IngestPipe:
 
 def _poster(stack: cdk.Stack, **props: Any) -> BufferedPoster:
     return BufferedPoster(stack, "Posting", event_bus=_bus(stack), **props)
+
+
+def _http_poster_in_a_vpc(stack: cdk.Stack, **props: Any) -> BufferedPoster:
+    """Posting over HTTPS from a VPC, with its credential from a secret: every grant there is."""
+    vpc = ec2.Vpc(stack, "Vpc", max_azs=1)
+    target = PostingTarget.http(
+        "https://core.example/api",
+        credentials=CoreBankingCredentials(secretsmanager.Secret(stack, "Token")),
+        network=CoreBankingNetwork(vpc=vpc, core_system=ec2.Peer.ipv4("10.20.0.0/16")),
+    )
+    return BufferedPoster(stack, "Posting", event_bus=_bus(stack), posting_target=target, **props)
 
 
 def _rules(stack: cdk.Stack, **props: Any) -> RulesEngine:
@@ -120,6 +136,8 @@ CASES = [
     Case("IngestPipe dedup function", _ingest, "dedup_function_role", "lambda",
          lambda c: _function_role(c, "Dedup"), _dedup_uses, wildcard=True),
     Case("BufferedPoster function", _poster, "role", "lambda",
+         lambda c: _function_role(c, "Poster"), _function_uses, wildcard=True),
+    Case("BufferedPoster HTTP function in a VPC", _http_poster_in_a_vpc, "role", "lambda",
          lambda c: _function_role(c, "Poster"), _function_uses, wildcard=True),
     Case("RulesEngine workflow", _rules, "state_machine_role", "states",
          lambda c: c.node.find_child("StateMachine").node.find_child("Role"),
