@@ -362,7 +362,7 @@ class BufferedPoster(Construct):
                 "mean to post every transaction twice.",
             )
 
-    def grant_read_ledger(self, grantee: iam.IGrantable, *actions: str) -> None:
+    def grant_read_ledger(self, grantee: iam.IGrantable, *actions: str) -> iam.Grant:
         """Let ``grantee`` read the built-in ledger (reporting, reconciliation): postings and
         balances, an account's entries, the trial balance.
 
@@ -378,15 +378,15 @@ class BufferedPoster(Construct):
         chosen = chosen_actions(
             "BufferedPoster", "a reader of the ledger", actions, LEDGER_READ_ACTIONS
         )
-        grant_table(self.ledger_table, grantee, *chosen)
+        return grant_table(self.ledger_table, grantee, *chosen)
 
-    def grant_read_dead_letters(self, grantee: iam.IGrantable) -> None:
+    def grant_read_dead_letters(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` look at the approved transactions that failed every delivery
         (ReceiveMessage, GetQueueAttributes, the key's Decrypt through SQS). A message received
         is hidden for the queue's visibility timeout, then visible again: nothing is taken."""
-        grant_read_messages(self.dead_letter_queue, grantee)
+        return grant_read_messages(self.dead_letter_queue, grantee)
 
-    def grant_redrive(self, grantee: iam.IGrantable) -> None:
+    def grant_redrive(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` move the dead letters back into the buffer once the cause is fixed:
         SQS's dead-letter queue redrive (StartMessageMoveTask, without ``DestinationArn`` or
         with the buffer's ARN), and follow or cancel it (ListMessageMoveTasks,
@@ -397,7 +397,7 @@ class BufferedPoster(Construct):
         on the buffer SendMessage; the key's Decrypt and GenerateDataKey through SQS. The
         messages may go to the buffer only.
         """
-        grant_message_move(self.dead_letter_queue, self.queue, grantee)
+        return grant_message_move(self.dead_letter_queue, self.queue, grantee)
 
     # ``props`` of every metric_* method: any ``cloudwatch.MetricOptions`` field, over the
     # defaults (1 minute, Maximum).

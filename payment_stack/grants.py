@@ -87,12 +87,15 @@ def grant_key(
     )
 
 
-def grant_table(table: dynamodb.ITableV2, grantee: iam.IGrantable, *actions: str) -> None:
+def grant_table(table: dynamodb.ITableV2, grantee: iam.IGrantable, *actions: str) -> iam.Grant:
     """``actions`` on the table, and its key's Decrypt through DynamoDB."""
     _refuse_wildcards(actions)
-    table.grant(grantee, *actions)
+    grant = table.grant(grantee, *actions)
     if table.encryption_key is not None:
-        grant_key(table.encryption_key, grantee, "dynamodb", TABLE_KEY_ACTIONS)
+        grant = grant.combine(
+            grant_key(table.encryption_key, grantee, "dynamodb", TABLE_KEY_ACTIONS)
+        )
+    return grant
 
 
 def grant_stream_read(table: dynamodb.ITableV2, grantee: iam.IGrantable) -> None:
@@ -122,24 +125,29 @@ def grant_consume(queue: sqs.IQueue, grantee: iam.IGrantable) -> None:
         grant_key(queue.encryption_master_key, grantee, "sqs", RECEIVER_KEY_ACTIONS)
 
 
-def grant_read_messages(queue: sqs.IQueue, grantee: iam.IGrantable) -> None:
+def grant_read_messages(queue: sqs.IQueue, grantee: iam.IGrantable) -> iam.Grant:
     """Receive (and so look at) the queue's messages, and its key's Decrypt through SQS."""
-    queue.grant(grantee, *QUEUE_READER_ACTIONS)
+    grant = queue.grant(grantee, *QUEUE_READER_ACTIONS)
     if queue.encryption_master_key is not None:
-        grant_key(queue.encryption_master_key, grantee, "sqs", RECEIVER_KEY_ACTIONS)
+        key = queue.encryption_master_key
+        grant = grant.combine(grant_key(key, grantee, "sqs", RECEIVER_KEY_ACTIONS))
+    return grant
 
 
 def grant_message_move(
     dead_letters: sqs.IQueue, destination: sqs.IQueue, grantee: iam.IGrantable
-) -> None:
+) -> iam.Grant:
     """Move the messages of ``dead_letters`` into ``destination`` (StartMessageMoveTask), and
     follow or cancel the move; each queue's key through SQS, for what SQS does with it."""
-    dead_letters.grant(grantee, *REDRIVE_SOURCE_ACTIONS)
-    destination.grant(grantee, *REDRIVE_DESTINATION_ACTIONS)
+    grant = dead_letters.grant(grantee, *REDRIVE_SOURCE_ACTIONS)
+    grant = grant.combine(destination.grant(grantee, *REDRIVE_DESTINATION_ACTIONS))
     if dead_letters.encryption_master_key is not None:
-        grant_key(dead_letters.encryption_master_key, grantee, "sqs", RECEIVER_KEY_ACTIONS)
+        key = dead_letters.encryption_master_key
+        grant = grant.combine(grant_key(key, grantee, "sqs", RECEIVER_KEY_ACTIONS))
     if destination.encryption_master_key is not None:
-        grant_key(destination.encryption_master_key, grantee, "sqs", SENDER_KEY_ACTIONS)
+        key = destination.encryption_master_key
+        grant = grant.combine(grant_key(key, grantee, "sqs", SENDER_KEY_ACTIONS))
+    return grant
 
 
 def chosen_actions(

@@ -348,7 +348,7 @@ class IngestPipe(Construct):
 
         self._acknowledge_findings(owns_pipe_role=given_pipe_role is None)
 
-    def grant_write_transactions(self, grantee: iam.IGrantable, *actions: str) -> None:
+    def grant_write_transactions(self, grantee: iam.IGrantable, *actions: str) -> iam.Grant:
         """Let ``grantee`` write new transactions, which starts their lifecycle.
 
         ``actions``: what the writer calls, among PutItem and BatchWriteItem (default both).
@@ -361,9 +361,9 @@ class IngestPipe(Construct):
                 f"IngestPipe: a writer of transactions calls {allowed}, "
                 f"not {', '.join(sorted(unknown))}"
             )
-        grant_table(self.transactions_table, grantee, *actions)
+        return grant_table(self.transactions_table, grantee, *actions)
 
-    def grant_read_quarantine(self, grantee: iam.IGrantable, *actions: str) -> None:
+    def grant_read_quarantine(self, grantee: iam.IGrantable, *actions: str) -> iam.Grant:
         """Let ``grantee`` read the records screening refused, to correct them: each holds the
         reason, the names of the refused fields and the rest of the record, never a refused
         value (write a corrected record with ``grant_write_transactions``).
@@ -374,7 +374,7 @@ class IngestPipe(Construct):
         chosen = chosen_actions(
             "IngestPipe", "a reader of the quarantine", actions, QUARANTINE_READ_ACTIONS
         )
-        grant_table(self.quarantine_table, grantee, *chosen)
+        return grant_table(self.quarantine_table, grantee, *chosen)
 
     def metric_dead_letter_messages(self, **props: Any) -> cloudwatch.Metric:
         """Batches that failed all retries and wait in the dead-letter queue for redrive.

@@ -209,7 +209,7 @@ class EnrichmentProcessor(_Processor):
             own_role=enrich.owns_role,
         )
 
-    def grant_write_accounts(self, grantee: iam.IGrantable, *actions: str) -> None:
+    def grant_write_accounts(self, grantee: iam.IGrantable, *actions: str) -> iam.Grant:
         """Let ``grantee`` load the account directory (the core system's sync, the sample
         source). ``actions``: among PutItem and BatchWriteItem (default both)."""
         actions = actions or ACCOUNT_WRITE_ACTIONS
@@ -219,7 +219,7 @@ class EnrichmentProcessor(_Processor):
                 f"EnrichmentProcessor: a writer of accounts calls PutItem or BatchWriteItem, "
                 f"not {', '.join(sorted(unknown))}"
             )
-        grant_table(self.accounts_table, grantee, *actions)
+        return grant_table(self.accounts_table, grantee, *actions)
 
 
 class ScreeningOutcomes(_Processor):

@@ -227,3 +227,30 @@ def test_operator_grants_name_every_action_and_resource_so_cdk_nag_finds_no_wild
         for role in roles:
             on_role = {rule for rule, path in found if path.startswith(f"{role.node.path}/")}
             assert on_role == {"PCI.DSS.321-IAMNoInlinePolicy", "NIST.800.53.R5-IAMNoInlinePolicy"}
+
+
+def test_every_grant_returns_the_grant_it_made_as_cdk_grants_do() -> None:
+    """A caller can depend on the grant (``grant.apply_before(resource)``) or check it."""
+    stack = bare_stack()
+    bus = events.EventBus(stack, "Bus")
+    key = kms.Key(stack, "Key")
+    ingest = IngestPipe(stack, "Ingest", event_bus=bus, encryption_key=key)
+    poster = BufferedPoster(stack, "Posting", event_bus=bus, encryption_key=key)
+    role = _operator(stack, "Operator")
+    grants = {
+        "grant_write_transactions": ingest.grant_write_transactions(role),
+        "grant_read_quarantine": ingest.grant_read_quarantine(role),
+        "grant_read_ledger": poster.grant_read_ledger(role),
+        "grant_read_dead_letters": poster.grant_read_dead_letters(role),
+        "grant_redrive": poster.grant_redrive(role),
+    }
+    for name, grant in grants.items():
+        assert isinstance(grant, iam.Grant), name
+        assert grant.success, name
+        actions = {
+            action
+            for statement in grant.principal_statements
+            for action in _as_list(statement.to_statement_json()["Action"])
+        }
+        assert "kms:Decrypt" in actions, name  # the key's grant is part of what is returned
+        assert any(not a.startswith("kms:") for a in actions), name
