@@ -30,6 +30,7 @@ import boto3
 from payment_local.access.authorizer import Credentials
 from payment_local.access.botocore_hook import running_function
 from payment_local.access.policy import Caller
+from payment_local.network import FunctionNetwork, running_network
 from payment_posting_functions.domain.pan import redact_card_numbers
 
 # Locally, tracing has no daemon to talk to and EMF metrics would only be printed.
@@ -76,6 +77,7 @@ class LocalFunction:
     log: TextIO | None = None
     role_arn: str | None = None
     layers: list[Path] = field(default_factory=list)  # staged layer contents, in order
+    network: FunctionNetwork | None = None  # its VPC placement, checked on every connection
     invocations: int = 0
     errors: int = 0
     _entry: Callable[[Any, Any], Any] | None = field(default=None, repr=False)
@@ -140,6 +142,7 @@ class LocalFunction:
                 self._session = boto3.session.Session()
             boto3.DEFAULT_SESSION = self._session
         running = running_function.set(self._caller)
+        placed = running_network.set(self.network)
         try:
             if self.log is not None:
                 with contextlib.redirect_stdout(self.log):
@@ -147,6 +150,7 @@ class LocalFunction:
             else:
                 yield
         finally:
+            running_network.reset(placed)
             running_function.reset(running)
             boto3.DEFAULT_SESSION = saved_session
             os.environ.clear()

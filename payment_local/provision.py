@@ -23,6 +23,7 @@ from payment_local.clients import AwsClients
 from payment_local.functions import FunctionError, LocalFunction
 from payment_local.intrinsics import Resolver, references
 from payment_local.moto_internals import InvocationError, register_function
+from payment_local.network import FunctionNetwork, SecurityGroups
 from payment_local.pipes import StreamPipe
 from payment_local.rules import (
     AsyncLambdaInvocation,
@@ -70,6 +71,7 @@ class Topology:
     unsupported: dict[str, str] = field(default_factory=dict)  # logical id -> type
     secrets: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
     layers: dict[str, Path] = field(default_factory=dict)  # layer version ARN -> its content
+    security_groups: SecurityGroups = field(default_factory=SecurityGroups)
 
 
 @dataclass
@@ -135,6 +137,8 @@ class Provisioner:
             "AWS::Pipes::Pipe": self._pipe,
             "AWS::StepFunctions::StateMachine": self._state_machine,
             "AWS::SecretsManager::Secret": self._secret,
+            "AWS::EC2::SecurityGroup": self._security_group,
+            "AWS::EC2::SecurityGroupEgress": self._security_group_egress,
         }
 
     # -- naming ---------------------------------------------------------------------------
@@ -319,6 +323,7 @@ class Provisioner:
                 for layer in props.get("Layers", [])
                 if str(layer) in self.topology.layers
             ],
+            network=self._network_of(name, props.get("VpcConfig")),
         )
         dead_letter = props.get("DeadLetterConfig", {}).get("TargetArn")
         self._async_configs.setdefault(arn, {})["dead_letter_arn"] = dead_letter
@@ -327,6 +332,27 @@ class Provisioner:
         env = self.resolver.environment
         register_function(env.account, env.region, [name, arn], _invoker(function))
         self._record(logical_id, name, Arn=arn)
+
+    def _security_group(self, logical_id: str, props: dict[str, Any]) -> None:
+        # Not created in moto: the VPC is usually the bank's (imported by id). The egress rules
+        # are what the local network check reads (payment_local/network.py).
+        group_id = f"sg-local{len(self.topology.security_groups.rules):09x}"
+        self.topology.security_groups.add_group(group_id, props.get("SecurityGroupEgress", []))
+        self._record(logical_id, group_id, GroupId=group_id, VpcId=props.get("VpcId"))
+
+    def _security_group_egress(self, logical_id: str, props: dict[str, Any]) -> None:
+        self.topology.security_groups.add_rule(str(props["GroupId"]), props)
+        self._record(logical_id, logical_id)
+
+    def _network_of(self, name: str, config: dict[str, Any] | None) -> FunctionNetwork | None:
+        if not config:
+            return None
+        return FunctionNetwork(
+            function_name=name,
+            security_group_ids=tuple(str(g) for g in config.get("SecurityGroupIds", [])),
+            subnet_ids=tuple(str(s) for s in config.get("SubnetIds", [])),
+            groups=self.topology.security_groups,
+        )
 
     def _state_machine(self, logical_id: str, props: dict[str, Any]) -> None:
         name = self._name(logical_id, props.get("StateMachineName"), 80)

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from moto import mock_aws
 
-from payment_local import moto_internals
+from payment_local import moto_internals, network
 from payment_local.access import botocore_hook
 from payment_local.access.authorizer import Authorizer
 from payment_local.access.model import build_access_model
@@ -38,6 +38,7 @@ from payment_local.rules import RuleDispatcher
 from payment_local.tls import LocalCertificateAuthority
 
 botocore_hook.install()  # before any session exists, so every session gets the check
+network.install()  # a function in a VPC reaches what its security groups let it reach
 
 MOTO_CONFIG: Any = {
     "stepfunctions": {"execute_state_machine": True},

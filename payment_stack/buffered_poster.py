@@ -36,7 +36,14 @@ from payment_stack.ca_bundle_layer import FUNCTION_PATH as CA_BUNDLE_FUNCTION_PA
 from payment_stack.ca_bundle_layer import ca_bundle_layer
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import POSTING_SOURCE, RULES_SOURCE, grant_publish
-from payment_stack.grants import grant_consume, grant_key, grant_table
+from payment_stack.grants import (
+    chosen_actions,
+    grant_consume,
+    grant_key,
+    grant_message_move,
+    grant_read_messages,
+    grant_table,
+)
 from payment_stack.keys import EVENTS_SERVICE, allow_bus_rules_to_encrypt, domain_key
 from payment_stack.metrics import SUM_PER_MINUTE
 from payment_stack.metrics import options as metric_options
@@ -53,6 +60,7 @@ from payment_stack.posting_target import (
     HttpSettings,
     PostingTarget,
 )
+from payment_stack.props import role as role_prop
 from payment_stack.props import whole_number
 from payment_stack.queues import (
     RULE_TARGET_MAX_EVENT_AGE,
@@ -71,6 +79,9 @@ LEDGER_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 # the transaction (a failed condition returns the item, so no GetItem), an UpdateItem records
 # the result, a DeleteItem releases the claim when posting failed.
 IDEMPOTENCY_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+# What the ledger's readers call (domain/ledger.py): a balance or a posting record (GetItem),
+# an account's entries (Query), every balance or entry for reconciliation (Scan).
+LEDGER_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")
 # The credentials' read (handlers/posting.py, SecretHeaderValue and SecretClientCertificate):
 # the value and nothing else.
 SECRET_ACTIONS = ("secretsmanager:GetSecretValue",)
@@ -113,6 +124,7 @@ class BufferedPoster(Construct):
         approved_source: str = RULES_SOURCE,
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        role: iam.IRole | None = None,
     ) -> None:
         """
         :param encryption_key: for the buffer queue, its dead-letter queue and the idempotency
@@ -137,6 +149,12 @@ class BufferedPoster(Construct):
         :param function_timeout: default 30 seconds for the ledger; for HTTP, the batch's
             worst case (batch_size times the target's retry budget) plus 10 seconds. The
             queue's visibility is six times it.
+        :param role: the posting function's execution role, assumable by
+            ``lambda.amazonaws.com``. Default: a new role. Given, it gets what the function
+            needs added to its policy (consume the queue, the ledger and idempotency tables,
+            put events; for HTTP, read the credential's secret and, in a VPC, the network
+            interface actions); imported with ``mutable=False`` it gets nothing, and you grant
+            those yourself. No cdk-nag finding is acknowledged on a role you give.
         """
         super().__init__(scope, construct_id)
         for name, value in (
@@ -145,6 +163,7 @@ class BufferedPoster(Construct):
             ("max_receive_count", max_receive_count),
         ):
             whole_number("BufferedPoster", name, value)
+        role_prop("BufferedPoster", "role", role, "lambda")
         target = _target(posting_target, posting_system, core_banking_url)
         _validate(batch_size, max_batching_window, max_concurrency, max_receive_count)
         http = target.http_settings
@@ -235,12 +254,13 @@ class BufferedPoster(Construct):
             vpc=network.vpc if network else None,
             vpc_subnets=network.subnets if network else None,
             security_groups=[self.security_group] if self.security_group else None,
+            role=role,
         )
         self.function = poster.function
         if self.ledger_table is not None:
             grant_table(self.ledger_table, poster.role, *LEDGER_ACTIONS)
         if http is not None:
-            _grant_http(self, http, poster.role)
+            _grant_http(self, http, poster.role, acknowledge_vpc_access=poster.owns_role)
             if http.ca_bundle is not None and http.ca_bundle.known_at_synth:
                 self.function.add_layers(ca_bundle_layer(self, "CoreBankingCa", http.ca_bundle.pem))
         grant_table(self.idempotency_table, poster.role, *IDEMPOTENCY_ACTIONS)
@@ -314,7 +334,9 @@ class BufferedPoster(Construct):
             # An HTTP posting system is reached over the network: whether the function needs a
             # VPC to get there is the deployer's decision, so the packs keep asking.
             acknowledge_outside_vpc(
-                self.function, ("dynamodb", "events", "kms", "logs", "sqs", "xray")
+                self.function,
+                ("dynamodb", "events", "kms", "logs", "sqs", "xray"),
+                own_role=poster.owns_role,
             )
 
         self.event_bus = event_bus
@@ -344,6 +366,43 @@ class BufferedPoster(Construct):
                 "posted by both. Give each poster its own approved_source or bus, unless you "
                 "mean to post every transaction twice.",
             )
+
+    def grant_read_ledger(self, grantee: iam.IGrantable, *actions: str) -> iam.Grant:
+        """Let ``grantee`` read the built-in ledger (reporting, reconciliation): postings and
+        balances, an account's entries, the trial balance.
+
+        ``actions``: among GetItem, Query and Scan (default all three), and the ledger key's
+        Decrypt through DynamoDB. ``PostingTarget.ledger()`` only: an HTTP target has no
+        ledger table.
+        """
+        if self.ledger_table is None:
+            raise ValueError(
+                "BufferedPoster: grant_read_ledger applies to PostingTarget.ledger(); this "
+                "poster posts to an HTTP core system and has no ledger table"
+            )
+        chosen = chosen_actions(
+            "BufferedPoster", "a reader of the ledger", actions, LEDGER_READ_ACTIONS
+        )
+        return grant_table(self.ledger_table, grantee, *chosen)
+
+    def grant_read_dead_letters(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` look at the approved transactions that failed every delivery
+        (ReceiveMessage, GetQueueAttributes, the key's Decrypt through SQS). A message received
+        is hidden for the queue's visibility timeout, then visible again: nothing is taken."""
+        return grant_read_messages(self.dead_letter_queue, grantee)
+
+    def grant_redrive(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` move the dead letters back into the buffer once the cause is fixed:
+        SQS's dead-letter queue redrive (StartMessageMoveTask, without ``DestinationArn`` or
+        with the buffer's ARN), and follow or cancel it (ListMessageMoveTasks,
+        CancelMessageMoveTask).
+
+        What the SQS Developer Guide lists as a redrive's minimum permissions: on the
+        dead-letter queue those three and ReceiveMessage, DeleteMessage, GetQueueAttributes;
+        on the buffer SendMessage; the key's Decrypt and GenerateDataKey through SQS. The
+        messages may go to the buffer only.
+        """
+        return grant_message_move(self.dead_letter_queue, self.queue, grantee)
 
     # ``props`` of every metric_* method: any ``cloudwatch.MetricOptions`` field, over the
     # defaults (1 minute, Maximum).
@@ -470,21 +529,29 @@ def _seconds(duration: Duration) -> str:
 def _core_banking_security_group(
     scope: Construct, network: CoreBankingNetwork
 ) -> ec2.SecurityGroup:
+    port = network.core_system_port or HTTPS_PORT
     group = ec2.SecurityGroup(
         scope,
         "PosterSecurityGroup",
         vpc=network.vpc,
-        description="Posting function: out on 443 to the core system (and AWS endpoints) only",
+        # A group's description cannot change without replacing the group: kept as it was for
+        # the HTTPS port.
+        description=f"Posting function: out on {port} to the core system (and AWS endpoints "
+        "on 443) only"
+        if port != HTTPS_PORT
+        else "Posting function: out on 443 to the core system (and AWS endpoints) only",
         # No egress but what is added below: the function talks TLS to the core system.
         allow_all_outbound=False,
     )
-    group.add_egress_rule(network.core_system, ec2.Port.tcp(HTTPS_PORT), "core banking API")
+    group.add_egress_rule(network.core_system, ec2.Port.tcp(port), "core banking API")
     for endpoint in network.aws_endpoints:
         group.add_egress_rule(endpoint, ec2.Port.tcp(HTTPS_PORT), "AWS API endpoint")
     return group
 
 
-def _grant_http(scope: Construct, http: HttpSettings, role: iam.IRole) -> None:
+def _grant_http(
+    scope: Construct, http: HttpSettings, role: iam.IRole, *, acknowledge_vpc_access: bool
+) -> None:
     secrets = [holder.secret for holder in (http.credentials, http.client_certificate) if holder]
     for secret in secrets:
         # The full ARN when known; an imported secret's partial ARN with the suffix Secrets
@@ -499,6 +566,8 @@ def _grant_http(scope: Construct, http: HttpSettings, role: iam.IRole) -> None:
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=list(VPC_ACCESS_ACTIONS), resources=["*"])
         )
+        if not acknowledge_vpc_access:
+            return  # a role given is the user's to acknowledge (payment_function.py)
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",

@@ -45,6 +45,23 @@ STREAM_READ_ACTIONS = (
 # What Lambda's SQS event source polls with (Lambda's documentation; GetQueueAttributes when
 # the mapping is created).
 QUEUE_CONSUMER_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+# Looking at a queue's messages without taking them: a message received is hidden for the
+# queue's visibility timeout, then visible again (nothing deletes it).
+QUEUE_READER_ACTIONS = ("sqs:ReceiveMessage", "sqs:GetQueueAttributes")
+# SQS dead-letter queue redrive (StartMessageMoveTask), as the SQS Developer Guide lists its
+# minimum permissions ("Configuring queue permissions for dead-letter queue redrive"): on the
+# dead-letter queue, the task's own actions (start, follow, cancel) and what SQS does there in
+# the caller's name (receive, delete, read attributes), with the key's Decrypt; on the
+# destination, SendMessage, with the key's GenerateDataKey and Decrypt.
+REDRIVE_SOURCE_ACTIONS = (
+    "sqs:StartMessageMoveTask",
+    "sqs:ListMessageMoveTasks",
+    "sqs:CancelMessageMoveTask",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+)
+REDRIVE_DESTINATION_ACTIONS = ("sqs:SendMessage",)
 
 
 def via(scope: IConstruct, service: Service) -> str:
@@ -70,12 +87,15 @@ def grant_key(
     )
 
 
-def grant_table(table: dynamodb.ITableV2, grantee: iam.IGrantable, *actions: str) -> None:
+def grant_table(table: dynamodb.ITableV2, grantee: iam.IGrantable, *actions: str) -> iam.Grant:
     """``actions`` on the table, and its key's Decrypt through DynamoDB."""
     _refuse_wildcards(actions)
-    table.grant(grantee, *actions)
+    grant = table.grant(grantee, *actions)
     if table.encryption_key is not None:
-        grant_key(table.encryption_key, grantee, "dynamodb", TABLE_KEY_ACTIONS)
+        grant = grant.combine(
+            grant_key(table.encryption_key, grantee, "dynamodb", TABLE_KEY_ACTIONS)
+        )
+    return grant
 
 
 def grant_stream_read(table: dynamodb.ITableV2, grantee: iam.IGrantable) -> None:
@@ -103,6 +123,46 @@ def grant_consume(queue: sqs.IQueue, grantee: iam.IGrantable) -> None:
     queue.grant(grantee, *QUEUE_CONSUMER_ACTIONS)
     if queue.encryption_master_key is not None:
         grant_key(queue.encryption_master_key, grantee, "sqs", RECEIVER_KEY_ACTIONS)
+
+
+def grant_read_messages(queue: sqs.IQueue, grantee: iam.IGrantable) -> iam.Grant:
+    """Receive (and so look at) the queue's messages, and its key's Decrypt through SQS."""
+    grant = queue.grant(grantee, *QUEUE_READER_ACTIONS)
+    if queue.encryption_master_key is not None:
+        key = queue.encryption_master_key
+        grant = grant.combine(grant_key(key, grantee, "sqs", RECEIVER_KEY_ACTIONS))
+    return grant
+
+
+def grant_message_move(
+    dead_letters: sqs.IQueue, destination: sqs.IQueue, grantee: iam.IGrantable
+) -> iam.Grant:
+    """Move the messages of ``dead_letters`` into ``destination`` (StartMessageMoveTask), and
+    follow or cancel the move; each queue's key through SQS, for what SQS does with it."""
+    grant = dead_letters.grant(grantee, *REDRIVE_SOURCE_ACTIONS)
+    grant = grant.combine(destination.grant(grantee, *REDRIVE_DESTINATION_ACTIONS))
+    if dead_letters.encryption_master_key is not None:
+        key = dead_letters.encryption_master_key
+        grant = grant.combine(grant_key(key, grantee, "sqs", RECEIVER_KEY_ACTIONS))
+    if destination.encryption_master_key is not None:
+        key = destination.encryption_master_key
+        grant = grant.combine(grant_key(key, grantee, "sqs", SENDER_KEY_ACTIONS))
+    return grant
+
+
+def chosen_actions(
+    owner: str, purpose: str, actions: Sequence[str], allowed: Sequence[str]
+) -> tuple[str, ...]:
+    """``actions`` (all of ``allowed`` when none is given), each one of ``allowed``.
+
+    ``purpose`` says who calls them, for the error: "a reader of the ledger".
+    """
+    unknown = set(actions) - set(allowed)
+    if unknown:
+        raise ValueError(
+            f"{owner}: {purpose} calls {', '.join(allowed)}, not {', '.join(sorted(unknown))}"
+        )
+    return tuple(actions) or tuple(allowed)
 
 
 def grant_publish_to_topic(topic: sns.ITopic, grantee: iam.IGrantable) -> None:

@@ -26,7 +26,7 @@ from constructs import Construct
 
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import INGEST_SOURCE, grant_publish
-from payment_stack.grants import grant_send, grant_stream_read, grant_table
+from payment_stack.grants import chosen_actions, grant_send, grant_stream_read, grant_table
 from payment_stack.keys import allow_logs_to_encrypt, allow_pipe_to_use, domain_key
 from payment_stack.metrics import SUM_PER_MINUTE
 from payment_stack.metrics import options as metric_options
@@ -37,6 +37,7 @@ from payment_stack.nag import (
     acknowledge_outside_vpc,
 )
 from payment_stack.payment_function import PaymentFunction
+from payment_stack.props import role as role_prop
 from payment_stack.props import whole_number
 from payment_stack.queues import dead_letter_queue
 
@@ -53,6 +54,10 @@ DEFAULT_EVENT_SOURCE = INGEST_SOURCE
 # What a writer of new transactions may call: the pipe forwards INSERTs only, so a writer
 # never needs to update or delete.
 TRANSACTION_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:BatchWriteItem")
+# What a reader of the quarantine calls: one record (GetItem, by id and sequence number), the
+# records of one transaction id (Query, the id a TransactionQuarantined event carries), or
+# the whole quarantine (Scan: what is waiting for correction).
+QUARANTINE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")
 
 
 class StartingPosition(StrEnum):
@@ -92,6 +97,8 @@ class IngestPipe(Construct):
         data_retention: Duration | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        pipe_role: iam.IRole | None = None,
+        dedup_function_role: iam.IRole | None = None,
     ) -> None:
         """
         :param event_bus: bus to publish to. Default: a new bus, encrypted with
@@ -131,8 +138,21 @@ class IngestPipe(Construct):
         :param log_retention: retention of the pipe and function logs. Default three months.
         :param removal_policy: for the tables, keys, dead-letter queues and log groups.
             Default RETAIN: payment data, failed batches and logs outlive the stack.
+        :param pipe_role: the role the pipe runs as, assumable by ``pipes.amazonaws.com``.
+            Default: a new role only this account's pipes may assume. Given, it gets what the
+            pipe needs added to its policy (read the stream, invoke the dedup function, put
+            events, send to the dead-letter queue, write the log group) and is named in
+            ``encryption_key``'s policy for the pipe's definition.
+        :param dedup_function_role: the execution role of the dedup (screening) function,
+            assumable by ``lambda.amazonaws.com``. Default: a new role. Given, it gets the
+            function's grants on the dedup, quarantine and transactions tables.
+            A role of either kind imported with ``mutable=False`` gets nothing added: grant it
+            what the default role's policy holds yourself. No cdk-nag finding is acknowledged
+            on a role you give.
         """
         super().__init__(scope, construct_id)
+        given_pipe_role = role_prop("IngestPipe", "pipe_role", pipe_role, "pipes")
+        role_prop("IngestPipe", "dedup_function_role", dedup_function_role, "lambda")
         if event_bus is not None and archive_retention is not None:
             raise ValueError(
                 "IngestPipe: archive_retention applies only to a bus this construct creates; "
@@ -235,7 +255,9 @@ class IngestPipe(Construct):
             log_retention=log_retention,
             log_removal_policy=removal_policy,
             log_encryption_key=self.operations_key,
+            role=dedup_function_role,
         )
+        self._dedup = dedup
         self.dedup_function = dedup.function
         # What the store does (domain/dedup_store.py): a conditional PutItem claims a new
         # fingerprint, a conditional UpdateItem takes over an expired one or records a
@@ -246,7 +268,7 @@ class IngestPipe(Construct):
         grant_table(self.quarantine_table, dedup.role, "dynamodb:PutItem")
         grant_table(self.transactions_table, dedup.role, "dynamodb:DeleteItem")
 
-        self.pipe_role = iam.Role(
+        self.pipe_role: iam.IRole = given_pipe_role or iam.Role(
             self,
             "PipeRole",
             assumed_by=iam.ServicePrincipal(
@@ -264,7 +286,7 @@ class IngestPipe(Construct):
         )
         grant_stream_read(self.transactions_table, self.pipe_role)
         # Written out rather than grant_invoke(), which adds the function's versions (":*").
-        self.pipe_role.add_to_policy(
+        self.pipe_role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"], resources=[self.dedup_function.function_arn]
             )
@@ -324,9 +346,9 @@ class IngestPipe(Construct):
         # The role's policy must exist before the pipe starts polling, or the first polls fail.
         self.pipe.node.add_dependency(self.pipe_role)
 
-        self._acknowledge_findings()
+        self._acknowledge_findings(owns_pipe_role=given_pipe_role is None)
 
-    def grant_write_transactions(self, grantee: iam.IGrantable, *actions: str) -> None:
+    def grant_write_transactions(self, grantee: iam.IGrantable, *actions: str) -> iam.Grant:
         """Let ``grantee`` write new transactions, which starts their lifecycle.
 
         ``actions``: what the writer calls, among PutItem and BatchWriteItem (default both).
@@ -339,7 +361,20 @@ class IngestPipe(Construct):
                 f"IngestPipe: a writer of transactions calls {allowed}, "
                 f"not {', '.join(sorted(unknown))}"
             )
-        grant_table(self.transactions_table, grantee, *actions)
+        return grant_table(self.transactions_table, grantee, *actions)
+
+    def grant_read_quarantine(self, grantee: iam.IGrantable, *actions: str) -> iam.Grant:
+        """Let ``grantee`` read the records screening refused, to correct them: each holds the
+        reason, the names of the refused fields and the rest of the record, never a refused
+        value (write a corrected record with ``grant_write_transactions``).
+
+        ``actions``: among GetItem, Query and Scan (default all three), and the table key's
+        Decrypt through DynamoDB.
+        """
+        chosen = chosen_actions(
+            "IngestPipe", "a reader of the quarantine", actions, QUARANTINE_READ_ACTIONS
+        )
+        return grant_table(self.quarantine_table, grantee, *chosen)
 
     def metric_dead_letter_messages(self, **props: Any) -> cloudwatch.Metric:
         """Batches that failed all retries and wait in the dead-letter queue for redrive.
@@ -399,9 +434,15 @@ class IngestPipe(Construct):
         )
         return bus
 
-    def _acknowledge_findings(self) -> None:
-        acknowledge_inline_policy(self.pipe_role)
-        acknowledge_outside_vpc(self.dedup_function, ("dynamodb", "kms", "logs", "xray"))
+    def _acknowledge_findings(self, owns_pipe_role: bool) -> None:
+        # A role given is the user's: its findings are theirs to acknowledge (payment_function).
+        if owns_pipe_role:
+            acknowledge_inline_policy(self.pipe_role)
+        acknowledge_outside_vpc(
+            self.dedup_function,
+            ("dynamodb", "kms", "logs", "xray"),
+            own_role=self._dedup.owns_role,
+        )
         acknowledge_in_packs(
             self.dedup_function,
             "LambdaDLQ",

@@ -60,17 +60,22 @@ def acknowledge_inline_policy(role: IConstruct) -> None:
     )
 
 
-def acknowledge_outside_vpc(function: IConstruct, services: Sequence[str]) -> None:
+def acknowledge_outside_vpc(
+    function: IConstruct, services: Sequence[str], *, own_role: bool = True
+) -> None:
     """Accept the VPC finding for a function whose code calls AWS service APIs only.
 
     ``services`` are the IAM service prefixes its role allows, e.g. ``("dynamodb", "kms")``;
     a test holds them equal to the role's. A function that calls anything else (an HTTP
     posting system) is not acknowledged here: its network path is a decision of its own.
+    ``own_role``: False when the function runs as a role the user gave, which may allow more
+    than the construct granted: the reason then says only what was granted.
     """
+    allowed = "what its role allows" if own_role else "what the construct grants its role"
     acknowledge_in_packs(
         function,
         "LambdaInsideVPC",
-        f"The function calls AWS service APIs only ({', '.join(services)}: what its role "
-        "allows), with signed requests over TLS, and listens on no network: it is reached only "
+        f"The function calls AWS service APIs only ({', '.join(services)}: {allowed}), with "
+        "signed requests over TLS, and listens on no network: it is reached only "
         "through Lambda's Invoke API. What it may read or write is bounded by its role.",
     )

@@ -1,4 +1,5 @@
-"""A Lambda function with the project's defaults: its own role, log group and tracing."""
+"""A Lambda function with the project's defaults: its own role (or one given), log group and
+tracing."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from constructs import Construct
 from payment_stack.keys import allow_logs_to_encrypt
 from payment_stack.lambda_package import ARCHITECTURE, RUNTIME, LambdaPackage
 from payment_stack.nag import acknowledge, acknowledge_inline_policy
+from payment_stack.props import role as role_prop
 
 METRICS_NAMESPACE = "PaymentPosting"
 
@@ -25,6 +27,10 @@ class PaymentFunction(Construct):
     Its role starts empty (no AWS managed policy): it may write to its own log group and to
     X-Ray, and everything else is granted by the construct that uses it. Its log group is
     encrypted with a customer-managed key, which CloudWatch Logs is allowed to use.
+
+    Given a ``role``, the function runs as that role and every grant goes to it instead. The
+    construct then acknowledges no cdk-nag finding on the role: what else the role may do is
+    not known here, so a reason given for it could be untrue (see the README).
     """
 
     def __init__(
@@ -45,6 +51,7 @@ class PaymentFunction(Construct):
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
         security_groups: Sequence[ec2.ISecurityGroup] | None = None,
+        role: iam.IRole | None = None,
     ) -> None:
         """
         :param handler: module and function in the functions package, e.g.
@@ -59,8 +66,12 @@ class PaymentFunction(Construct):
         :param log_removal_policy: default RETAIN, logs are audit material.
         :param vpc: default none. In a VPC, the caller grants the network-interface actions
             (the role has no managed policy).
+        :param role: the execution role, assumable by ``lambda.amazonaws.com``. Default: a new
+            role with no managed policy. A role given gets the function's grants added to its
+            policy; one imported with ``mutable=False`` gets none, and you grant them.
         """
         super().__init__(scope, construct_id)
+        given_role = role_prop("PaymentFunction", "role", role, "lambda")
         package = LambdaPackage.of(self)
         self.log_group = logs.LogGroup(
             self,
@@ -70,12 +81,15 @@ class PaymentFunction(Construct):
             encryption_key=log_encryption_key,
         )
         allow_logs_to_encrypt(self, log_encryption_key)
-        self.role = iam.Role(
+        self.role: iam.IRole = given_role or iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Execution role of {description}",
         )
+        # True when the role is this construct's own, so its cdk-nag findings are ours to
+        # acknowledge (and its policy holds this function's grants alone).
+        self.owns_role = given_role is None
         self.function = lambda_.Function(
             self,
             "Function",
@@ -104,6 +118,8 @@ class PaymentFunction(Construct):
             },
         )
         self.log_group.grant_write(self.role)
+        if not self.owns_role:
+            return
         acknowledge(
             self.role,
             "AwsSolutions-IAM5[Resource::*]",

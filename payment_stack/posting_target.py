@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -155,13 +155,27 @@ class CoreBankingNetwork:
         the peers (VPC endpoint security groups or prefix lists) it may reach on 443 for them.
         Default none: the subnets' route to those APIs is the deployer's (a gateway endpoint's
         prefix list, interface endpoints or a NAT), and without one here the function reaches
-        none of them.
+        none of them (on AWS its calls time out; the local run refuses them the same way).
+    :param core_system_port: the TCP port the core system listens on. Default: the URL's port
+        (443 when the URL has none or is a token); a different port given with a URL whose
+        port is known is refused at synth, as the group would block the calls.
     """
 
     vpc: ec2.IVpc
     core_system: ec2.IPeer
     subnets: ec2.SubnetSelection | None = None
     aws_endpoints: Sequence[ec2.IPeer] = field(default_factory=tuple)
+    core_system_port: int | None = None
+
+    def __post_init__(self) -> None:
+        port = self.core_system_port
+        if port is not None and (
+            isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535
+        ):
+            raise ValueError(
+                f"CoreBankingNetwork: core_system_port must be a TCP port (1 to 65535), "
+                f"got {port!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -251,6 +265,8 @@ class PostingTarget:
             raise TypeError("PostingTarget.http: ca_bundle must be a CaBundle")
         if network is not None and not isinstance(network, CoreBankingNetwork):
             raise TypeError("PostingTarget.http: network must be a CoreBankingNetwork")
+        if network is not None:
+            network = _with_port(network, url)
         if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 10:
             raise ValueError(f"PostingTarget.http: attempts must be 1 to 10, got {attempts!r}")
         settings = HttpSettings(
@@ -270,6 +286,18 @@ class PostingTarget:
             if not isinstance(value, Duration) or _seconds(value) <= 0:
                 raise ValueError(f"PostingTarget.http: {name} must be a positive Duration")
         return cls(PostingKind.HTTP, settings)
+
+
+def _with_port(network: CoreBankingNetwork, url: str) -> CoreBankingNetwork:
+    """The network with the core system's port settled: the URL's, when it can be read."""
+    url_port = None if Token.is_unresolved(url) else (urlsplit(url).port or HTTPS_PORT)
+    given = network.core_system_port
+    if url_port is not None and given is not None and given != url_port:
+        raise ValueError(
+            f"PostingTarget.http: the url's port is {url_port} but the network allows the "
+            f"core system on {given}: the function's security group would block every call"
+        )
+    return replace(network, core_system_port=given or url_port or HTTPS_PORT)
 
 
 def _check_url(url: str) -> None:

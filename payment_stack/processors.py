@@ -42,6 +42,7 @@ from payment_stack.nag import (
     acknowledge_outside_vpc,
 )
 from payment_stack.payment_function import PaymentFunction
+from payment_stack.props import role as role_prop
 from payment_stack.queues import (
     RULE_TARGET_MAX_EVENT_AGE,
     RULE_TARGET_RETRY_ATTEMPTS,
@@ -135,6 +136,7 @@ class EnrichmentProcessor(_Processor):
         ingest_source: str = DEFAULT_EVENT_SOURCE,
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        role: iam.IRole | None = None,
     ) -> None:
         """
         :param encryption_key: for the dead-letter queue, which holds the events that failed.
@@ -144,8 +146,14 @@ class EnrichmentProcessor(_Processor):
         :param accounts_key: for a new account directory. Default: ``encryption_key``.
         :param operations_key: for the function's log group. Default: ``encryption_key``.
         :param ingest_source: ``source`` of the ``TransactionAuthorized`` events to enrich.
+        :param role: the function's execution role, assumable by ``lambda.amazonaws.com``.
+            Default: a new role. Given, it gets the function's grants added to its policy (read
+            accounts, put events, send to the dead-letter queue); imported with
+            ``mutable=False`` it gets nothing, and you grant those yourself. No cdk-nag finding
+            is acknowledged on it.
         """
         super().__init__(scope, construct_id)
+        role_prop("EnrichmentProcessor", "role", role, "lambda")
         encryption_key = self.encryption_key = encryption_key or domain_key(
             self,
             "Key",
@@ -176,6 +184,7 @@ class EnrichmentProcessor(_Processor):
             log_retention=log_retention,
             log_removal_policy=removal_policy,
             log_encryption_key=operations_key or encryption_key,
+            role=role,
         )
         self.function = enrich.function
         # One account by its key (domain/account_table.py); never a scan of the directory.
@@ -194,9 +203,13 @@ class EnrichmentProcessor(_Processor):
         )
         subscribe(self.rule, self.function, self.dead_letter_queue)
         fail_into(self.function, self.dead_letter_queue)
-        acknowledge_outside_vpc(self.function, ("dynamodb", "events", "kms", "logs", "sqs", "xray"))
+        acknowledge_outside_vpc(
+            self.function,
+            ("dynamodb", "events", "kms", "logs", "sqs", "xray"),
+            own_role=enrich.owns_role,
+        )
 
-    def grant_write_accounts(self, grantee: iam.IGrantable, *actions: str) -> None:
+    def grant_write_accounts(self, grantee: iam.IGrantable, *actions: str) -> iam.Grant:
         """Let ``grantee`` load the account directory (the core system's sync, the sample
         source). ``actions``: among PutItem and BatchWriteItem (default both)."""
         actions = actions or ACCOUNT_WRITE_ACTIONS
@@ -206,7 +219,7 @@ class EnrichmentProcessor(_Processor):
                 f"EnrichmentProcessor: a writer of accounts calls PutItem or BatchWriteItem, "
                 f"not {', '.join(sorted(unknown))}"
             )
-        grant_table(self.accounts_table, grantee, *actions)
+        return grant_table(self.accounts_table, grantee, *actions)
 
 
 class ScreeningOutcomes(_Processor):
@@ -224,6 +237,7 @@ class ScreeningOutcomes(_Processor):
         ingest_source: str = DEFAULT_EVENT_SOURCE,
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        role: iam.IRole | None = None,
     ) -> None:
         """
         :param encryption_key: for the dead-letter queue, which holds the events that failed.
@@ -232,8 +246,14 @@ class ScreeningOutcomes(_Processor):
             topic, encrypted with ``operations_key``, TLS only.
         :param operations_key: for a new notification topic and the function's log group.
             Default: ``encryption_key``.
+        :param role: the function's execution role, assumable by ``lambda.amazonaws.com``.
+            Default: a new role. Given, it gets the function's grants added to its policy (put
+            events, publish notifications, send to the dead-letter queue); imported with
+            ``mutable=False`` it gets nothing, and you grant those yourself. No cdk-nag finding
+            is acknowledged on it.
         """
         super().__init__(scope, construct_id)
+        role_prop("ScreeningOutcomes", "role", role, "lambda")
         encryption_key = self.encryption_key = encryption_key or domain_key(
             self,
             "Key",
@@ -265,6 +285,7 @@ class ScreeningOutcomes(_Processor):
             log_retention=log_retention,
             log_removal_policy=removal_policy,
             log_encryption_key=operations_key,
+            role=role,
         )
         self.function = outcomes.function
         grant_publish(event_bus, outcomes.role, [SCREENING_SOURCE])
@@ -294,4 +315,8 @@ class ScreeningOutcomes(_Processor):
         for rule in (self.duplicates_rule, self.quarantine_rule):
             subscribe(rule, self.function, self.dead_letter_queue)
         fail_into(self.function, self.dead_letter_queue)
-        acknowledge_outside_vpc(self.function, ("events", "kms", "logs", "sns", "sqs", "xray"))
+        acknowledge_outside_vpc(
+            self.function,
+            ("events", "kms", "logs", "sns", "sqs", "xray"),
+            own_role=outcomes.owns_role,
+        )

@@ -18,6 +18,7 @@ from aws_cdk import RemovalPolicy, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
@@ -32,6 +33,7 @@ from payment_stack.metrics import SUM_PER_MINUTE
 from payment_stack.metrics import options as metric_options
 from payment_stack.nag import acknowledge, acknowledge_inline_policy
 from payment_stack.props import file_path, whole_number
+from payment_stack.props import role as role_prop
 from payment_stack.queues import (
     RULE_TARGET_MAX_EVENT_AGE,
     RULE_TARGET_RETRY_ATTEMPTS,
@@ -39,6 +41,8 @@ from payment_stack.queues import (
 )
 
 DEFAULT_DEFINITION = STATEMACHINE_DIR / "business_rules.asl.json"
+# Where CDK's SfnStateMachine target creates the role its rule starts the workflow with.
+RULE_ROLE_ID = "EventsRole"
 TRANSACTION_ENRICHED = "TransactionEnriched"
 # Gambling, quasi-cash and money orders: categories card schemes treat as higher risk.
 DEFAULT_WATCHED_MCCS = ("7995", "6051", "4829")
@@ -69,6 +73,8 @@ class RulesEngine(Construct):
         published_sources: Sequence[str] = (RULES_SOURCE,),
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        state_machine_role: iam.IRole | None = None,
+        rule_role: iam.IRole | None = None,
     ) -> None:
         """
         :param event_bus: where ``TransactionEnriched`` arrives and outcomes are published.
@@ -95,8 +101,22 @@ class RulesEngine(Construct):
         :param published_sources: the ``source`` values the workflow may put on the bus.
             Default ``payments.rules``, what the built-in definition publishes; a definition
             of your own that publishes others names them here (any other is refused).
+        :param state_machine_role: the role the workflow runs as, assumable by
+            ``states.amazonaws.com``. Default: a new role. Given, it gets the workflow's grants
+            added to its policy (put events of ``published_sources``, publish to the failure
+            topic, log delivery, X-Ray).
+        :param rule_role: the role EventBridge assumes to start the workflow for the rule,
+            assumable by ``events.amazonaws.com``. Default: a new role that may start this
+            workflow only. Given, it gets ``states:StartExecution`` on the workflow added.
+            A role of either kind imported with ``mutable=False`` gets nothing added: grant it
+            what the default role's policy holds yourself. No cdk-nag finding is acknowledged
+            on a role you give.
         """
         super().__init__(scope, construct_id)
+        given_state_machine_role = role_prop(
+            "RulesEngine", "state_machine_role", state_machine_role, "states"
+        )
+        given_rule_role = role_prop("RulesEngine", "rule_role", rule_role, "events")
         definition_file = file_path(
             "RulesEngine", "definition_file", definition_file or DEFAULT_DEFINITION
         )
@@ -166,6 +186,7 @@ class RulesEngine(Construct):
                 include_execution_data=False,
             ),
             tracing_enabled=True,
+            role=given_state_machine_role,
         )
         grant_publish(event_bus, self.state_machine, published_sources)
         grant_publish_to_topic(self.failure_topic, self.state_machine)
@@ -189,9 +210,13 @@ class RulesEngine(Construct):
                 dead_letter_queue=self.dead_letter_queue,
                 retry_attempts=RULE_TARGET_RETRY_ATTEMPTS,
                 max_event_age=RULE_TARGET_MAX_EVENT_AGE,
+                role=given_rule_role,
             )
         )
-        self._acknowledge_findings()
+        self._acknowledge_findings(
+            owns_state_machine_role=given_state_machine_role is None,
+            owns_rule_role=given_rule_role is None,
+        )
 
     # ``props`` of every metric_* method: any ``cloudwatch.MetricOptions`` field, over the
     # defaults (1 minute; Sum for counts of executions, Maximum for a queue depth).
@@ -214,21 +239,31 @@ class RulesEngine(Construct):
             **metric_options(**props)
         )
 
-    def _acknowledge_findings(self) -> None:
+    def _acknowledge_findings(self, *, owns_state_machine_role: bool, owns_rule_role: bool) -> None:
         acknowledge(
             self.state_machine,
             "AwsSolutions-SF1",
             "Logging is at ERROR without execution data on purpose: ALL would write every "
             "transaction's card token and amounts to CloudWatch Logs.",
         )
-        acknowledge(
-            self.state_machine,
-            "AwsSolutions-IAM5[Resource::*]",
-            "Log delivery (logs:CreateLogDelivery and friends) and X-Ray accept only '*' as "
-            "resource; AWS documents no narrower form for them.",
-        )
-        # The workflow's role and the role its rule starts it with.
-        acknowledge_inline_policy(self.state_machine)
+        # Both roles this construct creates are below the state machine (CDK puts the rule
+        # target's role there); a role given lives elsewhere and is the user's to acknowledge.
+        if owns_state_machine_role:
+            acknowledge(
+                self.state_machine,
+                "AwsSolutions-IAM5[Resource::*]",
+                "Log delivery (logs:CreateLogDelivery and friends) and X-Ray accept only '*' as "
+                "resource; AWS documents no narrower form for them.",
+            )
+        if owns_state_machine_role and owns_rule_role:
+            # The workflow's role and the role its rule starts it with.
+            acknowledge_inline_policy(self.state_machine)
+        elif owns_state_machine_role or owns_rule_role:
+            acknowledge_inline_policy(
+                self.state_machine.role
+                if owns_state_machine_role
+                else self.state_machine.node.find_child(RULE_ROLE_ID)
+            )
 
 
 def _validate(

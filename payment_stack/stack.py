@@ -10,6 +10,7 @@ from constructs import Construct
 
 from payment_stack.buffered_poster import BufferedPoster
 from payment_stack.config import StageConfig
+from payment_stack.core_banking_network import NETWORK_CONTEXT_KEYS, network_from_context
 from payment_stack.ingest_pipe import IngestPipe
 from payment_stack.keys import domain_key
 from payment_stack.nag import (
@@ -24,6 +25,7 @@ from payment_stack.posting_target import (
     CaBundle,
     CoreBankingClientCertificate,
     CoreBankingCredentials,
+    CoreBankingNetwork,
     PostingTarget,
 )
 from payment_stack.processors import EnrichmentProcessor, ScreeningOutcomes
@@ -123,9 +125,15 @@ class PaymentPostingStack(Stack):
         self.core_banking_secret: secretsmanager.Secret | None = None
         self.client_certificate_secret: secretsmanager.Secret | None = None
         target = PostingTarget.ledger()
+        network = network_from_context(self)
+        if network is not None and posting != "http":
+            raise ValueError(
+                f"-c {', -c '.join(NETWORK_CONTEXT_KEYS)} place the posting function for the "
+                f"core system: they need -c {POSTING_CONTEXT_KEY}=http"
+            )
         if posting == "http":
             target, self.core_banking_secret, self.client_certificate_secret = self._core_banking(
-                config, mutual_tls=mutual_tls
+                config, network, mutual_tls=mutual_tls
             )
         self.poster = BufferedPoster(
             self,
@@ -139,7 +147,7 @@ class PaymentPostingStack(Stack):
             removal_policy=config.removal_policy,
         )
 
-        if posting == "http":
+        if posting == "http" and network is None:
             acknowledge_in_packs(
                 self.poster.function,
                 "LambdaInsideVPC",
@@ -148,7 +156,7 @@ class PaymentPostingStack(Stack):
                 "network placement (locally the core system is on 127.0.0.1). The call is TLS "
                 "verified against the CoreBankingCaBundle CA, with a token from Secrets "
                 "Manager; a deployment to a bank's core system places the function with "
-                "BufferedPoster's network=CoreBankingNetwork(...), which this variant does not.",
+                "-c coreBankingVpcId=... (BufferedPoster's network), which this synth did not.",
             )
 
         self.sample_source: PaymentFunction | None = None
@@ -220,7 +228,7 @@ class PaymentPostingStack(Stack):
         CfnOutput(self, "IngestDeadLetterQueueUrl", value=self.ingest.dead_letter_queue.queue_url)
 
     def _core_banking(
-        self, config: StageConfig, *, mutual_tls: bool
+        self, config: StageConfig, network: CoreBankingNetwork | None, *, mutual_tls: bool
     ) -> tuple[PostingTarget, secretsmanager.Secret, secretsmanager.Secret | None]:
         """The HTTP target: URL and CA given at deploy time, the token in a secret of ours,
         and with ``mutual_tls`` a client certificate in another."""
@@ -286,6 +294,7 @@ class PaymentPostingStack(Stack):
             credentials=CoreBankingCredentials(secret),
             client_certificate=client_certificate,
             ca_bundle=CaBundle.from_pem(ca_bundle.value_as_string),
+            network=network,
         )
         return target, secret, certificate
 

@@ -56,6 +56,11 @@ _DYNAMODB_DATA = {
 # What a caller needs on the key of an encrypted queue or topic (SQS and SNS documentation).
 _PRODUCER_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
 _CONSUMER_KEY_ACTIONS = ("kms:Decrypt",)
+# Dead-letter queue redrive, named by the source queue's ARN (not a queue URL).
+_MESSAGE_MOVE_OPERATIONS = {"StartMessageMoveTask", "ListMessageMoveTasks"}
+# What SQS does on the source queue, in the caller's name, while a move task runs (the SQS
+# Developer Guide, "Configuring queue permissions for dead-letter queue redrive").
+_MOVE_SOURCE_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ def checks_for_call(
     arns = _Arns(model)
     if prefix == "dynamodb":
         return _dynamodb(model, arns, operation, params)
+    if prefix == "sqs" and operation in _MESSAGE_MOVE_OPERATIONS:
+        return _message_move(model, operation, params)
     if prefix == "sqs":
         queue = arns.queue(params)
         checks = [Check(action, queue)]
@@ -217,6 +224,28 @@ def _dynamodb(
             if table not in seen:
                 seen.add(table)
                 checks += _key_checks(model, table, ("kms:Decrypt",), "dynamodb")
+    return checks
+
+
+def _message_move(model: AccessModel, operation: str, params: Mapping[str, Any]) -> list[Check]:
+    """A redrive: authorized on its source queue, then run by SQS in the caller's name, which
+    receives and deletes there and sends to the destination, with each queue's key.
+
+    Locally no task runs (moto has none), so starting one is checked for everything the task
+    will need: a redrive that could not move a message is refused when it starts, where AWS
+    would start it and fail the task. Without ``DestinationArn`` the messages go back to the
+    queues whose redrive policy names the source, which the model does not know: the send is
+    then checked on ``*``, allowed only by a grant on every queue.
+    """
+    source = str(params.get("SourceArn") or "*")
+    if operation == "ListMessageMoveTasks":
+        return [Check("sqs:ListMessageMoveTasks", source)]
+    destination = str(params.get("DestinationArn") or "*")
+    checks = [Check("sqs:StartMessageMoveTask", source)]
+    checks += [Check(action, source) for action in _MOVE_SOURCE_ACTIONS]
+    checks += _key_checks(model, source, _CONSUMER_KEY_ACTIONS, "sqs")
+    checks.append(Check("sqs:SendMessage", destination))
+    checks += _key_checks(model, destination, _PRODUCER_KEY_ACTIONS, "sqs")
     return checks
 
 

@@ -32,3 +32,30 @@ def test_a_bad_context_value_exits_with_its_message_and_no_traceback(
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"posting": "http", "coreBankingVpcId": "vpc-0abc12345"}, "needs -c coreBankingSubnetIds"),
+        (
+            {"posting": "http", "coreBankingVpcId": "default",
+             "coreBankingSubnetIds": "subnet-0aa11bb22", "coreBankingCidr": "10.20.0.0/16"},
+            "must be a VPC id (vpc-...), got 'default'",
+        ),
+        (
+            {"posting": "http", "coreBankingVpcId": "vpc-0abc12345",
+             "coreBankingSubnetIds": "subnet-0aa11bb22", "coreBankingCidr": "10.20.0.0/33"},
+            "must be an IPv4 CIDR",
+        ),
+        (
+            {"coreBankingVpcId": "vpc-0abc12345", "coreBankingSubnetIds": "subnet-0aa11bb22",
+             "coreBankingCidr": "10.20.0.0/16"},
+            "need -c posting=http",
+        ),
+    ],
+)  # fmt: skip
+def test_a_bad_network_placement_exits_with_its_message(
+    context: dict[str, str], message: str
+) -> None:
+    test_a_bad_context_value_exits_with_its_message_and_no_traceback(context, message)

@@ -633,6 +633,47 @@ class TestNetwork:
             assert flagged == [], (pack.__name__, flagged)
 
 
+class TestCoreSystemPort:
+    """The group opens the port the core system listens on, read from the URL."""
+
+    @staticmethod
+    def _egress_ports(url: str, port: int | None = None) -> set[int]:
+        stack = bare_stack()
+        vpc = ec2.Vpc.from_vpc_attributes(
+            stack, "Vpc", vpc_id="vpc-0abc12345", availability_zones=["eu-west-1a"],
+            private_subnet_ids=["subnet-0aa11bb22"],
+        )  # fmt: skip
+        network = CoreBankingNetwork(
+            vpc=vpc, core_system=ec2.Peer.ipv4(CORE_CIDR), core_system_port=port
+        )
+        poster = poster_in(stack, posting_target=PostingTarget.http(url, network=network))
+        assert poster.security_group is not None
+        group = Template.from_stack(stack).to_json()["Resources"][
+            logical_id(poster.security_group)
+        ]["Properties"]
+        return {rule["FromPort"] for rule in group["SecurityGroupEgress"]}
+
+    def test_the_urls_port_is_the_one_opened(self) -> None:
+        assert self._egress_ports("https://core.bank.example:8443/api") == {8443}
+        assert self._egress_ports(URL) == {443}
+        assert self._egress_ports(URL, 443) == {443}
+
+    def test_a_port_that_contradicts_the_url_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="security group would block every call"):
+            self._egress_ports("https://core.bank.example:8443/api", 443)
+
+    @pytest.mark.parametrize("port", [0, 70000, "443", True])
+    def test_a_port_must_be_a_tcp_port(self, port: object) -> None:
+        with pytest.raises(ValueError, match="core_system_port"):
+            CoreBankingNetwork(
+                vpc=ec2.Vpc.from_vpc_attributes(
+                    bare_stack(), "Vpc", vpc_id="vpc-0abc12345", availability_zones=["a"]
+                ),
+                core_system=ec2.Peer.ipv4(CORE_CIDR),
+                core_system_port=port,  # type: ignore[arg-type]
+            )
+
+
 class TestDeprecatedForm:
     def test_posting_system_http_still_works_and_warns(self) -> None:
         stack = bare_stack()

@@ -243,6 +243,39 @@ def test_queue_arn_comes_from_the_url_account_or_the_queue_name() -> None:
     assert _pairs(_checks("sqs", "ListQueues", {})) == [("sqs:ListQueues", "*")]
 
 
+def test_a_redrive_is_checked_for_what_the_move_task_does_in_the_callers_name() -> None:
+    dead_letters = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{PLAIN_QUEUE}"
+    checks = _checks(
+        "sqs", "StartMessageMoveTask", {"SourceArn": dead_letters, "DestinationArn": QUEUE_ARN}
+    )
+    assert _pairs(checks) == [
+        ("sqs:StartMessageMoveTask", dead_letters),
+        ("sqs:ReceiveMessage", dead_letters),
+        ("sqs:DeleteMessage", dead_letters),
+        ("sqs:GetQueueAttributes", dead_letters),
+        # An unencrypted source needs no key; the encrypted destination, the sender's.
+        ("sqs:SendMessage", QUEUE_ARN),
+        ("kms:GenerateDataKey", KEY_ARN),
+        ("kms:Decrypt", KEY_ARN),
+    ]
+    assert all(dict(c.context) == SQS_VIA for c in checks[5:])
+
+
+def test_a_redrive_decrypts_an_encrypted_source_and_without_destination_sends_anywhere() -> None:
+    checks = _checks("sqs", "StartMessageMoveTask", {"SourceArn": QUEUE_ARN})
+    assert _pairs(checks) == [
+        ("sqs:StartMessageMoveTask", QUEUE_ARN),
+        ("sqs:ReceiveMessage", QUEUE_ARN),
+        ("sqs:DeleteMessage", QUEUE_ARN),
+        ("sqs:GetQueueAttributes", QUEUE_ARN),
+        ("kms:Decrypt", KEY_ARN),
+        ("sqs:SendMessage", "*"),
+    ]
+    assert _pairs(_checks("sqs", "ListMessageMoveTasks", {"SourceArn": QUEUE_ARN})) == [
+        ("sqs:ListMessageMoveTasks", QUEUE_ARN)
+    ]
+
+
 # -- SNS -----------------------------------------------------------------------------------
 
 
