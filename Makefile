@@ -88,7 +88,7 @@ typecheck: $(VENV_STAMP) ## mypy, strict
 
 .PHONY: synth
 synth: install ## synthesize cdk.out with the pinned CDK CLI (cdk-nag runs as part of it)
-	$(CDK) synth --quiet -c stage=$(STAGE) -c posting=$(POSTING) -c core_banking_mtls=$(MTLS)
+	$(CDK) synth --quiet -c stage=$(STAGE) -c posting=$(POSTING) -c coreBankingMtls=$(MTLS)
 
 .PHONY: diff
 diff: install ## compare cdk.out with what is deployed (needs AWS credentials)

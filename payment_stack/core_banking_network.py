@@ -117,4 +117,10 @@ def _peer(item: str) -> ec2.IPeer:
         return ec2.Peer.prefix_list(item)
     if _SECURITY_GROUP_ID.match(item):
         return ec2.Peer.security_group_id(item)
-    return ec2.Peer.ipv4(_cidr(item, ENDPOINTS_CONTEXT_KEY))
+    try:
+        return ec2.Peer.ipv4(str(ipaddress.IPv4Network(item)))
+    except ValueError:
+        raise ValueError(
+            f"-c {ENDPOINTS_CONTEXT_KEY}= takes prefix list ids (pl-...), security group ids "
+            f"(sg-...) or IPv4 CIDRs (0.0.0.0/0 for a NAT route), got {item!r}"
+        ) from None

@@ -34,9 +34,9 @@ from payment_stack.rules_engine import RulesEngine
 # ``-c posting=http``: post to a core system over HTTPS (its URL and CA as stack parameters, its
 # credential in a secret the stack creates) instead of the built-in ledger.
 POSTING_CONTEXT_KEY = "posting"
-# ``-c core_banking_mtls=true`` (with ``posting=http``): also present a client certificate from
+# ``-c coreBankingMtls=true`` (with ``posting=http``): also present a client certificate from
 # a second secret the stack creates (mutual TLS).
-MTLS_CONTEXT_KEY = "core_banking_mtls"
+MTLS_CONTEXT_KEY = "coreBankingMtls"
 
 
 class PaymentPostingStack(Stack):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
-from tests.infra.support import ROOT
+from payment_stack import PaymentPostingStack, StageConfig
+from tests.infra.support import ROOT, make_app, stage_values
 
 pytestmark = pytest.mark.slow
 
@@ -53,9 +55,20 @@ def test_a_bad_context_value_exits_with_its_message_and_no_traceback(
              "coreBankingCidr": "10.20.0.0/16"},
             "need -c posting=http",
         ),
+        (
+            {"posting": "http", "coreBankingVpcId": "vpc-0abc12345",
+             "coreBankingSubnetIds": "subnet-0aa11bb22", "coreBankingCidr": "10.20.0.0/16",
+             "awsEndpoints": "bogus"},
+            "takes prefix list ids (pl-...), security group ids (sg-...) or IPv4 CIDRs",
+        ),
+        ({"posting": "http", "coreBankingMtls": "maybe"}, "must be true or false, got 'maybe'"),
     ],
 )  # fmt: skip
-def test_a_bad_network_placement_exits_with_its_message(
+def test_a_bad_network_or_tls_setting_is_refused_with_its_message(
     context: dict[str, str], message: str
 ) -> None:
-    test_a_bad_context_value_exits_with_its_message_and_no_traceback(context, message)
+    """The same ValueError app.py turns into its message and exit 1 (shown above for two
+    values: a subprocess per case would cost a synth each)."""
+    config = StageConfig.from_dict("dev", stage_values("dev"))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        PaymentPostingStack(make_app(**context), "PaymentPosting-dev", config=config)

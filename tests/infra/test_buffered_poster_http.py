@@ -785,7 +785,7 @@ class TestTheStackOverHttp:
 
 
 class TestTheStackOverMutualTls:
-    """``-c posting=http -c core_banking_mtls=true``: the demo's variant with a client
+    """``-c posting=http -c coreBankingMtls=true``: the demo's variant with a client
     certificate."""
 
     @pytest.fixture(scope="class")
