@@ -69,6 +69,11 @@ from payment_stack.queues import (
 )
 
 TRANSACTION_APPROVED = "TransactionApproved"
+# Little's law at the target rate (docs/scale.md): 1,100 postings/s in batches of 10 is 110
+# batches/s; at ~0.4 s per batch that is 44 concurrent batches. 100 carries the rate up to
+# 0.9 s per batch, room for the latency tail and redeliveries. It presumes a ledger with no
+# item every posting writes (ledger v2): against one hot item more callers only conflict.
+DEFAULT_MAX_CONCURRENCY = 100
 # Lambda's advice: a visibility timeout at least six times the function timeout, so a batch
 # still being retried by the event source is not handed to a second poller.
 VISIBILITY_FACTOR = 6
@@ -118,7 +123,7 @@ class BufferedPoster(Construct):
         ledger_table: dynamodb.ITableV2 | None = None,
         batch_size: int = 10,
         max_batching_window: Duration | None = None,
-        max_concurrency: int = 10,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         max_receive_count: int = 5,
         function_timeout: Duration | None = None,
         approved_source: str = RULES_SOURCE,
@@ -143,7 +148,10 @@ class BufferedPoster(Construct):
             window). Default 10.
         :param max_batching_window: how long to gather a batch. Default: none (latency first).
         :param max_concurrency: the most concurrent invocations, 2 to 1,000: the posting
-            system never sees more parallel callers than this. Default 10.
+            system never sees more parallel callers than this, and the function reserves as
+            many (Lambda keeps 100 unreserved: the account's concurrency quota must be at
+            least this plus 100). Default 100, sized for 1,100 postings a second
+            (docs/scale.md).
         :param max_receive_count: deliveries before a message moves to the dead-letter queue,
             1 to 1,000. Default 5 (a few tries, then a person looks).
         :param function_timeout: default 30 seconds for the ledger; for HTTP, the batch's

@@ -19,7 +19,6 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from payment_posting_functions.domain.accounts import SUSPENSE_ACCOUNT_ID, Account, sample_accounts
 from payment_posting_functions.domain.enrichment import enrich
 from payment_posting_functions.domain.events import (
-    LifecycleEvent,
     PostingFailed,
     TransactionApproved,
     TransactionPosted,
@@ -34,7 +33,7 @@ from payment_posting_functions.domain.posting import (
     TransientPostingError,
 )
 from payment_posting_functions.domain.posting_instructions import posting_request_for
-from payment_posting_functions.domain.publisher import PublishError
+from payment_posting_functions.domain.publisher import EventPublisher
 from payment_posting_functions.domain.transaction import AuthorizedTransaction
 from payment_posting_functions.handlers import posting
 from tests.factories import valid_item
@@ -218,6 +217,40 @@ def handle(
 Handle = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+class CountingBus:
+    """The moto EventBridge client, counting PutEvents calls, and refusing (as the bus may:
+    ``FailedEntryCount`` and an ``ErrorCode`` per entry) the events of the transactions in
+    ``refuse``; the rest go on to moto, and to the tap."""
+
+    def __init__(self) -> None:
+        self.client = boto3.client("events")
+        self.calls: list[int] = []
+        self.refuse: set[str] = set()
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+        self.calls.append(len(Entries))
+
+        def refused(entry: dict[str, Any]) -> bool:
+            return json.loads(entry["Detail"])["transactionId"] in self.refuse
+
+        accepted = [entry for entry in Entries if not refused(entry)]
+        results = iter(self.client.put_events(Entries=accepted)["Entries"] if accepted else [])
+        entries = [
+            {"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}
+            if refused(entry)
+            else next(results)
+            for entry in Entries
+        ]
+        return {"FailedEntryCount": sum("ErrorCode" in e for e in entries), "Entries": entries}
+
+
+@pytest.fixture
+def bus(tap: str, monkeypatch: pytest.MonkeyPatch) -> CountingBus:
+    counting = CountingBus()
+    monkeypatch.setattr(posting, "publisher", lambda: EventPublisher(counting, BUS))
+    return counting
+
+
 def entry_count(ledger: DynamoDBLedger) -> int:
     return len(ledger.scan_entries())
 
@@ -297,9 +330,9 @@ def test_a_redelivered_message_posts_once(handle: Handle, tap: str, ledger: Dyna
     response = handle(batch(message(event, receive_count=2)))
 
     assert response == {"batchItemFailures": []}
-    again = posted_events(drain(tap))
-    # Publishing again is allowed, posting again is not.
-    assert all(e.posting_status == PostingStatus.ALREADY_POSTED for e in again), again
+    # Publishing again is allowed (the first publish may not have happened: the redelivery
+    # cannot know), posting again is not: the same event, from the idempotency record.
+    assert posted_events(drain(tap)) == first
     assert entry_count(ledger) == entries == 2
     assert ledger.balance(CUSTOMER, "EUR") == balance
     assert balance.posted == -BILLED
@@ -371,20 +404,12 @@ class FunctionTimedOut(BaseException):
 
 
 def test_the_bus_refusing_after_the_ledger_write_is_retried_without_posting_again(
-    handle: Handle, tap: str, ledger: DynamoDBLedger, monkeypatch: pytest.MonkeyPatch
+    handle: Handle, tap: str, bus: CountingBus, ledger: DynamoDBLedger
 ) -> None:
     event, other = approved(1), approved(2)
-    publisher = posting.publisher()
-    real_publish = publisher.publish
+    bus.refuse = {event.transaction_id}
 
-    def refuse(events: list[LifecycleEvent]) -> None:
-        if events[0].transaction_id == event.transaction_id:
-            raise PublishError("1 of 1 events refused: {'InternalFailure'}")
-        real_publish(events)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(publisher, "publish", refuse)
-        response = handle(batch(message(event), message(other)))
+    response = handle(batch(message(event), message(other)))
 
     assert failed_ids(response) == [f"msg-{event.transaction_id}"]
     assert [e.transaction_id for e in posted_events(drain(tap))] == [other.transaction_id]
@@ -392,14 +417,98 @@ def test_the_bus_refusing_after_the_ledger_write_is_retried_without_posting_agai
     balance = ledger.balance(CUSTOMER, "EUR")
     assert balance.posted == -2 * BILLED
 
+    bus.refuse = set()
     response = handle(batch(message(event, receive_count=2)))
 
     assert response == {"batchItemFailures": []}
     (posted,) = posted_events(drain(tap))
     assert posted.transaction_id == event.transaction_id
-    assert posted.posting_status == PostingStatus.ALREADY_POSTED
+    assert posted.posting_status == PostingStatus.POSTED  # the event saved when it posted
     assert ledger.balance(CUSTOMER, "EUR") == balance
     assert entry_count(ledger) == 4
+
+
+@pytest.mark.parametrize(("size", "calls"), [(1, 1), (10, 1), (23, 3)])
+def test_a_batch_publishes_its_events_ten_to_a_put_events_call(
+    handle: Handle, tap: str, bus: CountingBus, ledger: DynamoDBLedger, size: int, calls: int
+) -> None:
+    approvals = [approved(n) for n in range(1, size + 1)]
+
+    # Lambda's SQS batches go up to 10,000 with a batching window: 23 is one invocation.
+    response = handle(batch(*(message(a) for a in approvals)))
+
+    assert response == {"batchItemFailures": []}
+    assert len(bus.calls) == calls
+    assert max(bus.calls) <= 10
+    events = posted_events(drain(tap))
+    assert sorted(e.transaction_id for e in events) == [a.transaction_id for a in approvals]
+    assert ledger.trial_balance() == {"EUR": 0}
+
+
+def test_the_records_whose_events_were_refused_fail_and_their_redelivery_publishes_once(
+    handle: Handle, tap: str, bus: CountingBus, ledger: DynamoDBLedger
+) -> None:
+    approvals = [approved(n) for n in range(1, 24)]
+    refused = {approvals[n].transaction_id for n in (2, 11, 12, 22)}  # in each of the 3 calls
+    bus.refuse = set(refused)
+
+    response = handle(batch(*(message(a) for a in approvals)))
+
+    assert sorted(failed_ids(response)) == sorted(f"msg-{t}" for t in refused)
+    published = posted_events(drain(tap))
+    assert sorted(e.transaction_id for e in published) == sorted(
+        a.transaction_id for a in approvals if a.transaction_id not in refused
+    )
+    balance = ledger.balance(CUSTOMER, "EUR")
+    assert balance.posted == -23 * BILLED  # all posted, whatever the bus said
+
+    # SQS hands back exactly the failed messages; the bus has recovered.
+    bus.refuse, bus.calls = set(), []
+    redelivered = [message(a, receive_count=2) for a in approvals if a.transaction_id in refused]
+    response = handle(batch(*redelivered))
+
+    assert response == {"batchItemFailures": []}
+    assert bus.calls == [4]
+    again = posted_events(drain(tap))
+    assert sorted(e.transaction_id for e in again) == sorted(refused)  # once each
+    assert {e.posting_status for e in again} == {PostingStatus.POSTED}
+    assert ledger.balance(CUSTOMER, "EUR") == balance  # nothing posted twice
+    assert entry_count(ledger) == 2 * 23
+
+
+def test_a_crash_before_the_batch_is_published_republishes_from_the_idempotency_record(
+    handle: Handle,
+    tap: str,
+    ledger: DynamoDBLedger,
+    dynamodb: Any,
+    idempotency_table: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The records are COMPLETED before their events go out: the saved response carries the
+    event, so a redelivery publishes what the dead invocation never did."""
+    approvals = [approved(1), approved(2)]
+
+    def killed(entries: Any) -> None:
+        raise FunctionTimedOut
+
+    with monkeypatch.context() as patch:
+        patch.setattr(posting.publisher(), "put", killed)
+        with pytest.raises(FunctionTimedOut):
+            handle(batch(*(message(a) for a in approvals)))
+
+    records = dynamodb.scan(TableName=idempotency_table)["Items"]
+    assert {r["status"]["S"] for r in records} == {"COMPLETED"}
+    assert drain(tap) == []
+    balance = ledger.balance(CUSTOMER, "EUR")
+
+    response = handle(batch(*(message(a, receive_count=2) for a in approvals)))
+
+    assert response == {"batchItemFailures": []}
+    published = posted_events(drain(tap))
+    assert sorted(e.transaction_id for e in published) == [a.transaction_id for a in approvals]
+    assert {e.posting_status for e in published} == {PostingStatus.POSTED}
+    assert ledger.balance(CUSTOMER, "EUR").posted == -2 * BILLED
+    assert ledger.balance(CUSTOMER, "EUR") == balance
 
 
 def test_a_timeout_after_the_ledger_write_blocks_until_the_in_progress_window_ends(
@@ -411,12 +520,15 @@ def test_a_timeout_after_the_ledger_write_blocks_until_the_in_progress_window_en
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     event = approved()
+    _, system = posting.posting_system()
+    real_post = system.post
 
-    def killed(events: Any) -> None:
-        raise FunctionTimedOut
+    def killed(request: PostingRequest) -> PostingResult:
+        real_post(request)
+        raise FunctionTimedOut  # the ledger was written, the function died before returning
 
     with monkeypatch.context() as patch:
-        patch.setattr(posting.publisher(), "publish", killed)
+        patch.setattr(system, "post", killed)
         with pytest.raises(FunctionTimedOut):
             handle(batch(message(event)))
 
@@ -554,9 +666,11 @@ def test_a_permanent_refusal_ends_posting_failed_and_is_not_retried(
     assert ledger.posting(event.transaction_id) is None
     assert entry_count(ledger) == 0
 
-    # A redelivery of a refused transaction is answered from the idempotency record.
+    # A redelivery of a refused transaction is answered from the idempotency record: the
+    # same event again, and no second attempt at the posting system.
+    monkeypatch.setattr(system, "post", lambda request: pytest.fail("posted again"))
     assert handle(batch(message(event, receive_count=2))) == {"batchItemFailures": []}
-    assert drain(tap) == []
+    assert [again["detail"] for again in drain(tap)] == [published["detail"]]
 
 
 def test_an_unknown_account_is_posted_to_suspense(
@@ -602,5 +716,10 @@ def test_the_idempotency_record_is_keyed_by_the_transaction_id(
     assert "handlers.posting" in item["id"]["S"]
     assert item["status"]["S"] == "COMPLETED"
     assert int(item["expiration"]["N"]) > 0
-    assert json.loads(item["data"]["S"]) == {"outcome": "TransactionPosted", "status": "POSTED"}
+    saved = json.loads(item["data"]["S"])
+    # The outcome, and the event to publish again should the bus refuse it.
+    assert saved["outcome"] == "TransactionPosted"
+    assert saved["status"] == "POSTED"
+    (published,) = drain(tap)
+    assert saved["event"] == published["detail"]
     assert TOKEN not in json.dumps(items)

@@ -7,7 +7,13 @@ posting system refuses for good ends ``PostingFailed``; the rest end ``Transacti
 
 Exactly-once effect: the queue and Express workflow deliver at least once, so posting is
 idempotent twice over, by the posting system itself (keyed by transaction id) and by
-Powertools idempotency around the whole post-and-publish step.
+Powertools idempotency around each record's posting, whose saved response carries the
+outcome's event.
+
+The batch's events go out together at the end, ten to a PutEvents call, and a message leaves
+the queue only once its event is on the bus: a record whose event the bus refused is reported
+failed, and its redelivery is answered from the idempotency record (nothing posted again) and
+publishes the saved event again. Events are therefore at least once, identical when repeated.
 """
 
 from __future__ import annotations
@@ -26,7 +32,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
-    process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
@@ -50,7 +55,7 @@ from payment_posting_functions.domain.posting import (
     PostingSystem,
 )
 from payment_posting_functions.domain.posting_instructions import posting_request_for
-from payment_posting_functions.domain.publisher import EventPublisher
+from payment_posting_functions.domain.publisher import Entry, EventPublisher
 
 logger = payment_logger()
 tracer = Tracer()
@@ -207,7 +212,12 @@ def publisher() -> EventPublisher:
 
 @cache
 def post_once() -> Callable[..., dict[str, Any]]:
-    """Post and publish, at most once per transaction id (built on first use, with its table)."""
+    """Post at most once per transaction id (built on first use, with its table).
+
+    The response, saved in the idempotency record, carries the outcome's event (``event``:
+    its detail): the event is published after the batch, and a redelivery of a record whose
+    event the bus refused (or never got: the function died first) publishes it from here.
+    """
     store = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
 
     def post(approved: dict[str, Any]) -> dict[str, Any]:
@@ -217,41 +227,75 @@ def post_once() -> Callable[..., dict[str, Any]]:
         try:
             result = system.post(request)
         except PermanentPostingError as refusal:
-            publisher().publish(
-                [
-                    PostingFailed(
-                        transaction_id=request.transaction_id,
-                        reason_code=refusal.code,
-                        reason=FAILURE_REASONS[refusal.code],
-                        account_id=request.account_id,
-                        amount=request.amount,
-                        posting_system=system_name,
-                    )
-                ]
+            failed = PostingFailed(
+                transaction_id=request.transaction_id,
+                reason_code=refusal.code,
+                reason=FAILURE_REASONS[refusal.code],
+                account_id=request.account_id,
+                amount=request.amount,
+                posting_system=system_name,
             )
             metrics.add_metric(name="PostingsFailed", unit=MetricUnit.Count, value=1)
-            return {"outcome": "PostingFailed"}
-        publisher().publish(
-            [
-                TransactionPosted(
-                    transaction_id=request.transaction_id,
-                    posting_id=result.posting_id,
-                    posting_status=result.status.value,
-                    account_id=request.account_id,
-                    counter_account_id=request.counter_account_id,
-                    amount=request.amount,
-                    direction=request.direction.value,
-                    posting_system=system_name,
-                )
-            ]
+            return {"outcome": "PostingFailed", "event": failed.to_detail()}
+        posted = TransactionPosted(
+            transaction_id=request.transaction_id,
+            posting_id=result.posting_id,
+            posting_status=result.status.value,
+            account_id=request.account_id,
+            counter_account_id=request.counter_account_id,
+            amount=request.amount,
+            direction=request.direction.value,
+            posting_system=system_name,
         )
         metrics.add_metric(name="TransactionsPosted", unit=MetricUnit.Count, value=1)
-        return {"outcome": "TransactionPosted", "status": result.status.value}
+        return {
+            "outcome": "TransactionPosted",
+            "status": result.status.value,
+            "event": posted.to_detail(),
+        }
 
     once: Callable[..., dict[str, Any]] = idempotent_function(
         data_keyword_argument="approved", persistence_store=store, config=idempotency
     )(post)
     return once
+
+
+_OUTCOME_EVENTS = {model.NAME.value: model for model in (TransactionPosted, PostingFailed)}
+
+
+def outcome_entry(response: Mapping[str, Any]) -> Entry | None:
+    """The PutEvents entry of a posting's saved response; None for a record completed before
+    responses carried their event (its event was published before it was saved)."""
+    detail = response.get("event")
+    if not isinstance(detail, dict):
+        return None
+    return Entry.of(_OUTCOME_EVENTS[detail["name"]].model_validate(detail))
+
+
+def publish_outcomes(processed: list[tuple[Any, ...]]) -> list[str]:
+    """Publish the events of the records that posted, in as few calls as PutEvents allows;
+    the message ids of the records whose event the bus refused.
+
+    The same event twice in one batch (one transaction delivered twice) goes out once.
+    """
+    entries: list[Entry] = []
+    messages: list[list[str]] = []
+    seen: dict[Entry, int] = {}
+    for status, response, raw in processed:
+        entry = outcome_entry(response) if status == "success" else None
+        if entry is None:
+            continue
+        if entry not in seen:
+            seen[entry] = len(entries)
+            entries.append(entry)
+            messages.append([])
+        messages[seen[entry]].append(raw["messageId"])
+    refused = publisher().put(entries)
+    if refused:
+        metrics.add_metric(name="EventsRefused", unit=MetricUnit.Count, value=len(refused))
+        logger.warning("the bus refused events; their records return to the queue",
+                       extra={"errors": sorted(set(refused.values()))})  # fmt: skip
+    return [message_id for index in sorted(refused) for message_id in messages[index]]
 
 
 class UnapprovedSourceError(Exception):
@@ -288,9 +332,10 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
-    response: dict[str, Any] = dict(
-        process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    )
-    return response
+    # What process_partial_response does, with the batch's events published between the
+    # records and the response (a batch where every record failed still raises here).
+    with processor(event["Records"], record_handler, context):
+        processed = processor.process()
+    failures = [dict(failure) for failure in processor.response()["batchItemFailures"]]
+    failures += [{"itemIdentifier": message_id} for message_id in publish_outcomes(processed)]
+    return {"batchItemFailures": failures}
