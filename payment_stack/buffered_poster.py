@@ -69,11 +69,10 @@ from payment_stack.queues import (
 )
 
 TRANSACTION_APPROVED = "TransactionApproved"
-# Little's law at the target rate (docs/scale.md): 1,100 postings/s in batches of 10 is 110
-# batches/s; at ~0.4 s per batch that is 44 concurrent batches. 100 carries the rate up to
-# 0.9 s per batch, room for the latency tail and redeliveries. It presumes a ledger with no
-# item every posting writes (ledger v2): against one hot item more callers only conflict.
-DEFAULT_MAX_CONCURRENCY = 100
+# Little's law at the target rate (docs/scale.md) asks for 100 with a ledger that has no item
+# every posting writes (ledger v2, issue 11). Today's ledger writes the one clearing item per
+# posting, where more callers only conflict: 10 until v2 is the poster's ledger.
+DEFAULT_MAX_CONCURRENCY = 10
 # Lambda's advice: a visibility timeout at least six times the function timeout, so a batch
 # still being retried by the event source is not handed to a second poller.
 VISIBILITY_FACTOR = 6
@@ -150,8 +149,8 @@ class BufferedPoster(Construct):
         :param max_concurrency: the most concurrent invocations, 2 to 1,000: the posting
             system never sees more parallel callers than this, and the function reserves as
             many (Lambda keeps 100 unreserved: the account's concurrency quota must be at
-            least this plus 100). Default 100, sized for 1,100 postings a second
-            (docs/scale.md).
+            least this plus 100). Default 10 (docs/scale.md: 100 for 1,100 postings a second
+            once the ledger has no hot item).
         :param max_receive_count: deliveries before a message moves to the dead-letter queue,
             1 to 1,000. Default 5 (a few tries, then a person looks).
         :param function_timeout: default 30 seconds for the ledger; for HTTP, the batch's

