@@ -6,8 +6,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import boto3
 import pytest
+from moto import mock_aws
 
+from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger, table_definitions
 from payment_posting_functions.domain.ledger_v2.house import clearing_account, suspense_account
 from payment_posting_functions.domain.ledger_v2.model import (
     Account,
@@ -76,7 +79,16 @@ def make_memory(clock: Clock) -> Iterator[AnyLedger]:
     yield InMemoryLedger(clock=clock)
 
 
-LEDGERS: dict[str, Any] = {"memory": make_memory}
+def make_dynamodb(clock: Clock) -> Iterator[AnyLedger]:
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        for definition in table_definitions("journal", "balances"):
+            client.create_table(**definition)
+        # Few shards, so that a handful of transfers share some and the merge is exercised.
+        yield DynamoDBLedger(client, "journal", "balances", clock=clock, house_shards=4)
+
+
+LEDGERS: dict[str, Any] = {"memory": make_memory, "dynamodb": make_dynamodb}
 
 
 @pytest.fixture

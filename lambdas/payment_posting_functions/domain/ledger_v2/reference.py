@@ -259,6 +259,7 @@ class InMemoryLedger:
         )
 
     def trial_balance(self, currency: str) -> TrialBalance:
+        # Two clock readings, as the DynamoDB ledger's read window has two ends.
         read_from = rules.utc(self._clock())
         balances = [b for b in self._balances.values() if b.currency == currency]
         return TrialBalance(
@@ -267,7 +268,7 @@ class InMemoryLedger:
             pending_debits=sum(b.pending_debits for b in balances),
             pending_credits=sum(b.pending_credits for b in balances),
             read_from=read_from,
-            read_to=read_from,
+            read_to=rules.utc(self._clock()),
         )
 
     def account_ids(self) -> list[str]:
