@@ -28,6 +28,8 @@ POSTING ?= ledger
 MTLS ?= false
 N ?= 300
 SIZES ?= 100,300,1000
+LEDGER ?= v2
+WORKERS ?= 1,8,32,64
 
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
@@ -112,6 +114,10 @@ demo: synth ## run the pipeline locally on N generated transactions (default 300
 .PHONY: bench
 bench: synth ## measure local throughput and latency at SIZES (default 100,300,1000)
 	$(BIN)/python -m payment_local.bench --sizes $(SIZES)
+
+.PHONY: bench-ledger
+bench-ledger: $(VENV_STAMP) ## K concurrent posting workers against the ledger (LEDGER=v1|v2, WORKERS=1,8,32,64) with DynamoDB's latency and conflicts modelled
+	$(BIN)/python -m payment_local.ledger_bench --ledger $(LEDGER) --workers $(WORKERS)
 
 .PHONY: dist
 dist: $(VENV_STAMP) ## build the wheel (constructs, Lambda asset, States Language files) into dist/

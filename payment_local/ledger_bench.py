@@ -20,30 +20,98 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 from moto import mock_aws
 
 from payment_local.modelled_dynamodb import ModelledDynamoDB, VirtualClock
 from payment_posting_functions.domain.ledger import DynamoDBLedger
+from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger as LedgerV2Adapter
+from payment_posting_functions.domain.ledger_v2.dynamodb import table_definitions
+from payment_posting_functions.domain.ledger_v2.house import DEFAULT_SHARDS
+from payment_posting_functions.domain.ledger_v2.house import (
+    clearing_account as clearing_account_v2,
+)
+from payment_posting_functions.domain.ledger_v2.model import Transfer
 from payment_posting_functions.domain.money import Money
 from payment_posting_functions.domain.posting import (
     Direction,
     PostingRequest,
-    PostingSystem,
     TransientPostingError,
 )
 from payment_posting_functions.domain.posting_instructions import clearing_account
 
 TABLE = "ledger-bench"
+JOURNAL = "ledger-bench-journal"
+BALANCES = "ledger-bench-balances"
 CURRENCY = "EUR"
+# Large enough that no bench posting is refused for funds: the bench measures contention.
+CREDIT_LIMIT = 10**11
 
-# (client, table, sleep for back-offs) -> the ledger under test
-LedgerFactory = Callable[[Any, str, Callable[[float], None]], PostingSystem]
-LEDGERS: dict[str, LedgerFactory] = {
-    "v1": lambda client, table, sleep: DynamoDBLedger(client, table, sleep=sleep),
-}
+Post = Callable[[PostingRequest], object]
+
+
+class BenchLedger(Protocol):
+    def setup(self, client: Any, accounts: list[str]) -> None:
+        """Create the tables (and open the accounts) on the plain client, before the clock."""
+
+    def poster(self, client: Any, sleep: Callable[[float], None]) -> Post:
+        """What one posting calls, on the modelled client."""
+
+
+class LedgerV1:
+    """Today's ledger (domain/ledger.py): one table, the clearing balance read then written."""
+
+    def setup(self, client: Any, accounts: list[str]) -> None:
+        client.create_table(
+            TableName=TABLE,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+    def poster(self, client: Any, sleep: Callable[[float], None]) -> Post:
+        return DynamoDBLedger(client, TABLE, sleep=sleep).post
+
+
+class LedgerV2:
+    """Ledger v2 (domain/ledger_v2): accounts opened first, house legs over ``shards`` items."""
+
+    def __init__(self, shards: int = DEFAULT_SHARDS) -> None:
+        self.shards = shards
+
+    def setup(self, client: Any, accounts: list[str]) -> None:
+        for definition in table_definitions(JOURNAL, BALANCES):
+            client.create_table(**definition)
+        ledger = LedgerV2Adapter(client, JOURNAL, BALANCES)
+        ledger.open_account(clearing_account_v2(CURRENCY), CURRENCY)
+        for account in accounts:
+            ledger.open_account(account, CURRENCY, credit_limit=CREDIT_LIMIT)
+
+    def poster(self, client: Any, sleep: Callable[[float], None]) -> Post:
+        ledger = LedgerV2Adapter(client, JOURNAL, BALANCES, sleep=sleep, house_shards=self.shards)
+
+        def post(request: PostingRequest) -> object:
+            return ledger.create_transfer(
+                Transfer(
+                    transfer_id=request.transaction_id,
+                    debit_account_id=request.account_id,
+                    credit_account_id=request.counter_account_id,
+                    amount=request.amount,
+                )
+            )
+
+        return post
+
+
+LEDGERS: dict[str, BenchLedger] = {"v1": LedgerV1(), "v2": LedgerV2()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,20 +121,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postings", type=int, default=640, help="postings per K")
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=5.0, help="modelled round trip")
+    parser.add_argument(
+        "--shards", type=int, default=DEFAULT_SHARDS, help="house shards (ledger v2)"
+    )
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--output", type=Path, default=Path("reports") / "bench-ledger.json")
     try:
         args = parser.parse_args(argv)
         workers = [int(k) for k in args.workers.split(",")]
-        if any(k < 1 for k in workers) or args.postings < 1 or args.accounts < 1:
-            raise ValueError("workers, postings and accounts must be positive")
+        if min(*workers, args.postings, args.accounts, args.shards) < 1:
+            raise ValueError("workers, postings, accounts and shards must be positive")
         if args.latency_ms < 0:
             raise ValueError("--latency-ms must not be negative")
     except ValueError as error:
         parser.error(str(error))
+    ledger = LedgerV2(args.shards) if args.ledger == "v2" else LEDGERS[args.ledger]
     rows = [
         run(
-            LEDGERS[args.ledger],
+            ledger,
             workers=k,
             postings=args.postings,
             accounts=args.accounts,
@@ -83,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 "ledger": args.ledger,
                 "machine": platform.platform(),
                 "accounts": args.accounts,
+                "houseShards": args.shards if args.ledger == "v2" else None,
                 "latencyMs": args.latency_ms,
                 "rows": rows,
             },
@@ -94,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(
-    factory: LedgerFactory,
+    ledger: BenchLedger,
     *,
     workers: int,
     postings: int,
@@ -105,26 +178,16 @@ def run(
     """One K: fresh moto state, ``postings`` postings shared by ``workers`` threads."""
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        customers = [f"ACC-{n:06d}" for n in range(accounts)]
+        ledger.setup(client, customers)
         clock = VirtualClock()
         modelled = ModelledDynamoDB(client, clock, latency_s=latency_s, jitter_s=latency_s * 0.4)
-        ledger = factory(modelled, TABLE, clock.sleep)
+        post = ledger.poster(modelled, clock.sleep)
         rng = random.Random(seed)  # noqa: S311 (a workload, not a secret)
         requests = [
             PostingRequest(
                 transaction_id=f"bench-{seed}-{n:07d}",
-                account_id=f"ACC-{rng.randrange(accounts):06d}",
+                account_id=customers[rng.randrange(accounts)],
                 counter_account_id=clearing_account(CURRENCY),
                 amount=Money(amount=rng.randint(100, 50_000), currency=CURRENCY),
                 direction=Direction.DEBIT,
@@ -140,7 +203,7 @@ def run(
             try:
                 for request in share:
                     try:
-                        ledger.post(request)
+                        post(request)
                     except TransientPostingError:
                         with lock:
                             gave_up.append(request.transaction_id)
@@ -184,7 +247,7 @@ def _print(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     print(
         f"ledger {args.ledger}: {args.postings} postings per K, {args.accounts} customer accounts "
         f"in {CURRENCY} against {clearing_account(CURRENCY)}, modelled round trip "
-        f"{args.latency_ms:g} ms"
+        f"{args.latency_ms:g} ms" + (f", {args.shards} house shards" if args.ledger == "v2" else "")
     )
     header = f"{'K':>4} {'postings/s':>11} {'conflicts/posting':>18} {'retries/posting':>16} "
     print(header + f"{'gave up':>8} {'hottest item share':>19}")
