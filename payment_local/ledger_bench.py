@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--ledger", choices=sorted(LEDGERS), default="v1")
     parser.add_argument("--workers", default="1,8,32,64", help="comma-separated K values")
-    parser.add_argument("--postings", type=int, default=640, help="postings per K")
+    parser.add_argument("--postings", type=int, default=320, help="postings per K")
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=5.0, help="modelled round trip")
     parser.add_argument(
