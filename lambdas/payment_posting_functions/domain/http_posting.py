@@ -20,6 +20,12 @@ message returns to the queue. A TLS failure is no verdict either (the message re
 queue and, if it stays, ends in the dead-letter queue for a person): a refused client
 certificate is re-read next time, as a refused token is.
 
+Pending transfers (authorization holds, ledger v2's two-phase transfers) are not sent: the
+adapter posts final postings only, each once by its transaction id. A core system keeps its
+own authorizations and available balance, so the built-in ledger's holds, posts, voids and
+expiries have no counterpart in this API; a deployment that wants holds in the core system
+needs an adapter for that system's hold API.
+
 The request body never appears in an exception or a log line; the server's error message is
 cut short and has any card number redacted before it becomes a refusal reason.
 """
