@@ -1,7 +1,7 @@
 """The posting port: what the pipeline asks of a posting system, whichever it is.
 
 Two adapters implement it: the built-in double-entry ledger on DynamoDB
-(``domain.ledger``) and an HTTP client for an external core-banking API
+(``domain.ledger_v2.posting_adapter``) and an HTTP client for an external core-banking API
 (``domain.http_posting``). Both are idempotent by transaction id: posting the same
 transaction again posts nothing and reports that it was already posted.
 """
@@ -46,6 +46,9 @@ class PostingResult(BaseModel):
 
     status: PostingStatus
     posting_id: str
+    # The account the posting system booked when it is not the one asked for: the suspense
+    # account of the currency, for an account the ledger does not hold. None: as asked.
+    account_id: str | None = None
 
 
 class TransientPostingError(Exception):
@@ -60,6 +63,13 @@ class PostingFailureCode(StrEnum):
     SAME_ACCOUNT = "SAME_ACCOUNT"
     REFUSED_BY_CORE = "REFUSED_BY_CORE"
     REFUSED = "REFUSED"
+    # The built-in ledger's refusals (ledger v2's RefusalCode, as a posting can meet them).
+    CONFLICT = "CONFLICT"
+    ACCOUNT_NOT_FOUND = "ACCOUNT_NOT_FOUND"
+    ACCOUNT_FROZEN = "ACCOUNT_FROZEN"
+    ACCOUNT_CLOSED = "ACCOUNT_CLOSED"
+    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
+    EXCEEDS_CREDIT_LIMIT = "EXCEEDS_CREDIT_LIMIT"
 
 
 # The one text published beside each code: fixed, so no input can reach the bus through it.
@@ -68,18 +78,32 @@ FAILURE_REASONS = {
     PostingFailureCode.SAME_ACCOUNT: "the same account is on both legs",
     PostingFailureCode.REFUSED_BY_CORE: "the core banking system refused the posting",
     PostingFailureCode.REFUSED: "the posting system refused the posting",
+    PostingFailureCode.CONFLICT: "the transaction id was already posted with other content",
+    PostingFailureCode.ACCOUNT_NOT_FOUND: "an account of the posting is not open in the ledger",
+    PostingFailureCode.ACCOUNT_FROZEN: "the account is frozen and takes no new debits",
+    PostingFailureCode.ACCOUNT_CLOSED: "the account is closed",
+    PostingFailureCode.CURRENCY_MISMATCH: "the posting's currency is not the account's",
+    PostingFailureCode.EXCEEDS_CREDIT_LIMIT: "the posting would exceed the account's credit limit",
 }
 
 
 class PermanentPostingError(Exception):
     """The posting system refused the posting for good: the transaction ends PostingFailed.
 
-    The message is for the caller's own diagnosis; only ``code`` is published.
+    The message is for the caller's own diagnosis; only ``code`` is published. ``fields``
+    names what differs in a ``CONFLICT`` (field names only, never values): for the log.
     """
 
-    def __init__(self, message: str, code: PostingFailureCode = PostingFailureCode.REFUSED):
+    def __init__(
+        self,
+        message: str,
+        code: PostingFailureCode = PostingFailureCode.REFUSED,
+        *,
+        fields: tuple[str, ...] = (),
+    ):
         super().__init__(message)
         self.code = code
+        self.fields = fields
 
 
 class PostingSystem(Protocol):
