@@ -16,9 +16,10 @@ import click
 
 from payment_local.assembly import AssemblyError, StackAssembly, check_fresh, load_assembly
 from payment_local.event_log import load_events
+from payment_local.ledger_view import dump, ledger_of
 from payment_local.pipeline_run import InputRecord, LabelledRecord, run_transactions
 from payment_local.provision import UnsupportedResourceError
-from payment_local.report import build_report, ledger_of, run_failures
+from payment_local.report import build_report, run_failures
 from payment_local.runtime import LocalRuntime
 from payment_posting_functions.domain.generator import Knobs, TransactionGenerator
 from payment_posting_functions.domain.money import Money
@@ -304,17 +305,7 @@ def _save_ledger(runtime: LocalRuntime) -> None:
     ledger = ledger_of(runtime)
     if ledger is None:
         return
-    LEDGER_DUMP.write_text(
-        json.dumps(
-            {
-                "balances": [b.model_dump(mode="json", by_alias=True) for b in ledger.balances()],
-                "entries": [
-                    e.model_dump(mode="json", by_alias=True) for e in ledger.scan_entries()
-                ],
-            },
-            indent=1,
-        )
-    )
+    LEDGER_DUMP.write_text(json.dumps(dump(runtime, ledger), indent=1))
 
 
 def _essentials(detail: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import boto3
 
 from payment_local.event_log import LoggedEvent
+from payment_local.ledger_view import ledger_of, open_demo_accounts
 from payment_local.runtime import LocalRuntime
 from payment_posting_functions.domain.account_table import AccountTable
 from payment_posting_functions.domain.accounts import sample_accounts
@@ -34,7 +35,11 @@ ACCOUNTS_TABLE_OUTPUT = "AccountsTableName"
 
 
 def _seed_sample_accounts(runtime: LocalRuntime) -> None:
-    """The sample account directory, as the sample source function seeds it in AWS."""
+    """The sample account directory, as the sample source function seeds it in AWS, and
+    its accounts opened in the built-in ledger (v2 posts only to accounts that exist)."""
+    ledger = ledger_of(runtime)
+    if ledger is not None:
+        open_demo_accounts(ledger)
     try:
         table_name = runtime.output(ACCOUNTS_TABLE_OUTPUT)
     except KeyError:

@@ -15,13 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from payment_local.event_log import LoggedEvent
+from payment_local.ledger_view import entries, ledger_of, trial_balances
 from payment_local.pipeline_run import RunResult, is_terminal
 from payment_local.runtime import LocalRuntime
 from payment_posting_functions.domain.events import BY_NAME
-from payment_posting_functions.domain.ledger import DynamoDBLedger
 from payment_posting_functions.domain.pan import redact_card_numbers
-
-LEDGER_TABLE_OUTPUT = "LedgerTableName"
 
 REPORT_VERSION = 2
 
@@ -300,22 +298,13 @@ def _posting_summary(
         "alreadyPosted": sum(e.detail.get("postingStatus") == "ALREADY_POSTED" for e in posted),
         "toSuspense": sum(e.detail.get("accountId", "").startswith("SUSPENSE") for e in posted),
         "failed": dict(Counter(str(e.detail.get("reasonCode")) for e in failed).most_common()),
-        "trialBalance": ledger.trial_balance() if ledger else {},
-        "ledgerEntries": len(ledger.scan_entries()) if ledger else 0,
+        "trialBalance": trial_balances(runtime, ledger) if ledger else {},
+        "ledgerEntries": len(entries(runtime)) if ledger else 0,
         # Posting over HTTP locally: what the fake core system holds (None: not this target).
         "coreBankingPostings": (
             len(runtime.core_banking.state.postings) if runtime.core_banking else None
         ),
     }
-
-
-def ledger_of(runtime: LocalRuntime) -> DynamoDBLedger | None:
-    """The stack's built-in ledger, if it has one (found through its output)."""
-    try:
-        table = runtime.output(LEDGER_TABLE_OUTPUT)
-    except KeyError:
-        return None
-    return DynamoDBLedger(runtime.clients.dynamodb, table)
 
 
 def dead_letter_depths(runtime: LocalRuntime) -> dict[str, int]:

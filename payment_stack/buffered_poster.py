@@ -70,21 +70,29 @@ from payment_stack.queues import (
 
 TRANSACTION_APPROVED = "TransactionApproved"
 # Little's law at the target rate (docs/scale.md) asks for 100 with a ledger that has no item
-# every posting writes (ledger v2, issue 11). Today's ledger writes the one clearing item per
-# posting, where more callers only conflict: 10 until v2 is the poster's ledger.
+# every posting writes. Ledger v2 (issue 11), the poster's ledger now, has none; the default
+# stays 10 until raising it is decided (and measured) on its own.
 DEFAULT_MAX_CONCURRENCY = 10
 # Lambda's advice: a visibility timeout at least six times the function timeout, so a batch
 # still being retried by the event source is not handed to a second poller.
 VISIBILITY_FACTOR = 6
-# What the ledger does per posting (domain/ledger.py): reads balances and the posting
-# record, and one TransactWriteItems of Put and Update items.
-LEDGER_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+# What ledger v2 does per posting (domain/ledger_v2/dynamodb.py, a SINGLE transfer): one
+# TransactWriteItems that puts the transfer and its entries in the journal, each with
+# attribute_not_exists, and updates the balance items with ADD. It reads the journal (GetItem)
+# only after a cancelled write, to tell a redelivery from a conflict; it reads the balances
+# (GetItem) for a house account's settings once per process, and for an account to name a
+# refusal. The journal is immutable as far as IAM can say it: no UpdateItem, no DeleteItem.
+JOURNAL_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
+BALANCES_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
+# The balances table's index of pendings that can expire (ledger_v2 ``table_definitions``).
+EXPIRY_INDEX = "expiry"
 # What Powertools idempotency does (DynamoDBPersistenceLayer): a conditional PutItem claims
 # the transaction (a failed condition returns the item, so no GetItem), an UpdateItem records
 # the result, a DeleteItem releases the claim when posting failed.
 IDEMPOTENCY_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
-# What the ledger's readers call (domain/ledger.py): a balance or a posting record (GetItem),
-# an account's entries (Query), every balance or entry for reconciliation (Scan).
+# What the ledger's readers call (domain/ledger_v2/dynamodb.py), on both tables: an account,
+# a transfer or a house balance (GetItem, and TransactGetItems which IAM checks as GetItem),
+# an account's statement (Query), the trial balance from the balance items (Scan).
 LEDGER_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")
 # The credentials' read (handlers/posting.py, SecretHeaderValue and SecretClientCertificate):
 # the value and nothing else.
@@ -119,7 +127,8 @@ class BufferedPoster(Construct):
         posting_target: PostingTarget | None = None,
         posting_system: str | None = None,
         core_banking_url: str | None = None,
-        ledger_table: dynamodb.ITableV2 | None = None,
+        journal_table: dynamodb.ITableV2 | None = None,
+        balances_table: dynamodb.ITableV2 | None = None,
         batch_size: int = 10,
         max_batching_window: Duration | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
@@ -133,16 +142,19 @@ class BufferedPoster(Construct):
         """
         :param encryption_key: for the buffer queue, its dead-letter queue and the idempotency
             records: approved transactions. Default: a new key with yearly rotation.
-        :param ledger_key: for a new ledger table. Default: ``encryption_key``.
+        :param ledger_key: for new ledger tables. Default: ``encryption_key``.
         :param operations_key: for the function's log group. Default: ``encryption_key``.
         :param posting_target: ``PostingTarget.ledger()`` (default: the built-in double-entry
             ledger on DynamoDB) or ``PostingTarget.http(url, ...)`` (a core-banking API over
-            HTTPS; no ledger table then).
+            HTTPS; no ledger tables then).
         :param posting_system: deprecated: ``posting_target`` (``"http"`` with
             ``core_banking_url`` is ``PostingTarget.http(core_banking_url)``).
-        :param ledger_table: an existing ledger table (``pk``/``sk`` strings), ledger target
-            only. Default: a new TableV2 with point-in-time recovery, encrypted with
-            ``ledger_key``.
+        :param journal_table: an existing ledger v2 journal table (``pk``/``sk`` strings),
+            given together with ``balances_table``, ledger target only. Default: a new
+            TableV2 with point-in-time recovery, encrypted with ``ledger_key``.
+        :param balances_table: an existing ledger v2 balances table (``pk``/``sk`` strings and
+            the ``expiry`` index on ``expiryBucket``/``expiresAt``), given together with
+            ``journal_table``. Default: a new TableV2 like the journal, with that index.
         :param batch_size: messages per invocation, 1 to 10,000 (over 10 needs a batching
             window). Default 10.
         :param max_batching_window: how long to gather a batch. Default: none (latency first).
@@ -174,10 +186,16 @@ class BufferedPoster(Construct):
         target = _target(posting_target, posting_system, core_banking_url)
         _validate(batch_size, max_batching_window, max_concurrency, max_receive_count)
         http = target.http_settings
-        if http is not None and (ledger_table is not None or ledger_key is not None):
+        given_tables = (journal_table, balances_table)
+        if http is not None and (any(given_tables) or ledger_key is not None):
             raise ValueError(
-                "BufferedPoster: ledger_table and ledger_key apply to PostingTarget.ledger() "
-                "only; an HTTP target has no ledger table"
+                "BufferedPoster: journal_table, balances_table and ledger_key apply to "
+                "PostingTarget.ledger() only; an HTTP target has no ledger tables"
+            )
+        if (journal_table is None) != (balances_table is None):
+            raise ValueError(
+                "BufferedPoster: give journal_table and balances_table together (the ledger "
+                "keeps its entries in one and its balances in the other), or neither"
             )
         timeout = _timeout(function_timeout, http, batch_size)
         encryption_key = self.encryption_key = encryption_key or domain_key(
@@ -210,16 +228,27 @@ class BufferedPoster(Construct):
         # can be moved back to this queue (StartMessageMoveTask) once the cause is fixed.
 
         self.posting_target = target
-        # The ledger table exists for the ledger target only.
-        self.ledger_table: dynamodb.ITableV2 | None = None
+        # The ledger's tables exist for the ledger target only (ledger v2, issue 11): the
+        # journal, immutable, and the balances.
+        self.journal_table: dynamodb.ITableV2 | None = None
+        self.balances_table: dynamodb.ITableV2 | None = None
         if http is None:
-            self.ledger_table = ledger_table or customer_key_table(
+            self.journal_table = journal_table or _ledger_table(
+                self, "LedgerJournal", ledger_key or encryption_key, removal_policy
+            )
+            self.balances_table = balances_table or _ledger_table(
                 self,
-                "LedgerTable",
-                encryption_key=ledger_key or encryption_key,
-                partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-                sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-                removal_policy=removal_policy,
+                "LedgerBalances",
+                ledger_key or encryption_key,
+                removal_policy,
+                global_secondary_indexes=[
+                    dynamodb.GlobalSecondaryIndexPropsV2(
+                        index_name=EXPIRY_INDEX,
+                        partition_key=_string("expiryBucket"),
+                        sort_key=_string("expiresAt"),
+                        projection_type=dynamodb.ProjectionType.ALL,
+                    )
+                ],
             )
         self.idempotency_table = customer_key_table(
             self,
@@ -232,7 +261,7 @@ class BufferedPoster(Construct):
 
         environment = {
             "POSTING_SYSTEM": target.kind.value,
-            **({"LEDGER_TABLE_NAME": self.ledger_table.table_name} if self.ledger_table else {}),
+            **_ledger_environment(self.journal_table, self.balances_table),
             "IDEMPOTENCY_TABLE_NAME": self.idempotency_table.table_name,
             "EVENT_BUS_NAME": event_bus.event_bus_name,
             # The function posts only what this source approved (the rule filters on it too).
@@ -264,8 +293,9 @@ class BufferedPoster(Construct):
             role=role,
         )
         self.function = poster.function
-        if self.ledger_table is not None:
-            grant_table(self.ledger_table, poster.role, *LEDGER_ACTIONS)
+        if self.journal_table is not None and self.balances_table is not None:
+            grant_table(self.journal_table, poster.role, *JOURNAL_ACTIONS)
+            grant_table(self.balances_table, poster.role, *BALANCES_ACTIONS)
         if http is not None:
             _grant_http(self, http, poster.role, acknowledge_vpc_access=poster.owns_role)
             if http.ca_bundle is not None and http.ca_bundle.known_at_synth:
@@ -375,22 +405,24 @@ class BufferedPoster(Construct):
             )
 
     def grant_read_ledger(self, grantee: iam.IGrantable, *actions: str) -> iam.Grant:
-        """Let ``grantee`` read the built-in ledger (reporting, reconciliation): postings and
-        balances, an account's entries, the trial balance.
+        """Let ``grantee`` read the built-in ledger (reporting, reconciliation): transfers,
+        accounts and balances, an account's statement, the trial balance.
 
-        ``actions``: among GetItem, Query and Scan (default all three), and the ledger key's
-        Decrypt through DynamoDB. ``PostingTarget.ledger()`` only: an HTTP target has no
-        ledger table.
+        ``actions``: among GetItem, Query and Scan (default all three), on the journal and the
+        balances tables, and the ledger key's Decrypt through DynamoDB.
+        ``PostingTarget.ledger()`` only: an HTTP target has no ledger tables.
         """
-        if self.ledger_table is None:
+        if self.journal_table is None or self.balances_table is None:
             raise ValueError(
                 "BufferedPoster: grant_read_ledger applies to PostingTarget.ledger(); this "
-                "poster posts to an HTTP core system and has no ledger table"
+                "poster posts to an HTTP core system and has no ledger tables"
             )
         chosen = chosen_actions(
             "BufferedPoster", "a reader of the ledger", actions, LEDGER_READ_ACTIONS
         )
-        return grant_table(self.ledger_table, grantee, *chosen)
+        return grant_table(self.journal_table, grantee, *chosen).combine(
+            grant_table(self.balances_table, grantee, *chosen)
+        )
 
     def grant_read_dead_letters(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` look at the approved transactions that failed every delivery
@@ -432,6 +464,41 @@ class BufferedPoster(Construct):
     def metric_posting_errors(self, **props: Any) -> cloudwatch.Metric:
         """Failed invocations of the posting function (whole batches that raised)."""
         return self.function.metric_errors(**metric_options(SUM_PER_MINUTE, **props))
+
+
+def _string(name: str) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
+
+
+def _ledger_table(
+    scope: Construct,
+    construct_id: str,
+    key: kms.IKey,
+    removal_policy: RemovalPolicy,
+    **props: Any,
+) -> dynamodb.ITableV2:
+    """A ledger v2 table, keyed as ``ledger_v2.dynamodb.table_definitions`` declares."""
+    return customer_key_table(
+        scope,
+        construct_id,
+        encryption_key=key,
+        partition_key=_string("pk"),
+        sort_key=_string("sk"),
+        removal_policy=removal_policy,
+        **props,
+    )
+
+
+def _ledger_environment(
+    journal: dynamodb.ITableV2 | None, balances: dynamodb.ITableV2 | None
+) -> dict[str, str]:
+    """What handlers/posting.py reads to build the ledger adapter."""
+    if journal is None or balances is None:
+        return {}
+    return {
+        "LEDGER_JOURNAL_TABLE_NAME": journal.table_name,
+        "LEDGER_BALANCES_TABLE_NAME": balances.table_name,
+    }
 
 
 def _target(

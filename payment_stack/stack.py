@@ -208,8 +208,9 @@ class PaymentPostingStack(Stack):
         CfnOutput(
             self, "RulesStateMachineArn", value=self.rules_engine.state_machine.state_machine_arn
         )
-        if self.poster.ledger_table is not None:
-            CfnOutput(self, "LedgerTableName", value=self.poster.ledger_table.table_name)
+        if self.poster.journal_table is not None and self.poster.balances_table is not None:
+            CfnOutput(self, "LedgerJournalTableName", value=self.poster.journal_table.table_name)
+            CfnOutput(self, "LedgerBalancesTableName", value=self.poster.balances_table.table_name)
         if self.core_banking_secret is not None:
             CfnOutput(
                 self,

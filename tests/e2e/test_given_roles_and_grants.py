@@ -77,7 +77,8 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Variant:
         USER_POSTER_ROLE: logical_id(stack.node.find_child(USER_POSTER_ROLE)),
         # The tables are exposed as imported views that know their key; their resources:
         "quarantine": logical_id(stack.ingest.node.find_child("QuarantineTable")),
-        "ledger": logical_id(stack.poster.node.find_child("LedgerTable")),
+        "ledger": logical_id(stack.poster.node.find_child("LedgerBalances")),
+        "journal": logical_id(stack.poster.node.find_child("LedgerJournal")),
         "dead letters": logical_id(stack.poster.dead_letter_queue),
         "buffer": logical_id(stack.poster.queue),
     }
@@ -145,6 +146,7 @@ def test_each_operator_grant_allows_its_call_and_a_role_without_it_is_refused(
     role = {name: _arn(runtime, variant.ids[name]) for name in OPERATORS}
     quarantine = runtime.topology.tables[variant.ids["quarantine"]]
     ledger = runtime.topology.tables[variant.ids["ledger"]]
+    journal = runtime.topology.tables[variant.ids["journal"]]
     dead_letters_url = runtime.topology.queues[variant.ids["dead letters"]]
     # What an operator finds there, put by the runtime itself.
     runtime.clients.dynamodb.put_item(
@@ -166,19 +168,25 @@ def test_each_operator_grant_allows_its_call_and_a_role_without_it_is_refused(
         client = _client(runtime, role[who], "dynamodb")
         return lambda: client.scan(TableName=ledger)
 
+    def read_journal(who: str) -> Any:
+        client = _client(runtime, role[who], "dynamodb")
+        return lambda: client.scan(TableName=journal)
+
     def read_dead_letters(who: str) -> Any:
         client = _client(runtime, role[who], "sqs")
         return lambda: client.receive_message(QueueUrl=dead_letters_url, VisibilityTimeout=0)
 
     assert read_quarantine("QuarantineReader")()["Items"][0]["reason"] == {"S": "INVALID_RECORD"}
     assert "Items" in read_ledger("LedgerReader")()
+    assert "Items" in read_journal("LedgerReader")()
     [message] = read_dead_letters("DeadLetterReader")()["Messages"]
     assert json.loads(message["Body"]) == {"id": "tx-2"}
-    for call in (read_quarantine, read_ledger, read_dead_letters):
+    for call in (read_quarantine, read_ledger, read_journal, read_dead_letters):
         assert _refused(call("Stranger")), call.__name__
     # Each grant is for its own data: the ledger's reader reads no quarantine, and so on.
     assert _refused(read_quarantine("LedgerReader"))
     assert _refused(read_ledger("QuarantineReader"))
+    assert _refused(read_journal("QuarantineReader"))
     assert _refused(read_dead_letters("LedgerReader"))
 
     # moto runs no message move task, so a redrive is decided by the runtime's authorizer on

@@ -110,9 +110,9 @@ def test_no_card_number_leaves_the_pipeline_and_every_record_ends_once(
     quarantined = _scan(runtime, QUARANTINE_OUTPUT)
     assert len(quarantined) >= len(poisoned)
     assert found_in(json.dumps(quarantined, default=str)) == []
-    ledger = runtime.output("LedgerTableName")
-    entries = boto3.resource("dynamodb").Table(ledger).scan()["Items"]
-    assert found_in(json.dumps(entries, default=str)) == []
+    for output in ("LedgerJournalTableName", "LedgerBalancesTableName"):
+        items = boto3.resource("dynamodb").Table(runtime.output(output)).scan()["Items"]
+        assert found_in(json.dumps(items, default=str)) == [], output
 
 
 def test_the_cli_prints_and_stores_no_card_number(

@@ -201,8 +201,8 @@ def test_a_missing_assembly_is_refused_with_what_to_do(tmp_path: Path) -> None:
 def test_a_failing_ledger_leaves_approved_transactions_in_the_dlq_and_loses_none(
     runtime: LocalRuntime,
 ) -> None:
-    ledger_table = runtime.output("LedgerTableName")
-    runtime.clients.dynamodb.delete_table(TableName=ledger_table)
+    journal = runtime.output("LedgerJournalTableName")
+    runtime.clients.dynamodb.delete_table(TableName=journal)
     knobs = Knobs(duplicate_rate=0, malformed_rate=0, rule_break_rate=0, high_value_rate=0)
     records = list(TransactionGenerator(knobs=knobs, seed=13).generate(20))
 

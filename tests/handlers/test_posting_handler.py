@@ -1,4 +1,4 @@
-"""The posting handler on moto: SQS batches as Lambda delivers them, a real ledger table, a real
+"""The posting handler on moto: SQS batches as Lambda delivers them, the real ledger tables, a real
 idempotency table, and a queue tapping the bus for what the handler publishes.
 
 What matters is the effect on the ledger: every approved transaction moves money exactly once,
@@ -23,7 +23,10 @@ from payment_posting_functions.domain.events import (
     TransactionApproved,
     TransactionPosted,
 )
-from payment_posting_functions.domain.ledger import DynamoDBLedger, posting_id
+from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger, table_definitions
+from payment_posting_functions.domain.ledger_v2.house import suspense_account
+from payment_posting_functions.domain.ledger_v2.model import Balance, BookedTransfer, Entry
+from payment_posting_functions.domain.ledger_v2.posting_adapter import LedgerPostingSystem
 from payment_posting_functions.domain.posting import (
     PermanentPostingError,
     PostingFailureCode,
@@ -41,7 +44,8 @@ from tests.handlers.conftest import handler_output
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
-LEDGER_TABLE = "ledger"
+JOURNAL_TABLE = "journal"
+BALANCES_TABLE = "balances"
 IDEMPOTENCY_TABLE = "idempotency"
 BUS = "payments"
 REGION = "eu-west-1"
@@ -147,21 +151,50 @@ def failed_ids(response: dict[str, Any]) -> list[str]:
 
 @pytest.fixture
 def ledger_table(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    dynamodb.create_table(
-        TableName=LEDGER_TABLE,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    monkeypatch.setenv("LEDGER_TABLE_NAME", LEDGER_TABLE)
+    """Ledger v2's tables, with the sample directory's accounts and EUR's house accounts
+    open (v2 posts only to accounts that exist)."""
+    for definition in table_definitions(JOURNAL_TABLE, BALANCES_TABLE):
+        dynamodb.create_table(**definition)
+    ledger = DynamoDBLedger(dynamodb, JOURNAL_TABLE, BALANCES_TABLE)
+    for account in sample_accounts():
+        ledger.open_account(account.account_id, "EUR", credit_limit=100_000_000)
+    ledger.open_account(CLEARING, "EUR")
+    ledger.open_account(suspense_account("EUR"), "EUR")
+    monkeypatch.setenv("LEDGER_JOURNAL_TABLE_NAME", JOURNAL_TABLE)
+    monkeypatch.setenv("LEDGER_BALANCES_TABLE_NAME", BALANCES_TABLE)
     monkeypatch.setenv("POSTING_SYSTEM", "ledger")
-    return LEDGER_TABLE
+    return JOURNAL_TABLE
+
+
+class LedgerView:
+    """A second view of the handler's ledger: v2 read through the few questions these tests
+    ask (balances, entries, the booked transfer, the trial balance of EUR)."""
+
+    def __init__(self, client: Any) -> None:
+        self.ledger = DynamoDBLedger(client, JOURNAL_TABLE, BALANCES_TABLE)
+        self._client = client
+
+    def post(self, request: PostingRequest) -> PostingResult:
+        return LedgerPostingSystem(self.ledger).post(request)
+
+    def balance(self, account_id: str, currency: str) -> Balance:
+        balance = self.ledger.balance(account_id)
+        assert balance.currency == currency
+        return balance
+
+    def posting(self, transaction_id: str) -> BookedTransfer | None:
+        return self.ledger.lookup_transfer(transaction_id)
+
+    def trial_balance(self) -> dict[str, int]:
+        return {"EUR": self.ledger.trial_balance("EUR").posted}
+
+    def scan_entries(self) -> list[Entry]:
+        items = self._client.scan(TableName=JOURNAL_TABLE)["Items"]
+        return [
+            Entry.model_validate_json(i["record"]["S"])
+            for i in items
+            if i["sk"]["S"].startswith("ENTRY#")
+        ]
 
 
 @pytest.fixture
@@ -191,9 +224,9 @@ def fresh_caches() -> Iterator[None]:
 
 
 @pytest.fixture
-def ledger(dynamodb: Any, ledger_table: str) -> DynamoDBLedger:
+def ledger(dynamodb: Any, ledger_table: str) -> LedgerView:
     """A second view of the handler's ledger, for reading balances and entries."""
-    return DynamoDBLedger(dynamodb, ledger_table)
+    return LedgerView(dynamodb)
 
 
 @pytest.fixture
@@ -251,12 +284,12 @@ def bus(tap: str, monkeypatch: pytest.MonkeyPatch) -> CountingBus:
     return counting
 
 
-def entry_count(ledger: DynamoDBLedger) -> int:
+def entry_count(ledger: LedgerView) -> int:
     return len(ledger.scan_entries())
 
 
 def test_a_batch_is_posted_and_published(
-    handle: Handle, tap: str, ledger: DynamoDBLedger, logs: Callable[[], str]
+    handle: Handle, tap: str, ledger: LedgerView, logs: Callable[[], str]
 ) -> None:
     approvals = [approved(n) for n in range(1, 6)]
 
@@ -267,7 +300,7 @@ def test_a_batch_is_posted_and_published(
     assert sorted(e.transaction_id for e in events) == [a.transaction_id for a in approvals]
     for event in events:
         assert event.posting_status == PostingStatus.POSTED
-        assert event.posting_id == posting_id(event.transaction_id)
+        assert event.posting_id == event.transaction_id  # the ledger's transfer id
         assert event.account_id == CUSTOMER
         assert event.counter_account_id == CLEARING
         assert event.amount.amount == BILLED
@@ -297,7 +330,7 @@ def test_a_batch_is_posted_and_published(
 def test_a_poison_record_fails_alone(
     handle: Handle,
     tap: str,
-    ledger: DynamoDBLedger,
+    ledger: LedgerView,
     logs: Callable[[], str],
     caplog: pytest.LogCaptureFixture,
     poison: str | dict[str, Any],
@@ -318,7 +351,7 @@ def test_a_poison_record_fails_alone(
     assert TOKEN not in caplog.text
 
 
-def test_a_redelivered_message_posts_once(handle: Handle, tap: str, ledger: DynamoDBLedger) -> None:
+def test_a_redelivered_message_posts_once(handle: Handle, tap: str, ledger: LedgerView) -> None:
     event = approved()
     assert handle(batch(message(event))) == {"batchItemFailures": []}
     first = posted_events(drain(tap))
@@ -340,7 +373,7 @@ def test_a_redelivered_message_posts_once(handle: Handle, tap: str, ledger: Dyna
 
 
 def test_a_redelivery_after_the_idempotency_record_expired_still_moves_no_money(
-    handle: Handle, tap: str, ledger: DynamoDBLedger, dynamodb: Any, idempotency_table: str
+    handle: Handle, tap: str, ledger: LedgerView, dynamodb: Any, idempotency_table: str
 ) -> None:
     """The ledger's own posting record is the last line: it never expires."""
     event = approved()
@@ -365,7 +398,7 @@ def test_a_redelivery_after_the_idempotency_record_expired_still_moves_no_money(
 
 
 def test_the_same_transaction_twice_in_one_batch_posts_once(
-    handle: Handle, tap: str, ledger: DynamoDBLedger
+    handle: Handle, tap: str, ledger: LedgerView
 ) -> None:
     event = approved()
     # Two messages for one transaction (EventBridge delivers at least once, too).
@@ -379,7 +412,7 @@ def test_the_same_transaction_twice_in_one_batch_posts_once(
 
 
 def test_a_crash_after_the_ledger_write_then_a_redelivery_posts_once(
-    handle: Handle, tap: str, ledger: DynamoDBLedger
+    handle: Handle, tap: str, ledger: LedgerView
 ) -> None:
     event = approved()
     # The first delivery wrote the ledger and died before it could publish.
@@ -404,7 +437,7 @@ class FunctionTimedOut(BaseException):
 
 
 def test_the_bus_refusing_after_the_ledger_write_is_retried_without_posting_again(
-    handle: Handle, tap: str, bus: CountingBus, ledger: DynamoDBLedger
+    handle: Handle, tap: str, bus: CountingBus, ledger: LedgerView
 ) -> None:
     event, other = approved(1), approved(2)
     bus.refuse = {event.transaction_id}
@@ -430,7 +463,7 @@ def test_the_bus_refusing_after_the_ledger_write_is_retried_without_posting_agai
 
 @pytest.mark.parametrize(("size", "calls"), [(1, 1), (10, 1), (23, 3)])
 def test_a_batch_publishes_its_events_ten_to_a_put_events_call(
-    handle: Handle, tap: str, bus: CountingBus, ledger: DynamoDBLedger, size: int, calls: int
+    handle: Handle, tap: str, bus: CountingBus, ledger: LedgerView, size: int, calls: int
 ) -> None:
     approvals = [approved(n) for n in range(1, size + 1)]
 
@@ -446,7 +479,7 @@ def test_a_batch_publishes_its_events_ten_to_a_put_events_call(
 
 
 def test_the_records_whose_events_were_refused_fail_and_their_redelivery_publishes_once(
-    handle: Handle, tap: str, bus: CountingBus, ledger: DynamoDBLedger
+    handle: Handle, tap: str, bus: CountingBus, ledger: LedgerView
 ) -> None:
     approvals = [approved(n) for n in range(1, 24)]
     refused = {approvals[n].transaction_id for n in (2, 11, 12, 22)}  # in each of the 3 calls
@@ -479,7 +512,7 @@ def test_the_records_whose_events_were_refused_fail_and_their_redelivery_publish
 def test_a_crash_before_the_batch_is_published_republishes_from_the_idempotency_record(
     handle: Handle,
     tap: str,
-    ledger: DynamoDBLedger,
+    ledger: LedgerView,
     dynamodb: Any,
     idempotency_table: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -514,7 +547,7 @@ def test_a_crash_before_the_batch_is_published_republishes_from_the_idempotency_
 def test_a_timeout_after_the_ledger_write_blocks_until_the_in_progress_window_ends(
     handle: Handle,
     tap: str,
-    ledger: DynamoDBLedger,
+    ledger: LedgerView,
     dynamodb: Any,
     idempotency_table: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -564,7 +597,7 @@ def test_a_timeout_after_the_ledger_write_blocks_until_the_in_progress_window_en
 
 
 def test_an_approval_from_another_source_is_never_posted(
-    handle: Handle, tap: str, ledger: DynamoDBLedger
+    handle: Handle, tap: str, ledger: LedgerView
 ) -> None:
     forged, genuine = approved(1), approved(2)
     forged_record = message(forged)
@@ -581,7 +614,7 @@ def test_an_approval_from_another_source_is_never_posted(
 
 
 def test_a_batch_where_every_record_fails_fails_the_invocation(
-    handle: Handle, tap: str, ledger: DynamoDBLedger, monkeypatch: pytest.MonkeyPatch
+    handle: Handle, tap: str, ledger: LedgerView, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Powertools raises rather than report every record: Lambda retries the whole batch."""
     _, system = posting.posting_system()
@@ -601,7 +634,7 @@ def test_a_batch_where_every_record_fails_fails_the_invocation(
 def test_a_transient_failure_goes_back_to_the_queue_and_posts_later(
     handle: Handle,
     tap: str,
-    ledger: DynamoDBLedger,
+    ledger: LedgerView,
     monkeypatch: pytest.MonkeyPatch,
     logs: Callable[[], str],
 ) -> None:
@@ -635,7 +668,7 @@ def test_a_transient_failure_goes_back_to_the_queue_and_posts_later(
 
 
 def test_a_permanent_refusal_ends_posting_failed_and_is_not_retried(
-    handle: Handle, tap: str, ledger: DynamoDBLedger, monkeypatch: pytest.MonkeyPatch
+    handle: Handle, tap: str, ledger: LedgerView, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     event = approved()
     _, system = posting.posting_system()
@@ -674,7 +707,7 @@ def test_a_permanent_refusal_ends_posting_failed_and_is_not_retried(
 
 
 def test_an_unknown_account_is_posted_to_suspense(
-    handle: Handle, tap: str, ledger: DynamoDBLedger
+    handle: Handle, tap: str, ledger: LedgerView
 ) -> None:
     event = approved(accountId="ACC-9999")
     assert event.enrichment.account_found is False
@@ -685,11 +718,48 @@ def test_an_unknown_account_is_posted_to_suspense(
     assert posted.account_id == SUSPENSE_ACCOUNT_ID == "SUSPENSE-EUR"
     assert ledger.balance(SUSPENSE_ACCOUNT_ID, "EUR").posted == -BILLED
     assert ledger.balance(CLEARING, "EUR").posted == BILLED
-    assert ledger.entries("ACC-9999") == []
+    assert ledger.ledger.account("ACC-9999") is None  # no account made on first touch
     assert ledger.trial_balance() == {"EUR": 0}
 
 
-def test_a_refund_credits_the_customer(handle: Handle, tap: str, ledger: DynamoDBLedger) -> None:
+def test_a_directory_account_the_ledger_does_not_hold_is_posted_to_suspense(
+    handle: Handle, tap: str, ledger: LedgerView, dynamodb: Any
+) -> None:
+    """Found by enrichment, never opened in the ledger: the money waits in suspense, and the
+    event says where it went."""
+    dynamodb.delete_item(
+        TableName=BALANCES_TABLE, Key={"pk": {"S": f"ACCOUNT#{CUSTOMER}"}, "sk": {"S": "ACCOUNT"}}
+    )
+    event = approved()
+    assert event.enrichment.account_found is True
+
+    assert handle(batch(message(event))) == {"batchItemFailures": []}
+
+    (posted,) = posted_events(drain(tap))
+    assert (posted.account_id, posted.posting_status) == ("SUSPENSE-EUR", "POSTED")
+    assert ledger.balance("SUSPENSE-EUR", "EUR").posted == -BILLED
+    assert ledger.trial_balance() == {"EUR": 0}
+
+
+def test_a_reused_transaction_id_with_other_content_ends_posting_failed_as_a_conflict(
+    handle: Handle, tap: str, ledger: LedgerView, logs: Callable[[], str]
+) -> None:
+    """The ledger's own uniqueness, behind the idempotency layer (whose record may have
+    expired): what was booked stays, the repeat is refused, and the log names the field."""
+    event = approved()
+    ledger.post(posting_request_for(approved(billingAmount={"amount": 99, "currency": "EUR"})))
+
+    assert handle(batch(message(event))) == {"batchItemFailures": []}
+
+    (published,) = drain(tap)
+    failed = PostingFailed.model_validate(published["detail"])
+    assert failed.reason_code is PostingFailureCode.CONFLICT
+    assert "99" not in failed.reason
+    assert ledger.balance(CUSTOMER, "EUR").posted == -99
+    assert '"differing_fields":["amount"]' in logs().replace(" ", "")
+
+
+def test_a_refund_credits_the_customer(handle: Handle, tap: str, ledger: LedgerView) -> None:
     event = approved(processingCode="200000")
 
     assert handle(batch(message(event))) == {"batchItemFailures": []}

@@ -22,6 +22,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Match, Template
 
+from payment_posting_functions.domain.ledger_v2.dynamodb import table_definitions
 from payment_posting_functions.handlers import posting as posting_handler
 from payment_stack.buffered_poster import BufferedPoster
 from payment_stack.posting_target import PostingTarget
@@ -336,25 +337,41 @@ class TestEventSource:
 
 
 class TestTables:
-    def test_ledger_table(self, built: Built) -> None:
-        properties = built.properties(built.cfn_child("LedgerTable"))
+    @pytest.mark.parametrize(
+        ("child", "attribute"),
+        [("LedgerJournal", "journal_table"), ("LedgerBalances", "balances_table")],
+    )
+    def test_ledger_tables(self, built: Built, child: str, attribute: str) -> None:
+        properties = built.properties(built.cfn_child(child))
         assert properties["KeySchema"] == [
             {"AttributeName": "pk", "KeyType": "HASH"},
             {"AttributeName": "sk", "KeyType": "RANGE"},
-        ]
-        assert sorted(properties["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == [
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
         ]
         assert properties["BillingMode"] == "PAY_PER_REQUEST"
         assert properties["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS"}
         (replica,) = properties["Replicas"]
         assert replica["SSESpecification"] == {"KMSMasterKeyId": get_att(built.key)}
         assert replica["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-        table = built.poster.ledger_table
+        table = getattr(built.poster, attribute)
         assert isinstance(table, dynamodb.TableBaseV2)
         assert table.encryption_key is built.key
-        assert built.stack.resolve(table.table_name) == ref(built.cfn_child("LedgerTable"))
+        assert built.stack.resolve(table.table_name) == ref(built.cfn_child(child))
+
+    def test_ledger_tables_are_keyed_as_the_ledger_declares_them(self, built: Built) -> None:
+        """The template against ledger v2's own CreateTable requests: keys, attribute types
+        and the expiry index the sweeper queries."""
+        journal, balances = table_definitions("journal", "balances")
+        for child, wanted in (("LedgerJournal", journal), ("LedgerBalances", balances)):
+            properties = built.properties(built.cfn_child(child))
+            assert properties["KeySchema"] == wanted["KeySchema"], child
+            assert sorted(properties["AttributeDefinitions"], key=str) == sorted(
+                wanted["AttributeDefinitions"], key=str
+            ), child
+            indexes = [
+                {k: i[k] for k in ("IndexName", "KeySchema", "Projection")}
+                for i in properties.get("GlobalSecondaryIndexes", [])
+            ]
+            assert indexes == wanted.get("GlobalSecondaryIndexes", []), child
 
     def test_idempotency_table(self, built: Built) -> None:
         properties = built.properties(built.cfn_child("IdempotencyTable"))
@@ -371,38 +388,64 @@ class TestTables:
         assert table.encryption_key is built.key
 
     def test_tables_are_retained_by_default(self, built: Built) -> None:
-        for child in ("LedgerTable", "IdempotencyTable"):
+        for child in ("LedgerJournal", "LedgerBalances", "IdempotencyTable"):
             resource = built.resources[logical_id(built.cfn_child(child))]
             assert resource["DeletionPolicy"] == "Retain", child
             assert resource["UpdateReplacePolicy"] == "Retain", child
 
-    def test_an_existing_ledger_table_is_used_as_is(self) -> None:
+    def test_existing_ledger_tables_are_used_as_is(self) -> None:
         stack = bare_stack()
         bus = events.EventBus(stack, "Bus")
         key = kms.Key(stack, "Key", enable_key_rotation=True)
-        existing = dynamodb.TableV2(
-            stack,
-            "Existing",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+        journal, balances = (
+            dynamodb.TableV2(
+                stack,
+                name,
+                partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+                sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            )
+            for name in ("Journal", "Balances")
         )
         poster = BufferedPoster(
-            stack, "Posting", event_bus=bus, encryption_key=key, ledger_table=existing
+            stack,
+            "Posting",
+            event_bus=bus,
+            encryption_key=key,
+            journal_table=journal,
+            balances_table=balances,
         )
         template = Template.from_stack(stack)
 
-        assert poster.ledger_table is existing
-        assert poster.node.try_find_child("LedgerTable") is None
-        template.resource_count_is("AWS::DynamoDB::GlobalTable", 2)  # existing + idempotency
+        assert (poster.journal_table, poster.balances_table) == (journal, balances)
+        assert poster.node.try_find_child("LedgerJournal") is None
+        assert poster.node.try_find_child("LedgerBalances") is None
+        template.resource_count_is("AWS::DynamoDB::GlobalTable", 3)  # 2 existing + idempotency
         template.has_resource_properties(
             "AWS::Lambda::Function",
             {
                 "Handler": "payment_posting_functions.handlers.posting.handler",
                 "Environment": {
-                    "Variables": Match.object_like({"LEDGER_TABLE_NAME": ref(existing)})
+                    "Variables": Match.object_like(
+                        {
+                            "LEDGER_JOURNAL_TABLE_NAME": ref(journal),
+                            "LEDGER_BALANCES_TABLE_NAME": ref(balances),
+                        }
+                    )
                 },
             },
         )
+
+    def test_one_ledger_table_without_the_other_is_refused(self) -> None:
+        stack = bare_stack()
+        journal = dynamodb.TableV2(
+            stack,
+            "Journal",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+        )
+        with pytest.raises(ValueError, match="journal_table and balances_table together"):
+            BufferedPoster(
+                stack, "Posting", event_bus=events.EventBus(stack, "Bus"), journal_table=journal
+            )
 
 
 class TestFunction:
@@ -414,7 +457,8 @@ class TestFunction:
             "POWERTOOLS_SERVICE_NAME": "posting",
             "POWERTOOLS_METRICS_NAMESPACE": "PaymentPosting",
             "POSTING_SYSTEM": "ledger",
-            "LEDGER_TABLE_NAME": ref(built.cfn_child("LedgerTable")),
+            "LEDGER_JOURNAL_TABLE_NAME": ref(built.cfn_child("LedgerJournal")),
+            "LEDGER_BALANCES_TABLE_NAME": ref(built.cfn_child("LedgerBalances")),
             "IDEMPOTENCY_TABLE_NAME": ref(built.cfn_child("IdempotencyTable")),
             "EVENT_BUS_NAME": ref(built.bus),
             "APPROVED_SOURCE": "payments.rules",
@@ -434,9 +478,21 @@ class TestFunction:
 
 class TestGrants:
     def test_may_write_the_ledger_but_never_delete_or_scan(self, built: Built) -> None:
-        ledger = table_arn(built.cfn_child("LedgerTable"))
-        on_ledger = allowed_actions(built.template, built.role_id, ledger)
-        assert on_ledger <= LEDGER_WRITES, on_ledger - LEDGER_WRITES
+        for child in ("LedgerJournal", "LedgerBalances"):
+            arn = table_arn(built.cfn_child(child))
+            on_ledger = allowed_actions(built.template, built.role_id, arn)
+            assert on_ledger <= LEDGER_WRITES, on_ledger - LEDGER_WRITES
+
+    def test_the_journal_is_put_only(self, built: Built) -> None:
+        """Immutability as far as IAM can say it: entries are put (with attribute_not_exists,
+        in code) and read, never updated or deleted."""
+        journal = table_arn(built.cfn_child("LedgerJournal"))
+        assert allowed_actions(built.template, built.role_id, journal) == {
+            "dynamodb:PutItem",
+            "dynamodb:GetItem",
+        }
+
+    def test_nothing_is_a_wildcard_and_only_idempotency_is_deleted(self, built: Built) -> None:
         everything = all_allowed_actions(built.template, built.role_id)
         assert not {"dynamodb:*", "*"} & everything
         # DeleteItem and Scan exist only on the idempotency table (Powertools deletes a

@@ -117,11 +117,12 @@ class TestNoLedger:
         poster = poster_in(stack, posting_target=PostingTarget.http(URL))
         template = Template.from_stack(stack)
 
-        assert poster.ledger_table is None
-        assert poster.node.try_find_child("LedgerTable") is None
+        assert (poster.journal_table, poster.balances_table) == (None, None)
+        assert poster.node.try_find_child("LedgerJournal") is None
+        assert poster.node.try_find_child("LedgerBalances") is None
         template.resource_count_is("AWS::DynamoDB::GlobalTable", 1)  # idempotency only
         env = variables(stack, poster)
-        assert "LEDGER_TABLE_NAME" not in env
+        assert not [name for name in env if name.startswith("LEDGER_")]
         assert env["POSTING_SYSTEM"] == "http"
         dynamodb_actions = {
             a for a in all_allowed_actions(template, role_id(poster)) if a.startswith("dynamodb:")
@@ -136,13 +137,14 @@ class TestNoLedger:
         stack = bare_stack()
         poster = poster_in(stack)
         assert poster.posting_target == PostingTarget.ledger()
-        assert poster.ledger_table is not None
+        assert poster.journal_table is not None
+        assert poster.balances_table is not None
 
-    @pytest.mark.parametrize("prop", ["ledger_key", "ledger_table"])
+    @pytest.mark.parametrize("prop", ["ledger_key", "journal_table", "balances_table"])
     def test_ledger_props_are_refused_with_http(self, prop: str) -> None:
         stack = bare_stack()
         value: Any = kms.Key(stack, "LedgerKey")
-        if prop == "ledger_table":
+        if prop != "ledger_key":
             value = cdk.aws_dynamodb.TableV2(
                 stack,
                 "Existing",
@@ -727,7 +729,7 @@ class TestTheStackOverHttp:
         assert parameter["MaxLength"] == CA_BUNDLE_ENVIRONMENT_LIMIT
         assert "CaBundle.from_file" in parameter["ConstraintDescription"]
         assert env["CORE_BANKING_SECRET_ARN"] == ref(stack.core_banking_secret)
-        assert "LedgerTableName" not in template["Outputs"]
+        assert not [name for name in template["Outputs"] if name.startswith("Ledger")]
 
     @pytest.mark.parametrize(
         "pack", [cdk_nag.AwsSolutionsChecks, cdk_nag.PCIDSS321Checks, cdk_nag.NIST80053R5Checks]

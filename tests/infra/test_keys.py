@@ -125,7 +125,8 @@ def test_every_resource_is_encrypted_with_its_domains_key(
         # The archive keeps a year of events under a key no role may use.
         logical_id(ingest.archive): logical_id(ingest.archive_key),
         # The ledger: balances and postings, and the account directory (IBANs).
-        _id(poster, "LedgerTable"): ledger,
+        _id(poster, "LedgerJournal"): ledger,
+        _id(poster, "LedgerBalances"): ledger,
         _id(enrichment, "AccountsTable"): ledger,
         # Operations: where a failed batch is in the stream, ids in notifications, logs.
         logical_id(ingest.dead_letter_queue): operations,

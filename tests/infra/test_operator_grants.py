@@ -164,11 +164,13 @@ def test_read_quarantine_refuses_what_a_reader_does_not_call() -> None:
 
 
 def test_read_ledger_reads_the_ledger_with_its_own_key(posting: Posting) -> None:
-    assert posting.poster.ledger_table is not None
-    ledger = table_arn(_table(posting.poster, "LedgerTable"))
-    # The ledger's key, not the key of the queues and idempotency records.
-    assert granted(posting.template, posting.ledger_reader) == expected(
-        ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"), ledger
+    reads = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")
+    journal = table_arn(_table(posting.poster, "LedgerJournal"))
+    balances = table_arn(_table(posting.poster, "LedgerBalances"))
+    # Both tables of ledger v2, with the ledger's key, not the key of the queues and
+    # idempotency records.
+    assert granted(posting.template, posting.ledger_reader) == expected(reads, journal) | expected(
+        reads, balances
     ) | expected(("kms:Decrypt",), get_att(posting.ledger_key), _via("dynamodb"))
 
 

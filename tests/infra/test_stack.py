@@ -227,7 +227,11 @@ class TestEveryStage:
             "RulesStateMachineArn", {"Value": ref(stack.rules_engine.state_machine)}
         )
         template.has_output(
-            "LedgerTableName", {"Value": ref(_cfn_child(stack.poster, "LedgerTable"))}
+            "LedgerJournalTableName", {"Value": ref(_cfn_child(stack.poster, "LedgerJournal"))}
+        )
+        template.has_output(
+            "LedgerBalancesTableName",
+            {"Value": ref(_cfn_child(stack.poster, "LedgerBalances"))},
         )
         template.has_output("PostingQueueUrl", {"Value": ref(stack.poster.queue)})
 
@@ -285,7 +289,8 @@ class TestEveryStage:
             "outcomes queue": stack.screening_outcomes.dead_letter_queue,
             "rules queue": stack.rules_engine.dead_letter_queue,
             "rules log group": stack.rules_engine.log_group,
-            "ledger table": _cfn_child(stack.poster, "LedgerTable"),
+            "ledger journal": _cfn_child(stack.poster, "LedgerJournal"),
+            "ledger balances": _cfn_child(stack.poster, "LedgerBalances"),
             "idempotency table": _cfn_child(stack.poster, "IdempotencyTable"),
             "posting queue": stack.poster.queue,
             "posting dead-letter queue": stack.poster.dead_letter_queue,

@@ -1,4 +1,6 @@
-"""The built-in double-entry ledger: a ``PostingSystem`` on one DynamoDB table.
+"""Ledger v1, no longer the pipeline's (the poster uses ``ledger_v2``): kept for
+``make bench-ledger``, which compares it with v2 (payment_local/ledger_bench.py), and tested
+for that. A ``PostingSystem`` on one DynamoDB table.
 
 Layout (partition key ``pk``, sort key ``sk``, both strings)::
 

@@ -173,7 +173,7 @@ def http_posting_system(env: Mapping[str, str]) -> PostingSystem:
 
 
 # The environment variables that configure the posting system.
-_POSTING_SETTINGS = ("POSTING_SYSTEM", "LEDGER_TABLE_NAME", "CORE_BANKING_")
+_POSTING_SETTINGS = ("POSTING_SYSTEM", "LEDGER_", "CORE_BANKING_")
 
 
 def posting_system() -> tuple[str, PostingSystem]:
@@ -199,9 +199,17 @@ def posting_system_for(settings: tuple[tuple[str, str], ...]) -> tuple[str, Post
     if kind == "http":
         return kind, http_posting_system(env)
     if kind == "ledger":
-        from payment_posting_functions.domain.ledger import DynamoDBLedger
+        from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger
+        from payment_posting_functions.domain.ledger_v2.posting_adapter import (
+            LedgerPostingSystem,
+        )
 
-        return kind, DynamoDBLedger(boto3.client("dynamodb"), env["LEDGER_TABLE_NAME"])
+        ledger = DynamoDBLedger(
+            boto3.client("dynamodb"),
+            env["LEDGER_JOURNAL_TABLE_NAME"],
+            env["LEDGER_BALANCES_TABLE_NAME"],
+        )
+        return kind, LedgerPostingSystem(ledger)
     raise ValueError(f"POSTING_SYSTEM must be 'ledger' or 'http', not {kind!r}")
 
 
@@ -227,6 +235,15 @@ def post_once() -> Callable[..., dict[str, Any]]:
         try:
             result = system.post(request)
         except PermanentPostingError as refusal:
+            # Field names only (a conflict's): what differs, never the values.
+            logger.warning(
+                "posting refused",
+                extra={
+                    "transaction_id": request.transaction_id,
+                    "reason_code": refusal.code.value,
+                    "differing_fields": list(refusal.fields),
+                },
+            )
             failed = PostingFailed(
                 transaction_id=request.transaction_id,
                 reason_code=refusal.code,
@@ -241,7 +258,8 @@ def post_once() -> Callable[..., dict[str, Any]]:
             transaction_id=request.transaction_id,
             posting_id=result.posting_id,
             posting_status=result.status.value,
-            account_id=request.account_id,
+            # Where the money went: suspense, when the ledger does not hold the account.
+            account_id=result.account_id or request.account_id,
             counter_account_id=request.counter_account_id,
             amount=request.amount,
             direction=request.direction.value,

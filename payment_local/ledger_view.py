@@ -1,0 +1,135 @@
+"""The stack's built-in ledger (v2) seen from the local runtime: opening the demo's accounts
+before money moves, and what a report or the CLI shows of it.
+
+Ledger v2 creates no account on first touch (issue 11), so a local run opens them first, as
+a bank opens an account before it posts to it: every account of the sample directory, in its
+currency with a credit limit the demo's amounts stay within, and the clearing and suspense
+accounts of each currency used. The report's trial balance is the ledger's own (from balance
+items, never the journal), one per currency.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from payment_local.runtime import LocalRuntime
+from payment_posting_functions.domain.accounts import sample_accounts
+from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger
+from payment_posting_functions.domain.ledger_v2.house import clearing_account, suspense_account
+from payment_posting_functions.domain.ledger_v2.model import Entry
+
+JOURNAL_TABLE_OUTPUT = "LedgerJournalTableName"
+BALANCES_TABLE_OUTPUT = "LedgerBalancesTableName"
+# One million in major units: the generator's largest purchase is a few thousand, so no demo
+# posting meets the limit, while a limit is still set (v2 refuses a debit beyond it).
+DEMO_CREDIT_LIMIT_MINOR = 100_000_000
+
+
+def ledger_of(runtime: LocalRuntime) -> DynamoDBLedger | None:
+    """The stack's built-in ledger, if it has one (found through its outputs)."""
+    try:
+        journal = runtime.output(JOURNAL_TABLE_OUTPUT)
+        balances = runtime.output(BALANCES_TABLE_OUTPUT)
+    except KeyError:
+        return None
+    return DynamoDBLedger(runtime.clients.dynamodb, journal, balances)
+
+
+def open_demo_accounts(ledger: DynamoDBLedger) -> None:
+    """Open the sample directory's accounts and the house accounts of their currencies
+    (opening again with the same settings changes nothing)."""
+    currencies = set()
+    for account in sample_accounts():
+        ledger.open_account(
+            account.account_id, account.currency, credit_limit=DEMO_CREDIT_LIMIT_MINOR
+        )
+        currencies.add(account.currency)
+    for currency in sorted(currencies):
+        ledger.open_account(clearing_account(currency), currency)
+        ledger.open_account(suspense_account(currency), currency)
+
+
+def account_ids(runtime: LocalRuntime) -> list[str]:
+    """Every account opened in the ledger: a local listing (a Scan of the balances table's
+    account items), for reports; the posting path never lists accounts."""
+    return sorted(
+        item["accountId"]["S"]
+        for item in _scan(
+            runtime,
+            BALANCES_TABLE_OUTPUT,
+            FilterExpression="sk = :account",
+            ExpressionAttributeValues={":account": {"S": "ACCOUNT"}},
+        )
+    )
+
+
+def trial_balances(runtime: LocalRuntime, ledger: DynamoDBLedger) -> dict[str, int]:
+    """Posted total per currency of the accounts opened, from the ledger's trial balance
+    (0 for each when the books balance)."""
+    currencies = {
+        item["currency"]["S"]
+        for item in _scan(
+            runtime,
+            BALANCES_TABLE_OUTPUT,
+            FilterExpression="sk = :account",
+            ExpressionAttributeValues={":account": {"S": "ACCOUNT"}},
+        )
+    }
+    return {c: ledger.trial_balance(c).posted for c in sorted(currencies)}
+
+
+def entries(runtime: LocalRuntime) -> list[Entry]:
+    """Every entry of the journal (a local Scan: reports only)."""
+    return [
+        Entry.model_validate_json(item["record"]["S"])
+        for item in _scan(
+            runtime,
+            JOURNAL_TABLE_OUTPUT,
+            FilterExpression="begins_with(sk, :entry)",
+            ExpressionAttributeValues={":entry": {"S": "ENTRY#"}},
+        )
+    ]
+
+
+def dump(runtime: LocalRuntime, ledger: DynamoDBLedger) -> dict[str, Any]:
+    """What ``payments-local balances`` and ``trial-balance`` read: balances and entries in
+    the CLI's dump format."""
+    balances = []
+    for account_id in account_ids(runtime):
+        balance = ledger.balance(account_id)
+        balances.append(
+            {
+                "accountId": account_id,
+                "currency": balance.currency,
+                "posted": balance.posted,
+                "available": balance.available,
+            }
+        )
+    return {
+        "balances": balances,
+        "entries": [
+            {
+                "accountId": e.account_id,
+                "counterAccountId": e.counter_account_id,
+                "transactionId": e.transfer_id,
+                "amount": e.posted,
+                "currency": e.currency,
+                "postedAt": e.timestamp.isoformat(),
+            }
+            for e in sorted(entries(runtime), key=lambda e: (e.timestamp, e.transfer_id))
+        ],
+    }
+
+
+def _scan(runtime: LocalRuntime, output: str, **request: Any) -> list[dict[str, Any]]:
+    table = runtime.output(output)
+    items: list[dict[str, Any]] = []
+    start: dict[str, Any] | None = None
+    while True:
+        page = runtime.clients.dynamodb.scan(
+            TableName=table, **request, **({"ExclusiveStartKey": start} if start else {})
+        )
+        items += page.get("Items", [])
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return items
