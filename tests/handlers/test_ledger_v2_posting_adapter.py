@@ -174,16 +174,20 @@ def test_each_refusal_is_its_own_code_with_a_fixed_text(
     assert ledger.lookup_transfer(posting.transaction_id) is None
 
 
-def test_a_missing_house_account_is_refused_not_created(dynamodb: Any) -> None:
+def test_a_deployed_stack_posts_with_no_house_account_opened(dynamodb: Any) -> None:
+    # Nothing opened CLEARING-EUR: the first posting in EUR opens it, in EUR, and books.
     for definition in table_definitions("journal", "balances"):
         dynamodb.create_table(**definition)
     ledger = DynamoDBLedger(dynamodb, "journal", "balances", house_shards=4)
     ledger.open_account(CUSTOMER, "EUR")
 
-    refused = refusal(LedgerPostingSystem(ledger), request(amount=1, direction=Direction.CREDIT))
+    result = LedgerPostingSystem(ledger).post(request(amount=1, direction=Direction.CREDIT))
 
-    assert refused.code is PostingFailureCode.ACCOUNT_NOT_FOUND
-    assert ledger.account("CLEARING-EUR") is None
+    assert result.status is PostingStatus.POSTED
+    clearing = ledger.account("CLEARING-EUR")
+    assert clearing is not None
+    assert clearing.currency == "EUR"
+    assert ledger.trial_balance("EUR").posted == 0
 
 
 def test_every_failure_code_has_a_fixed_reason() -> None:

@@ -59,7 +59,9 @@ class AnyLedger(Protocol):
     def unfreeze(self, account_id: str) -> Account: ...
     def close(self, account_id: str) -> Account: ...
     def create_transfer(self, transfer: Transfer) -> TransferResult: ...
-    def expire_due(self, now: datetime | None = None) -> list[TransferResult]: ...
+    def expire_due(
+        self, now: datetime | None = None, *, limit: int | None = None
+    ) -> list[TransferResult]: ...
     def balance(self, account_id: str) -> Balance: ...
     def lookup_transfer(self, transfer_id: str) -> BookedTransfer | None: ...
     def pending(self, pending_id: str) -> PendingState | None: ...
@@ -223,6 +225,32 @@ def test_an_unknown_account_is_refused_so_the_caller_can_use_suspense(ledger: An
     assert ledger.account("acc-typo") is None
     ledger.create_transfer(single("t1", suspense_account("EUR"), CLEARING, 5))
     assert ledger.balance("SUSPENSE-EUR").posted == -5
+
+
+def test_a_house_account_opens_on_first_use_in_the_currency_it_names(
+    ledger: AnyLedger,
+) -> None:
+    # Nothing opened the GBP house accounts: a deployed stack's first GBP posting opens them.
+    ledger.open_account("acc-gbp", "GBP", credit_limit=100)
+    gbp = Money(amount=7, currency="GBP")
+    transfer = Transfer(
+        transfer_id="t1", debit_account_id="acc-gbp", credit_account_id="CLEARING-GBP", amount=gbp
+    )
+    assert ledger.create_transfer(transfer).status is TransferStatus.CREATED
+    opened = ledger.account("CLEARING-GBP")
+    assert opened is not None
+    assert (opened.currency, opened.credit_limit) == ("GBP", 0)
+    assert ledger.balance("CLEARING-GBP").posted == 7
+    assert ledger.trial_balance("GBP").posted == 0
+
+
+def test_a_house_account_of_another_currency_is_not_opened_by_a_transfer(
+    ledger: AnyLedger,
+) -> None:
+    refused = refusal(ledger, single("t1", ALICE, "CLEARING-USD", 5))
+    assert refused.reason is RefusalCode.ACCOUNT_NOT_FOUND
+    assert refused.account_id == "CLEARING-USD"
+    assert ledger.account("CLEARING-USD") is None
 
 
 def test_a_currency_that_does_not_match_the_account_is_refused(ledger: AnyLedger) -> None:
@@ -464,6 +492,20 @@ def test_the_sweeper_expires_due_pendings_once(ledger: AnyLedger, clock: Clock) 
     clock.advance(10_000)
     assert [r.transfer_id for r in ledger.expire_due()] == ["expire:p2"]
     assert parts(ledger, ALICE) == (0, 50, 0, -50)
+
+
+def test_a_sweep_with_a_limit_expires_the_earliest_and_leaves_the_rest(
+    ledger: AnyLedger, clock: Clock
+) -> None:
+    for n, timeout in enumerate((300, 60, 200, 100, 400)):
+        ledger.create_transfer(pending(f"p{n}", ALICE, CLEARING, 10, timeout_s=timeout))
+    clock.advance(1_000)
+    assert [r.transfer_id for r in ledger.expire_due(limit=2)] == ["expire:p1", "expire:p3"]
+    assert [r.transfer_id for r in ledger.expire_due(limit=2)] == ["expire:p2", "expire:p0"]
+    assert [r.transfer_id for r in ledger.expire_due(limit=2)] == ["expire:p4"]
+    assert parts(ledger, ALICE) == (0, 0, 0, 0)
+    with pytest.raises(ValueError, match="limit"):
+        ledger.expire_due(limit=0)
 
 
 def test_an_expired_remainder_is_only_what_was_not_posted(ledger: AnyLedger, clock: Clock) -> None:

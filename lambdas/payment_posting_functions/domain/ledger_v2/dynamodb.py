@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -69,6 +70,7 @@ from payment_posting_functions.domain.ledger_v2.reference import (
     expiry,
     expiry_time,
     new_account,
+    opens_on_first_use,
     repeat_result,
     same_account,
     statement_bounds,
@@ -180,9 +182,10 @@ class DynamoDBLedger:
 
     def open_account(self, account_id: str, currency: str, *, credit_limit: int = 0) -> Account:
         wanted = new_account(account_id, currency, credit_limit)
+        # An UpdateItem that creates (never a PutItem): whoever opens accounts, the poster
+        # opening a house account on first use included, needs no action beyond the
+        # UpdateItem and GetItem it has on the balances table already.
         item: dict[str, Any] = {
-            "pk": _s("ACCOUNT#" + account_id),
-            "sk": _s(_ACCOUNT_SK),
             "accountId": _s(account_id),
             "currency": _s(currency),
             "kind": _s(wanted.kind.value),
@@ -195,10 +198,15 @@ class DynamoDBLedger:
             item["headroom"] = _n(credit_limit)
         with _dynamodb_errors():
             try:
-                self._client.put_item(
+                self._client.update_item(
                     TableName=self._balances,
-                    Item=item,
+                    Key={"pk": _s("ACCOUNT#" + account_id), "sk": _s(_ACCOUNT_SK)},
+                    UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(item))),
                     ConditionExpression="attribute_not_exists(pk)",
+                    ExpressionAttributeNames={f"#a{i}": name for i, name in enumerate(item)},
+                    ExpressionAttributeValues={
+                        f":a{i}": value for i, value in enumerate(item.values())
+                    },
                 )
             except ClientError as error:
                 if _error_code(error) != "ConditionalCheckFailedException":
@@ -256,12 +264,19 @@ class DynamoDBLedger:
         rules.check_submitted(transfer)
         return self._create(transfer, rules.utc(self._clock()))
 
-    def expire_due(self, now: datetime | None = None) -> list[TransferResult]:
-        """The sweeper: expire every open pending whose timeout has passed at ``now``."""
+    def expire_due(
+        self, now: datetime | None = None, *, limit: int | None = None
+    ) -> list[TransferResult]:
+        """The sweeper: expire every open pending whose timeout has passed at ``now``, the
+        earliest first; with ``limit``, at most that many (the rest wait for the next sweep)."""
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
         at = rules.utc(now if now is not None else self._clock())
         due: list[PendingState] = []
         for bucket in range(EXPIRY_BUCKETS):
-            for item in self._query(
+            # The index keeps each bucket in expiry order: the earliest ``limit`` of all
+            # buckets are among the earliest ``limit`` of each.
+            items = self._query(
                 self._balances,
                 IndexName=EXPIRY_INDEX,
                 KeyConditionExpression="expiryBucket = :bucket AND expiresAt <= :now",
@@ -269,11 +284,12 @@ class DynamoDBLedger:
                     ":bucket": _s(f"EXPIRY#{bucket:02d}"),
                     ":now": _s(_iso(at)),
                 },
-            ):
-                due.append(_pending(item))
+                **({"Limit": limit} if limit is not None else {}),
+            )
+            due += (_pending(item) for item in itertools.islice(items, limit))
         due.sort(key=lambda p: (p.expires_at, p.pending_id))
         results = []
-        for pending in due:
+        for pending in due[:limit]:
             try:
                 results.append(self._create(expiry(pending), at))
             except TransferRefused as refused:
@@ -408,6 +424,8 @@ class DynamoDBLedger:
         account = self._house.get(account_id)
         if account is None:
             account = self.account(account_id)
+            if account is None and opens_on_first_use(account_id, transfer):
+                account = self.open_account(account_id, transfer.amount.currency)
             if account is None:
                 raise TransferRefused(
                     RefusalCode.ACCOUNT_NOT_FOUND, transfer.transfer_id, account_id=account_id

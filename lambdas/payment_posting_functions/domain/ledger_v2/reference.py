@@ -95,14 +95,19 @@ class InMemoryLedger:
         now = rules.utc(self._clock())
         return self._create(transfer, now)
 
-    def expire_due(self, now: datetime | None = None) -> list[TransferResult]:
-        """The sweeper: expire every open pending whose timeout has passed at ``now``."""
+    def expire_due(
+        self, now: datetime | None = None, *, limit: int | None = None
+    ) -> list[TransferResult]:
+        """The sweeper: expire every open pending whose timeout has passed at ``now``, the
+        earliest first; with ``limit``, at most that many (the rest wait for the next sweep)."""
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
         at = rules.utc(now if now is not None else self._clock())
         due = sorted(
             (p for p in self._pendings.values() if is_due(p, at)),
             key=lambda p: (p.expires_at, p.pending_id),
         )
-        return [self._create(expiry(p), at) for p in due]
+        return [self._create(expiry(p), at) for p in due[:limit]]
 
     def _create(self, transfer: Transfer, now: datetime) -> TransferResult:
         rules.static_refusal(transfer)
@@ -116,6 +121,9 @@ class InMemoryLedger:
     def _book_move(self, transfer: Transfer, now: datetime) -> TransferResult:
         assert transfer.debit_account_id is not None
         assert transfer.credit_account_id is not None
+        for account_id in (transfer.debit_account_id, transfer.credit_account_id):
+            if opens_on_first_use(account_id, transfer) and account_id not in self._accounts:
+                self.open_account(account_id, transfer.amount.currency)
         debit = self._accounts.get(transfer.debit_account_id)
         credit = self._accounts.get(transfer.credit_account_id)
         rules.check_accounts(transfer, debit, credit)
@@ -290,6 +298,14 @@ def new_account(account_id: str, currency: str, credit_limit: int) -> Account:
         kind=AccountKind.HOUSE if house else AccountKind.CUSTOMER,
         credit_limit=credit_limit,
     )
+
+
+def opens_on_first_use(account_id: str, transfer: Transfer) -> bool:
+    """A house account opens when a transfer in the currency it names first uses it: its id
+    and settings are derived (no credit limit, never frozen), so nothing has to open the
+    clearing and suspense accounts of each currency before a deployed stack posts. A house
+    account of another currency is not opened by it (the transfer is refused as not found)."""
+    return is_house_account(account_id) and house_currency(account_id) == transfer.amount.currency
 
 
 def same_account(existing: Account, wanted: Account) -> Account:
