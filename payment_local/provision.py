@@ -34,6 +34,7 @@ from payment_local.rules import (
     TargetDeadLetter,
     tap_registration,
 )
+from payment_local.schedules import ScheduledRule, ScheduleError, period_seconds
 from payment_local.sqs_source import SqsEventSource
 
 # Policies are not created in moto: the local access check reads them from the template.
@@ -72,6 +73,7 @@ class Topology:
     secrets: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
     layers: dict[str, Path] = field(default_factory=dict)  # layer version ARN -> its content
     security_groups: SecurityGroups = field(default_factory=SecurityGroups)
+    schedules: list[ScheduledRule] = field(default_factory=list)
 
 
 @dataclass
@@ -408,17 +410,27 @@ class Provisioner:
     def _rule(self, logical_id: str, props: dict[str, Any]) -> None:
         name = self._name(logical_id, props.get("Name"), 64)
         bus = props.get("EventBusName", "default")
-        if "EventPattern" not in props:
-            raise UnsupportedResourceError(
-                f"{logical_id}: scheduled rules (no EventPattern) do not run locally"
-            )
+        schedule = props.get("ScheduleExpression")
+        if "EventPattern" in props:
+            matching = {"EventPattern": json.dumps(props["EventPattern"])}
+        elif schedule is not None:
+            # moto stores the schedule but never fires it: payment_local/schedules.py does.
+            try:
+                period = period_seconds(schedule)
+            except ScheduleError as error:
+                raise UnsupportedResourceError(f"{logical_id}: {error}") from None
+            matching = {"ScheduleExpression": schedule}
+        else:
+            raise UnsupportedResourceError(f"{logical_id}: a rule with no pattern and no schedule")
         self.clients.events.put_rule(
-            Name=name,
-            EventBusName=bus,
-            EventPattern=json.dumps(props["EventPattern"]),
-            State=props.get("State", "ENABLED"),
+            Name=name, EventBusName=bus, State=props.get("State", "ENABLED"), **matching
         )
         rule_arn = self._arn("events", f"rule/{name}" if bus == "default" else f"rule/{bus}/{name}")
+        scheduled = (
+            ScheduledRule(name=name, rule_arn=rule_arn, period_s=period)
+            if schedule is not None and props.get("State", "ENABLED") == "ENABLED"
+            else None
+        )
         bus_arn = bus if bus.startswith("arn:") else self._arn("events", f"event-bus/{bus}")
         moto_targets = []
         for target in props.get("Targets", []):
@@ -434,6 +446,8 @@ class Provisioner:
             # semantics moto lacks, and with the access check of the principal that delivers.
             tap_url, tap_arn = self._tap_queue(name, target["Id"])
             moto_targets.append(tap_registration(target["Id"], tap_arn))
+            if scheduled is not None:
+                scheduled.tap_urls.append(tap_url)
             self.topology.tap_targets.append(
                 TapTarget(
                     rule_name=name,
@@ -449,6 +463,8 @@ class Provisioner:
             )
         if moto_targets:
             self.clients.events.put_targets(Rule=name, EventBusName=bus, Targets=moto_targets)
+        if scheduled is not None:
+            self.topology.schedules.append(scheduled)
         self._record(logical_id, name, Arn=rule_arn)
 
     def _tap_queue(self, rule_name: str, target_id: str) -> tuple[str, str]:

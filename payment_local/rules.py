@@ -28,6 +28,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -148,11 +149,39 @@ class AsyncLambdaInvocation:
             self.stats.dropped += 1
             return
         try:
-            _send_failure(self.function_clients or self.clients, self.on_failure_queue_url,
-                          payload, error)  # fmt: skip
+            clients = self.function_clients or self.clients
+            clients.sqs.send_message(
+                QueueUrl=self.on_failure_queue_url,
+                MessageBody=json.dumps(self._invocation_record(payload, error)),
+            )
             self.stats.dead_lettered += 1
         except ClientError:
             self.stats.dropped += 1  # the function's role may not write its destination
+
+    def _invocation_record(self, payload: Any, error: FunctionError) -> dict[str, Any]:
+        """What Lambda sends an on-failure destination: the event inside an invocation
+        record, with why it failed (Lambda Developer Guide, "Capturing records of Lambda
+        asynchronous invocations"), not the bare event a rule's dead-letter queue gets."""
+        return {
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": f"{self.function.arn}:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": 1 + self.maximum_retry_attempts,
+            },
+            "requestPayload": payload,
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": "Unhandled",
+            },
+            "responsePayload": {
+                "errorMessage": error.error_message,
+                "errorType": error.error_type,
+            },
+        }
 
     def _target_failed(self, payload: Any, error: Exception) -> None:
         if self.target_dead_letter is None:

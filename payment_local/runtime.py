@@ -35,6 +35,7 @@ from payment_local.functions import cold_start
 from payment_local.intrinsics import Environment, Resolver, UnresolvableError
 from payment_local.provision import Provisioner, Topology
 from payment_local.rules import RuleDispatcher
+from payment_local.schedules import Scheduler
 from payment_local.tls import LocalCertificateAuthority
 
 botocore_hook.install()  # before any session exists, so every session gets the check
@@ -134,6 +135,8 @@ class LocalRuntime:
         self.environment = environment or Environment(stack_name=assembly.stack_name)
         self.function_log = function_log
         self.clock = clock
+        # What advance_time has added to the clock: scheduled rules fire on clock + offset.
+        self.time_offset = 0.0
         self.topology = Topology()
         self._stack: list[Any] = []
 
@@ -169,6 +172,14 @@ class LocalRuntime:
             for pipe in self.topology.pipes:
                 pipe.start()
             self.rules = RuleDispatcher(self.clients, self.topology.tap_targets)
+            self.scheduler = Scheduler(
+                self.clients,
+                account=self.environment.account,
+                region=self.environment.region,
+                now=self.now,
+                rules=self.topology.schedules,
+            )
+            self.scheduler.start()
             self.event_log = EventLog(self.clients, self.clock)
             self.event_log.attach(self.topology.buses.values())
         except BaseException as error:
@@ -256,11 +267,26 @@ class LocalRuntime:
             raise KeyError(f"the stack has no output {name!r} (it has: {', '.join(outputs)})")
         return self.resolver.resolve(outputs[name]["Value"])
 
+    # -- time -----------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The runtime's time (epoch seconds): the clock, plus what ``advance_time`` added."""
+        return self.clock() + self.time_offset
+
+    def advance_time(self, seconds: float) -> None:
+        """Let ``seconds`` pass for the scheduled rules (the next ``step`` fires what is due,
+        each rule once at the new time). Functions' own clocks are not moved: what a
+        schedule drives reads the time from its event (the ledger's expiry sweeper does)."""
+        if seconds < 0:
+            raise ValueError("time only moves forward")
+        self.time_offset += seconds
+
     # -- turning the crank ----------------------------------------------------------------
 
     def step(self) -> StepCounts:
         """One pass over every poller; the counts say how much moved."""
         counts = StepCounts()
+        counts.rules += self.scheduler.poll()
         for pipe in self.topology.pipes:
             counts.pipes += pipe.poll()
         counts.events_logged += self.event_log.poll()

@@ -195,7 +195,8 @@ def _waiting(runtime: LocalRuntime) -> tuple[set[str], int]:
                 if "batchSize" in body:
                     stream_records += int(body["batchSize"])
                 else:
-                    ids.add(body["detail"]["transactionId"])
+                    # An on-failure destination holds invocation records; other queues, events.
+                    ids.add(body.get("requestPayload", body)["detail"]["transactionId"])
     return ids, stream_records
 
 

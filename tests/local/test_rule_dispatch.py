@@ -122,10 +122,13 @@ def test_a_function_always_failing_goes_to_the_on_failure_queue(clients: AwsClie
     assert invocation.stats.delivered == 0
     assert invocation.stats.dead_lettered == 1
     (failed,) = drain(clients, failures_url)
-    assert json.loads(failed["Body"])["detail"] == DETAIL
-    attributes = failed["MessageAttributes"]
-    assert attributes["ERROR_CODE"]["StringValue"] == "FunctionError"
-    assert "always fails" in attributes["ERROR_MESSAGE"]["StringValue"]
+    # An invocation record, as Lambda sends a destination: the event, and why it failed.
+    record = json.loads(failed["Body"])
+    assert record["requestPayload"]["detail"] == DETAIL
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["responseContext"]["functionError"] == "Unhandled"
+    assert "always fails" in record["responsePayload"]["errorMessage"]
 
 
 def test_maximum_retry_attempts_of_the_invoke_config_is_honoured(clients: AwsClients) -> None:

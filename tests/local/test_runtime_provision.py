@@ -300,8 +300,9 @@ def test_a_failing_function_target_uses_its_invoke_config(runtime: LocalRuntime)
     assert len(CALLS["forward_detail"]) == 2  # MaximumRetryAttempts: 1
     assert CALLS["report_poison"] == []
     (dead,) = drain(runtime.clients, runtime.topology.queues["DeadLetters"])
-    assert json.loads(dead["Body"])["detail"] == {"transactionId": "t-2", "fail": True}
-    assert dead["MessageAttributes"]["ERROR_CODE"]["StringValue"] == "FunctionError"
+    record = json.loads(dead["Body"])
+    assert record["requestPayload"]["detail"] == {"transactionId": "t-2", "fail": True}
+    assert record["requestContext"]["approximateInvokeCount"] == 2
 
 
 def test_a_permission_the_template_lacks_is_refused_and_the_message_kept(
