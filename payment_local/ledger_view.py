@@ -1,11 +1,6 @@
-"""The stack's built-in ledger (v2) seen from the local runtime: opening the demo's accounts
-before money moves, and what a report or the CLI shows of it.
-
-Ledger v2 creates no account on first touch (issue 11), so a local run opens them first, as
-a bank opens an account before it posts to it: every account of the sample directory, in its
-currency with a credit limit the demo's amounts stay within, and the clearing and suspense
-accounts of each currency used. The report's trial balance is the ledger's own (from balance
-items, never the journal), one per currency.
+"""The stack's built-in ledger (v2) seen from the local runtime: what a report or the CLI
+shows of it. The report's trial balance is the ledger's own (from balance items, never the
+journal), one per currency.
 """
 
 from __future__ import annotations
@@ -13,16 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from payment_local.runtime import LocalRuntime
-from payment_posting_functions.domain.accounts import sample_accounts
 from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger
-from payment_posting_functions.domain.ledger_v2.house import clearing_account, suspense_account
 from payment_posting_functions.domain.ledger_v2.model import Entry
 
 JOURNAL_TABLE_OUTPUT = "LedgerJournalTableName"
 BALANCES_TABLE_OUTPUT = "LedgerBalancesTableName"
-# One million in major units: the generator's largest purchase is a few thousand, so no demo
-# posting meets the limit, while a limit is still set (v2 refuses a debit beyond it).
-DEMO_CREDIT_LIMIT_MINOR = 100_000_000
 
 
 def ledger_of(runtime: LocalRuntime) -> DynamoDBLedger | None:
@@ -33,20 +23,6 @@ def ledger_of(runtime: LocalRuntime) -> DynamoDBLedger | None:
     except KeyError:
         return None
     return DynamoDBLedger(runtime.clients.dynamodb, journal, balances)
-
-
-def open_demo_accounts(ledger: DynamoDBLedger) -> None:
-    """Open the sample directory's accounts and the house accounts of their currencies
-    (opening again with the same settings changes nothing)."""
-    currencies = set()
-    for account in sample_accounts():
-        ledger.open_account(
-            account.account_id, account.currency, credit_limit=DEMO_CREDIT_LIMIT_MINOR
-        )
-        currencies.add(account.currency)
-    for currency in sorted(currencies):
-        ledger.open_account(clearing_account(currency), currency)
-        ledger.open_account(suspense_account(currency), currency)
 
 
 def account_ids(runtime: LocalRuntime) -> list[str]:

@@ -16,11 +16,12 @@ from typing import Any, Protocol
 import boto3
 
 from payment_local.event_log import LoggedEvent
-from payment_local.ledger_view import ledger_of, open_demo_accounts
+from payment_local.ledger_view import ledger_of
 from payment_local.runtime import LocalRuntime
 from payment_posting_functions.domain.account_table import AccountTable
 from payment_posting_functions.domain.accounts import sample_accounts
 from payment_posting_functions.domain.events import BY_NAME
+from payment_posting_functions.domain.ledger_v2.sample_accounts import open_sample_accounts
 from payment_posting_functions.domain.pan import contains_card_number
 from payment_posting_functions.domain.screening import REDACTED_KEY_PREFIX
 from payment_posting_functions.domain.transaction_table import TransactionTable
@@ -35,11 +36,11 @@ ACCOUNTS_TABLE_OUTPUT = "AccountsTableName"
 
 
 def _seed_sample_accounts(runtime: LocalRuntime) -> None:
-    """The sample account directory, as the sample source function seeds it in AWS, and
-    its accounts opened in the built-in ledger (v2 posts only to accounts that exist)."""
+    """The sample account directory, and its accounts opened in the built-in ledger (v2
+    posts only to accounts that exist), as the sample source function does in a dev stage."""
     ledger = ledger_of(runtime)
     if ledger is not None:
-        open_demo_accounts(ledger)
+        open_sample_accounts(ledger)
     try:
         table_name = runtime.output(ACCOUNTS_TABLE_OUTPUT)
     except KeyError:

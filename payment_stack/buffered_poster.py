@@ -36,6 +36,8 @@ from payment_stack.ca_bundle_layer import FUNCTION_PATH as CA_BUNDLE_FUNCTION_PA
 from payment_stack.ca_bundle_layer import ca_bundle_layer
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import POSTING_SOURCE, RULES_SOURCE, grant_publish
+from payment_stack.expiry_sweeper import DEFAULT_INTERVAL as DEFAULT_SWEEP_INTERVAL
+from payment_stack.expiry_sweeper import EXPIRY_INDEX, ExpirySweeper
 from payment_stack.grants import (
     chosen_actions,
     grant_consume,
@@ -81,11 +83,14 @@ VISIBILITY_FACTOR = 6
 # attribute_not_exists, and updates the balance items with ADD. It reads the journal (GetItem)
 # only after a cancelled write, to tell a redelivery from a conflict; it reads the balances
 # (GetItem) for a house account's settings once per process, and for an account to name a
-# refusal. The journal is immutable as far as IAM can say it: no UpdateItem, no DeleteItem.
+# refusal; a house account not yet open it opens with an UpdateItem (on first use). The
+# journal is immutable as far as IAM can say it: no UpdateItem, no DeleteItem.
 JOURNAL_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
 BALANCES_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
-# The balances table's index of pendings that can expire (ledger_v2 ``table_definitions``).
-EXPIRY_INDEX = "expiry"
+# What opening, freezing and closing an account calls (DynamoDBLedger.open_account and
+# _set_status): an UpdateItem that creates or changes the account item, a GetItem to compare
+# one already open with what was asked.
+ACCOUNT_OPENING_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
 # What Powertools idempotency does (DynamoDBPersistenceLayer): a conditional PutItem claims
 # the transaction (a failed condition returns the item, so no GetItem), an UpdateItem records
 # the result, a DeleteItem releases the claim when posting failed.
@@ -135,9 +140,11 @@ class BufferedPoster(Construct):
         max_receive_count: int = 5,
         function_timeout: Duration | None = None,
         approved_source: str = RULES_SOURCE,
+        expiry_sweep_interval: Duration = DEFAULT_SWEEP_INTERVAL,
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         role: iam.IRole | None = None,
+        sweeper_role: iam.IRole | None = None,
     ) -> None:
         """
         :param encryption_key: for the buffer queue, its dead-letter queue and the idempotency
@@ -174,6 +181,11 @@ class BufferedPoster(Construct):
             put events; for HTTP, read the credential's secret and, in a VPC, the network
             interface actions); imported with ``mutable=False`` it gets nothing, and you grant
             those yourself. No cdk-nag finding is acknowledged on a role you give.
+        :param expiry_sweep_interval: ledger target only: how often the expiry sweeper
+            (``expiry_sweeper``) releases pending transfers past their timeout, at least a
+            minute. Default one minute.
+        :param sweeper_role: the expiry sweeper's execution role, as ``role`` is the posting
+            function's. Default: a new role.
         """
         super().__init__(scope, construct_id)
         for name, value in (
@@ -183,14 +195,17 @@ class BufferedPoster(Construct):
         ):
             whole_number("BufferedPoster", name, value)
         role_prop("BufferedPoster", "role", role, "lambda")
+        role_prop("BufferedPoster", "sweeper_role", sweeper_role, "lambda")
         target = _target(posting_target, posting_system, core_banking_url)
         _validate(batch_size, max_batching_window, max_concurrency, max_receive_count)
         http = target.http_settings
         given_tables = (journal_table, balances_table)
-        if http is not None and (any(given_tables) or ledger_key is not None):
+        if http is not None and (
+            any(given_tables) or ledger_key is not None or sweeper_role is not None
+        ):
             raise ValueError(
-                "BufferedPoster: journal_table, balances_table and ledger_key apply to "
-                "PostingTarget.ledger() only; an HTTP target has no ledger tables"
+                "BufferedPoster: journal_table, balances_table, ledger_key and sweeper_role "
+                "apply to PostingTarget.ledger() only; an HTTP target has no ledger tables"
             )
         if (journal_table is None) != (balances_table is None):
             raise ValueError(
@@ -293,9 +308,23 @@ class BufferedPoster(Construct):
             role=role,
         )
         self.function = poster.function
+        self.expiry_sweeper: ExpirySweeper | None = None
         if self.journal_table is not None and self.balances_table is not None:
             grant_table(self.journal_table, poster.role, *JOURNAL_ACTIONS)
             grant_table(self.balances_table, poster.role, *BALANCES_ACTIONS)
+            self.expiry_sweeper = ExpirySweeper(
+                self,
+                "ExpirySweeper",
+                journal_table=self.journal_table,
+                balances_table=self.balances_table,
+                # Its failed sweeps name ledger items: the ledger's key, as the tables'.
+                encryption_key=ledger_key or encryption_key,
+                log_encryption_key=operations_key or encryption_key,
+                interval=expiry_sweep_interval,
+                log_retention=log_retention,
+                removal_policy=removal_policy,
+                role=sweeper_role,
+            )
         if http is not None:
             _grant_http(self, http, poster.role, acknowledge_vpc_access=poster.owns_role)
             if http.ca_bundle is not None and http.ca_bundle.known_at_synth:
@@ -423,6 +452,23 @@ class BufferedPoster(Construct):
         return grant_table(self.journal_table, grantee, *chosen).combine(
             grant_table(self.balances_table, grantee, *chosen)
         )
+
+    def grant_open_accounts(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` open, freeze and close accounts in the built-in ledger (the bank's
+        account sync, the sample source of a dev stage): ``DynamoDBLedger.open_account`` and
+        friends, an UpdateItem that creates the account item and a GetItem to compare an
+        account already open, on the balances table, with the ledger key through DynamoDB.
+
+        UpdateItem on the balances table is also what posting needs: a grantee can change
+        balances, so give this to what you trust with the ledger. ``PostingTarget.ledger()``
+        only. House accounts need nobody: the ledger opens them on first use.
+        """
+        if self.balances_table is None:
+            raise ValueError(
+                "BufferedPoster: grant_open_accounts applies to PostingTarget.ledger(); this "
+                "poster posts to an HTTP core system and has no ledger tables"
+            )
+        return grant_table(self.balances_table, grantee, *ACCOUNT_OPENING_ACTIONS)
 
     def grant_read_dead_letters(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` look at the approved transactions that failed every delivery

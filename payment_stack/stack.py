@@ -181,6 +181,16 @@ class PaymentPostingStack(Stack):
             # Both tables are loaded through boto3's batch writer (domain/*_table.py).
             self.ingest.grant_write_transactions(self.sample_source.role, "dynamodb:BatchWriteItem")
             self.enrichment.grant_write_accounts(self.sample_source.role, "dynamodb:BatchWriteItem")
+            if self.poster.journal_table is not None and self.poster.balances_table is not None:
+                # The built-in ledger posts only to accounts that are open: the sample source
+                # opens the sample directory's accounts in it before it writes.
+                self.sample_source.function.add_environment(
+                    "LEDGER_BALANCES_TABLE_NAME", self.poster.balances_table.table_name
+                )
+                self.sample_source.function.add_environment(
+                    "LEDGER_JOURNAL_TABLE_NAME", self.poster.journal_table.table_name
+                )
+                self.poster.grant_open_accounts(self.sample_source.role)
             self._acknowledge_sample_source(self.sample_source)
             CfnOutput(
                 self,

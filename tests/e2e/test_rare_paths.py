@@ -13,10 +13,13 @@ import json
 import boto3
 import pytest
 
+from payment_local.ledger_view import ledger_of
 from payment_local.pipeline_run import run_transactions
 from payment_local.runtime import LocalRuntime
+from payment_posting_functions.domain.accounts import sample_accounts
 from payment_posting_functions.domain.events import BY_NAME
 from payment_posting_functions.domain.generator import Knobs, TransactionGenerator
+from payment_posting_functions.domain.ledger_v2.sample_accounts import open_sample_accounts
 from payment_posting_functions.domain.transaction_table import TransactionTable
 
 pytestmark = pytest.mark.slow
@@ -35,7 +38,10 @@ def _drain_transaction_ids(runtime: LocalRuntime, url: str) -> list[str]:
         "Messages", []
     ):
         for message in messages:
-            found.append(json.loads(message["Body"])["detail"]["transactionId"])
+            body = json.loads(message["Body"])
+            # A function's on-failure destination gets an invocation record; a rule target's
+            # dead-letter queue, the event.
+            found.append(body.get("requestPayload", body)["detail"]["transactionId"])
             runtime.clients.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     return found
 
@@ -46,18 +52,49 @@ def test_the_sample_source_function_starts_lifecycles_that_all_finish(
     [source] = [f for lid, f in runtime.topology.functions.items() if "SampleSource" in lid]
 
     result = source.invoke({"count": 15, "seed": 3, "duplicateRate": 0.2})
+    # Invoked again, as a user would: the accounts it opened are open already (unchanged).
+    again = source.invoke({"count": 5, "seed": 4, "duplicateRate": 0})
     runtime.run_until_idle()
 
     assert result["written"] == 15
+    assert again["written"] == 5
     by_tx = runtime.event_log.by_transaction
     authorized = {
         tx for tx, events in by_tx.items() if events[0].detail_type == "TransactionAuthorized"
     }
-    assert len(authorized) == 15
+    assert len(authorized) == 20
     for tx in authorized:
         terminal = [e for e in by_tx[tx] if BY_NAME[e.detail_type].TERMINAL]
         assert len(terminal) == 1, [e.detail_type for e in by_tx[tx]]
     assert runtime.access.denials() == []
+
+    # Nothing but the function opened the ledger's accounts (this runtime seeded nothing):
+    # each posting landed on the account enrichment named, with its own role's grants, and
+    # the house accounts opened on first use.
+    ledger = ledger_of(runtime)
+    assert ledger is not None
+    directory = {a.account_id for a in sample_accounts()}
+    named = {
+        e.transaction_id: e.detail["enrichment"]["postingAccountId"]
+        for e in runtime.event_log.events
+        if e.detail_type == "TransactionEnriched"
+    }
+    posted = [e.detail for e in runtime.event_log.events if e.detail_type == "TransactionPosted"]
+    assert posted
+    landed = 0
+    for detail in posted:
+        booked = ledger.lookup_transfer(detail["postingId"])
+        assert booked is not None
+        assert detail["accountId"] in {booked.debit_account_id, booked.credit_account_id}
+        if named[detail["transactionId"]] in directory:
+            assert detail["accountId"] == named[detail["transactionId"]]
+            landed += 1
+    assert landed
+    failed = [e.detail for e in runtime.event_log.events if e.detail_type == "PostingFailed"]
+    assert failed == []
+    for currency in {d["amount"]["currency"] for d in posted}:
+        assert ledger.account(f"CLEARING-{currency}") is not None
+        assert ledger.trial_balance(currency).posted == 0
 
 
 def test_a_workflow_that_cannot_start_leaves_its_events_in_the_rules_dead_letter_queue(
@@ -108,4 +145,47 @@ def test_a_duplicate_processor_that_cannot_notify_ends_in_its_failure_destinatio
     # the processor's failure destination.
     waiting = _drain_transaction_ids(runtime, _queue(runtime, "ScreeningOutcomesDeadLetter"))
     assert set(waiting) == duplicates
+    assert runtime.access.denials() == []
+
+
+def test_a_frozen_account_refuses_its_debits_and_each_ends_posting_failed(
+    runtime: LocalRuntime,
+) -> None:
+    ledger = ledger_of(runtime)
+    assert ledger is not None
+    open_sample_accounts(ledger)
+    frozen = sample_accounts()[0]
+    ledger.freeze(frozen.account_id)
+    knobs = Knobs(
+        duplicate_rate=0,
+        malformed_rate=0,
+        rule_break_rate=0,
+        high_value_rate=0,
+        unknown_account_rate=0,
+        foreign_rate=0,
+    )
+    records = list(
+        TransactionGenerator(knobs=knobs, seed=23, account_ids=(frozen.account_id,)).generate(8)
+    )
+
+    run_transactions(runtime, records, settle_steps=5)
+
+    by_tx = runtime.event_log.by_transaction
+    failed = []
+    for record in records:
+        terminal = [e for e in by_tx[record.transaction_id] if BY_NAME[e.detail_type].TERMINAL]
+        assert len(terminal) == 1, [e.detail_type for e in by_tx[record.transaction_id]]
+        if terminal[0].detail_type == "PostingFailed":
+            failed.append(terminal[0].detail)
+    # Every debit of the frozen account is refused with its reason; nothing moved on it.
+    assert failed
+    assert {d["reasonCode"] for d in failed} == {"ACCOUNT_FROZEN"}
+    assert {d["accountId"] for d in failed} == {frozen.account_id}
+    booked = sum(
+        e.detail["amount"]["amount"] * (1 if e.detail["direction"] == "CREDIT" else -1)
+        for e in runtime.event_log.events
+        if e.detail_type == "TransactionPosted" and e.detail["accountId"] == frozen.account_id
+    )
+    assert ledger.balance(frozen.account_id).posted == booked >= 0
+    assert ledger.trial_balance(frozen.currency).posted == 0
     assert runtime.access.denials() == []

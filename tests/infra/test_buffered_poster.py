@@ -472,8 +472,13 @@ class TestFunction:
         assert variables["IDEMPOTENCY_TABLE_NAME"] == ref(http.cfn_child("IdempotencyTable"))
         assert variables["EVENT_BUS_NAME"] == ref(http.bus)
 
-    def test_only_one_function(self, built: Built) -> None:
-        built.template.resource_count_is("AWS::Lambda::Function", 1)
+    def test_the_poster_and_the_expiry_sweeper_are_its_functions(self, built: Built) -> None:
+        built.template.resource_count_is("AWS::Lambda::Function", 2)
+        assert built.poster.expiry_sweeper is not None
+
+    def test_an_http_poster_has_no_sweeper(self, http: Built) -> None:
+        http.template.resource_count_is("AWS::Lambda::Function", 1)
+        assert http.poster.expiry_sweeper is None
 
 
 class TestGrants:

@@ -82,13 +82,15 @@ def _outcomes(stack: cdk.Stack, **props: Any) -> ScreeningOutcomes:
     return ScreeningOutcomes(stack, "Outcomes", event_bus=_bus(stack), **props)
 
 
-def _function_role(construct: Construct, function_id: str) -> IConstruct:
+def _function_role(construct: IConstruct, function_id: str) -> IConstruct:
     return construct.node.find_child(function_id).node.find_child("Role")
 
 
 def _function_uses(template: dict[str, Any], construct: Construct, role: IConstruct) -> bool:
-    [function] = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-    return bool(function["Properties"]["Role"] == get_att(role))
+    """Exactly one function runs as the role (a construct may have more than one function:
+    the poster with the ledger has its expiry sweeper)."""
+    functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    return [f["Properties"]["Role"] for f in functions].count(get_att(role)) == 1
 
 
 def _pipe_uses(template: dict[str, Any], construct: Construct, role: IConstruct) -> bool:
@@ -137,6 +139,9 @@ CASES = [
          lambda c: _function_role(c, "Dedup"), _dedup_uses, wildcard=True),
     Case("BufferedPoster function", _poster, "role", "lambda",
          lambda c: _function_role(c, "Poster"), _function_uses, wildcard=True),
+    Case("BufferedPoster expiry sweeper", _poster, "sweeper_role", "lambda",
+         lambda c: _function_role(c.node.find_child("ExpirySweeper"), "Function"),
+         _function_uses, wildcard=True),
     Case("BufferedPoster HTTP function in a VPC", _http_poster_in_a_vpc, "role", "lambda",
          lambda c: _function_role(c, "Poster"), _function_uses, wildcard=True),
     Case("RulesEngine workflow", _rules, "state_machine_role", "states",

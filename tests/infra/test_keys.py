@@ -103,6 +103,7 @@ def test_every_resource_is_encrypted_with_its_domains_key(
     synthesized, stack = _stack(stage, request)
     ingest, enrichment, outcomes = stack.ingest, stack.enrichment, stack.screening_outcomes
     rules, poster = stack.rules_engine, stack.poster
+    assert poster.expiry_sweeper is not None
     transactions, ledger = logical_id(stack.transactions_key), logical_id(stack.ledger_key)
     operations = logical_id(stack.operations_key)
     assert ingest.archive is not None
@@ -128,6 +129,8 @@ def test_every_resource_is_encrypted_with_its_domains_key(
         _id(poster, "LedgerJournal"): ledger,
         _id(poster, "LedgerBalances"): ledger,
         _id(enrichment, "AccountsTable"): ledger,
+        # The expiry sweeper's failed sweeps (their errors name pendings and accounts).
+        logical_id(poster.expiry_sweeper.dead_letter_queue): ledger,
         # Operations: where a failed batch is in the stream, ids in notifications, logs.
         logical_id(ingest.dead_letter_queue): operations,
         logical_id(outcomes.notification_topic): operations,
@@ -158,8 +161,9 @@ def test_every_log_group_is_encrypted_and_logs_may_use_the_key(
 ) -> None:
     synthesized, stack = _stack(stage, request)
     log_groups = synthesized.template.find_resources("AWS::Logs::LogGroup")
-    # The four pipeline functions, the pipe, the workflow, and in dev the sample source.
-    assert len(log_groups) == 6 + (stage == "dev")
+    # The four pipeline functions, the expiry sweeper, the pipe, the workflow, and in dev the
+    # sample source.
+    assert len(log_groups) == 7 + (stage == "dev")
     for log_group_id, log_group in log_groups.items():
         assert log_group["Properties"].get("KmsKeyId") is not None, log_group_id
     (statement,) = [
@@ -236,9 +240,11 @@ def test_who_may_use_each_key(stage: str, request: pytest.FixtureRequest) -> Non
     )
     workflow, posting = _role(stack.rules_engine.state_machine), _role(stack.poster.function)
     source = {_role(stack.sample_source.function)} if stack.sample_source else set()
+    assert stack.poster.expiry_sweeper is not None
+    sweeper = _role(stack.poster.expiry_sweeper.function)
     assert dict(users) == {
         logical_id(stack.transactions_key): {pipe, dedup, enrichment, outcomes, posting, *source},
-        logical_id(stack.ledger_key): {enrichment, posting, *source},
+        logical_id(stack.ledger_key): {enrichment, posting, sweeper, *source},
         logical_id(stack.operations_key): {pipe, outcomes, workflow},
     }
 

@@ -35,8 +35,9 @@ DATA_RESOURCE_TYPES = [
     "AWS::Logs::LogGroup",
 ]
 SAMPLE_SOURCE_HANDLER = "payment_posting_functions.handlers.source.handler"
-# The pipeline's functions in every stage: dedup, enrichment, screening outcomes, posting.
-PIPELINE_FUNCTIONS = 4
+# The pipeline's functions in every stage: dedup, enrichment, screening outcomes, posting,
+# and the ledger's expiry sweeper.
+PIPELINE_FUNCTIONS = 5
 STAGE_POLICIES = {"dev": "Delete", "prod": "Retain"}
 TLS_ONLY = Match.object_like(
     {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
@@ -123,6 +124,21 @@ class TestDevStage:
         # The accounts table is encrypted with the ledger key; DynamoDB decrypts its table key.
         on_key = allowed_actions(dev.template, role_id, get_att(dev_stack.ledger_key))
         assert on_key == {"kms:Decrypt"}
+
+    def test_sample_source_may_open_ledger_accounts_but_not_touch_the_journal(
+        self, dev: Synthesized, dev_stack: PaymentPostingStack
+    ) -> None:
+        # What it calls is proven by the end-to-end suite (test_permissions_used.py); this
+        # holds the line that matters: the journal of money moved is out of its reach.
+        assert dev_stack.sample_source is not None
+        assert dev_stack.poster.journal_table is not None
+        role_id = logical_id(dev_stack.sample_source.role)
+        journal = table_arn(_cfn_child(dev_stack.poster, "LedgerJournal"))
+        assert allowed_actions(dev.template, role_id, journal) == set()
+        variables = dev.resources[logical_id(dev_stack.sample_source.function)]["Properties"][
+            "Environment"
+        ]["Variables"]
+        assert "LEDGER_BALANCES_TABLE_NAME" in variables
 
     def test_has_the_pipeline_functions_and_the_sample_source(self, dev: Synthesized) -> None:
         dev.template.resource_count_is("AWS::Lambda::Function", PIPELINE_FUNCTIONS + 1)
@@ -267,8 +283,9 @@ class TestEveryStage:
     ) -> None:
         synthesized, _ = _synthesized(stage, request)
         queues = synthesized.template.find_resources("AWS::SQS::Queue")
-        # ingest, bus, enrichment, screening outcomes, rules engine, posting buffer and its DLQ
-        assert len(queues) == 7
+        # ingest, bus, enrichment, screening outcomes, rules engine, posting buffer and its
+        # DLQ, the expiry sweeper's failed sweeps
+        assert len(queues) == 8
         tls_only = synthesized.template.find_resources(
             "AWS::SQS::QueuePolicy",
             {"Properties": {"PolicyDocument": {"Statement": Match.array_with([TLS_ONLY])}}},
@@ -283,6 +300,8 @@ class TestEveryStage:
     ) -> None:
         synthesized, stack = _synthesized(stage, request)
         expected = STAGE_POLICIES[stage]
+        sweeper = stack.poster.expiry_sweeper
+        assert sweeper is not None
         data: dict[str, IConstruct] = {
             "accounts table": _cfn_child(stack.enrichment, "AccountsTable"),
             "enrichment queue": stack.enrichment.dead_letter_queue,
@@ -294,6 +313,7 @@ class TestEveryStage:
             "idempotency table": _cfn_child(stack.poster, "IdempotencyTable"),
             "posting queue": stack.poster.queue,
             "posting dead-letter queue": stack.poster.dead_letter_queue,
+            "expiry sweeper dead-letter queue": sweeper.dead_letter_queue,
         }
         ids = {name: logical_id(construct) for name, construct in data.items()}
         # The log group every function writes to, the new processors' included.

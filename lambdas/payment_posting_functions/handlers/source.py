@@ -21,6 +21,8 @@ from pydantic.alias_generators import to_camel
 from payment_posting_functions.domain.account_table import AccountTable
 from payment_posting_functions.domain.accounts import sample_accounts
 from payment_posting_functions.domain.generator import Knobs, TransactionGenerator
+from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger
+from payment_posting_functions.domain.ledger_v2.sample_accounts import open_sample_accounts
 from payment_posting_functions.domain.log_redaction import payment_logger
 from payment_posting_functions.domain.transaction_table import TransactionTable
 
@@ -49,6 +51,16 @@ def account_table() -> AccountTable | None:
 
 
 @cache
+def ledger() -> DynamoDBLedger | None:
+    """The stack's built-in ledger, when it has one (an HTTP target has none)."""
+    journal = os.environ.get("LEDGER_JOURNAL_TABLE_NAME")
+    balances = os.environ.get("LEDGER_BALANCES_TABLE_NAME")
+    if not (journal and balances):
+        return None
+    return DynamoDBLedger(boto3.client("dynamodb"), journal, balances)
+
+
+@cache
 def transaction_table() -> TransactionTable:
     resource = boto3.resource("dynamodb")
     retention = timedelta(seconds=int(os.environ["RETENTION_SECONDS"]))
@@ -65,6 +77,10 @@ def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, A
     if accounts is not None:
         # The sample directory, so enrichment finds the sample accounts (idempotent puts).
         accounts.put_all(sample_accounts())
+    books = ledger()
+    if books is not None:
+        # Ledger v2 posts only to open accounts (others go to suspense): open them first.
+        open_sample_accounts(books)
     written = transaction_table().put_all(record.item for record in records)
     kinds = Counter(record.kind.value for record in records)
     logger.info("wrote sample transactions", extra={"written": written, **kinds})

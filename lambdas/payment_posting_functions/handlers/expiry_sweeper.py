@@ -1,0 +1,67 @@
+"""Expiry sweeper: releases the pending transfers (authorization holds) whose timeout passed.
+
+Invoked by a schedule (an EventBridge rule, every minute by default). The sweep runs as of
+the scheduled event's ``time``, not the function's own clock: on AWS the two differ by the
+delivery delay (a sweep a few seconds late expires what was due at its tick, and the next
+tick takes the rest), and the local runtime advances the time it puts in the event, so a
+hold can be seen to expire without waiting for it. DynamoDB TTL is no substitute: it
+deletes within days of the time, and a pending must be released, as a transfer, on time.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger
+from payment_posting_functions.domain.log_redaction import payment_logger
+
+logger = payment_logger()
+tracer = Tracer()
+
+# At most this many expiries per sweep: one transfer each, so a sweep stays well inside the
+# function's timeout however many holds fall due at once; the rest go at the next tick.
+DEFAULT_BATCH = 500
+
+
+@cache
+def ledger() -> DynamoDBLedger:
+    return DynamoDBLedger(
+        boto3.client("dynamodb"),
+        os.environ["LEDGER_JOURNAL_TABLE_NAME"],
+        os.environ["LEDGER_BALANCES_TABLE_NAME"],
+    )
+
+
+def sweep_time(event: dict[str, Any] | None) -> datetime:
+    """The scheduled event's ``time``; the function's clock when invoked by hand."""
+    stamp = (event or {}).get("time")
+    if not stamp:
+        return datetime.now(UTC)
+    try:
+        at = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"the event's time is not an ISO 8601 timestamp: {stamp!r}") from None
+    if at.tzinfo is None:
+        raise ValueError(f"the event's time has no time zone: {stamp!r}")
+    return at.astimezone(UTC)
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, Any]:
+    at = sweep_time(event)
+    batch = int(os.environ.get("EXPIRY_BATCH", DEFAULT_BATCH))
+    expired = ledger().expire_due(at, limit=batch)
+    more = len(expired) == batch
+    logger.info(
+        "expiry sweep",
+        extra={"asOf": at.isoformat(), "expired": len(expired), "moreDue": more},
+    )
+    return {"asOf": at.isoformat(), "expired": len(expired), "moreDue": more}
