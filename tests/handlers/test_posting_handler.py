@@ -759,6 +759,29 @@ def test_a_reused_transaction_id_with_other_content_ends_posting_failed_as_a_con
     assert '"differing_fields":["amount"]' in logs().replace(" ", "")
 
 
+def test_the_same_id_approved_again_with_other_content_is_a_conflict_not_a_replay(
+    handle: Handle, tap: str, ledger: LedgerView, logs: Callable[[], str]
+) -> None:
+    """Inside the idempotency window too: the record holds the first approval's outcome,
+    and a second approval of the id for another amount is not answered from it (that would
+    publish TransactionPosted for money never booked). The ledger, asked, refuses it."""
+    handle(batch(message(approved())))
+    (first,) = posted_events(drain(tap))
+    changed = approved(billingAmount={"amount": 99, "currency": "EUR"})
+
+    assert handle(batch(message(changed, "msg-again"))) == {"batchItemFailures": []}
+
+    (published,) = drain(tap)
+    failed = PostingFailed.model_validate(published["detail"])
+    assert failed.reason_code is PostingFailureCode.CONFLICT
+    assert ledger.balance(CUSTOMER, "EUR").posted == -first.amount.amount
+    assert '"differing_fields":["amount"]' in logs().replace(" ", "")
+    # The same approval again is still a replay of the first outcome.
+    handle(batch(message(approved(), "msg-third")))
+    (replayed,) = posted_events(drain(tap))
+    assert replayed == first
+
+
 def test_a_refund_credits_the_customer(handle: Handle, tap: str, ledger: LedgerView) -> None:
     event = approved(processingCode="200000")
 

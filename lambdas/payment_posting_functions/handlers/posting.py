@@ -8,7 +8,9 @@ posting system refuses for good ends ``PostingFailed``; the rest end ``Transacti
 Exactly-once effect: the queue and Express workflow deliver at least once, so posting is
 idempotent twice over, by the posting system itself (keyed by transaction id) and by
 Powertools idempotency around each record's posting, whose saved response carries the
-outcome's event.
+outcome's event. The same transaction id approved again with another amount, direction or
+account is not a repeat: the idempotency record's payload hash refuses it, and the posting
+system, asked without the record, refuses it as a conflict (``PostingFailed``).
 
 The batch's events go out together at the end, ten to a PutEvents call, and a message leaves
 the queue only once its event is on the bus: a record whose event the bus refused is reported
@@ -39,6 +41,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from payment_posting_functions.domain.client_certificate import ClientCertificate
@@ -61,8 +64,15 @@ logger = payment_logger()
 tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
+# What a posting is made of (posting_instructions.posting_request_for): the same transaction
+# id with any of these different is another posting, not a repeat to answer from the record.
+POSTING_CONTENT = (
+    "[transaction.billingAmount, transaction.processingCode, enrichment.postingAccountId]"
+)
+
 idempotency = IdempotencyConfig(
     event_key_jmespath="transactionId",
+    payload_validation_jmespath=POSTING_CONTENT,
     # Longer than a message can live: 4 days in the buffer plus 14 in the dead-letter queue
     # (a redrive back from the DLQ may come that late). The ledger stays idempotent beyond.
     expires_after_seconds=19 * 24 * 3600,
@@ -227,55 +237,57 @@ def post_once() -> Callable[..., dict[str, Any]]:
     event the bus refused (or never got: the function died first) publishes it from here.
     """
     store = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
-
-    def post(approved: dict[str, Any]) -> dict[str, Any]:
-        transaction = TransactionApproved.model_validate(approved)
-        request = posting_request_for(transaction)
-        system_name, system = posting_system()
-        try:
-            result = system.post(request)
-        except PermanentPostingError as refusal:
-            # Field names only (a conflict's): what differs, never the values.
-            logger.warning(
-                "posting refused",
-                extra={
-                    "transaction_id": request.transaction_id,
-                    "reason_code": refusal.code.value,
-                    "differing_fields": list(refusal.fields),
-                },
-            )
-            failed = PostingFailed(
-                transaction_id=request.transaction_id,
-                reason_code=refusal.code,
-                reason=FAILURE_REASONS[refusal.code],
-                account_id=request.account_id,
-                amount=request.amount,
-                posting_system=system_name,
-            )
-            metrics.add_metric(name="PostingsFailed", unit=MetricUnit.Count, value=1)
-            return {"outcome": "PostingFailed", "event": failed.to_detail()}
-        posted = TransactionPosted(
-            transaction_id=request.transaction_id,
-            posting_id=result.posting_id,
-            posting_status=result.status.value,
-            # Where the money went: suspense, when the ledger does not hold the account.
-            account_id=result.account_id or request.account_id,
-            counter_account_id=request.counter_account_id,
-            amount=request.amount,
-            direction=request.direction.value,
-            posting_system=system_name,
-        )
-        metrics.add_metric(name="TransactionsPosted", unit=MetricUnit.Count, value=1)
-        return {
-            "outcome": "TransactionPosted",
-            "status": result.status.value,
-            "event": posted.to_detail(),
-        }
-
     once: Callable[..., dict[str, Any]] = idempotent_function(
         data_keyword_argument="approved", persistence_store=store, config=idempotency
-    )(post)
+    )(post_unsaved)
     return once
+
+
+def post_unsaved(approved: dict[str, Any]) -> dict[str, Any]:
+    """Post one approved transaction; the response carries its outcome's event. Outside the
+    idempotency layer: ``post_once`` is what the handler calls."""
+    transaction = TransactionApproved.model_validate(approved)
+    request = posting_request_for(transaction)
+    system_name, system = posting_system()
+    try:
+        result = system.post(request)
+    except PermanentPostingError as refusal:
+        # Field names only (a conflict's): what differs, never the values.
+        logger.warning(
+            "posting refused",
+            extra={
+                "transaction_id": request.transaction_id,
+                "reason_code": refusal.code.value,
+                "differing_fields": list(refusal.fields),
+            },
+        )
+        failed = PostingFailed(
+            transaction_id=request.transaction_id,
+            reason_code=refusal.code,
+            reason=FAILURE_REASONS[refusal.code],
+            account_id=request.account_id,
+            amount=request.amount,
+            posting_system=system_name,
+        )
+        metrics.add_metric(name="PostingsFailed", unit=MetricUnit.Count, value=1)
+        return {"outcome": "PostingFailed", "event": failed.to_detail()}
+    posted = TransactionPosted(
+        transaction_id=request.transaction_id,
+        posting_id=result.posting_id,
+        posting_status=result.status.value,
+        # Where the money went: suspense, when the ledger does not hold the account.
+        account_id=result.account_id or request.account_id,
+        counter_account_id=request.counter_account_id,
+        amount=request.amount,
+        direction=request.direction.value,
+        posting_system=system_name,
+    )
+    metrics.add_metric(name="TransactionsPosted", unit=MetricUnit.Count, value=1)
+    return {
+        "outcome": "TransactionPosted",
+        "status": result.status.value,
+        "event": posted.to_detail(),
+    }
 
 
 _OUTCOME_EVENTS = {model.NAME.value: model for model in (TransactionPosted, PostingFailed)}
@@ -336,7 +348,14 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
             metrics.add_metric(name="UnapprovedMessages", unit=MetricUnit.Count, value=1)
             raise UnapprovedSourceError("the message is not an approval of the rules engine")
         # A transient posting error propagates: the record is reported failed and returns.
-        return post_once()(approved=event["detail"])
+        try:
+            return post_once()(approved=event["detail"])
+        except IdempotencyValidationError:
+            # This id was posted with other content. Not answered from the record (that
+            # would publish what was never booked for this content): the posting system,
+            # asked itself, refuses it as a conflict and names the fields, never saved.
+            metrics.add_metric(name="PostingConflicts", unit=MetricUnit.Count, value=1)
+            return post_unsaved(event["detail"])
     except Exception as error:
         # The error class only: messages of parse errors may quote the body (card data).
         logger.warning("a record failed and returns to the queue", extra={
