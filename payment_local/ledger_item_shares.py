@@ -13,7 +13,12 @@ time; by default each transaction's items are applied one by one instead (``--at
 the real transactions). The set of items a transfer writes is the same either way, and the
 run asserts that no transfer was refused (a refusal would leave half a transaction applied).
 
-    python -m payment_local.ledger_item_shares --transfers 2000 --shards 64
+Each transfer is made by one of ``--writers`` writers picked at random, each a ledger of its
+own (as each Lambda execution environment of the poster is) that puts its house legs on the
+shard it leases; with one writer, every house leg lands on its one shard, and the spread
+comes from the number of writers, not from the shards.
+
+    python -m payment_local.ledger_item_shares --transfers 2000 --shards 128 --writers 100
 """
 
 from __future__ import annotations
@@ -28,7 +33,11 @@ import boto3
 from moto import mock_aws
 
 from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger, table_definitions
-from payment_posting_functions.domain.ledger_v2.house import clearing_account, suspense_account
+from payment_posting_functions.domain.ledger_v2.house import (
+    DEFAULT_SHARDS,
+    clearing_account,
+    suspense_account,
+)
 from payment_posting_functions.domain.ledger_v2.model import Transfer
 from payment_posting_functions.domain.money import Money
 
@@ -78,13 +87,19 @@ class Shares:
     largest_journal_partition: tuple[str, float]
 
 
-def measure(transfers: int, shards: int, *, seed: int = 11, atomic: bool = False) -> Shares:
+def measure(
+    transfers: int, shards: int, *, writers: int = 1, seed: int = 11, atomic: bool = False
+) -> Shares:
     rnd = random.Random(seed)  # noqa: S311 (a reproducible sample, not cryptography)
     with mock_aws():
         counting = CountingClient(boto3.client("dynamodb", region_name="eu-west-1"), atomic=atomic)
         for definition in table_definitions("journal", "balances"):
             counting.create_table(**definition)
-        ledger = DynamoDBLedger(counting, "journal", "balances", house_shards=shards)
+        ledgers = [
+            DynamoDBLedger(counting, "journal", "balances", house_shards=shards)
+            for _ in range(writers)
+        ]
+        ledger = ledgers[0]
         for account_id in CUSTOMERS:
             ledger.open_account(account_id, "EUR", credit_limit=10**9)
         for house in (clearing_account("EUR"), suspense_account("EUR")):
@@ -96,7 +111,7 @@ def measure(transfers: int, shards: int, *, seed: int = 11, atomic: bool = False
             debit, credit = customer, clearing_account("EUR")
             if rnd.random() < REFUND_RATE:
                 debit, credit = credit, debit
-            ledger.create_transfer(
+            rnd.choice(ledgers).create_transfer(
                 Transfer(
                     transfer_id=f"tx-{number:07d}",
                     debit_account_id=debit,
@@ -131,11 +146,15 @@ def measure(transfers: int, shards: int, *, seed: int = 11, atomic: bool = False
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--transfers", type=int, default=2_000)
-    parser.add_argument("--shards", type=int, default=64)
+    parser.add_argument("--shards", type=int, default=DEFAULT_SHARDS)
+    parser.add_argument("--writers", type=int, default=100, help="concurrent writers")
     parser.add_argument("--atomic", action="store_true", help="real TransactWriteItems (slow)")
     args = parser.parse_args()
-    shares = measure(args.transfers, args.shards, atomic=args.atomic)
-    print(f"{shares.transfers} transfers, demo mix, {args.shards} house shards")
+    shares = measure(args.transfers, args.shards, writers=args.writers, atomic=args.atomic)
+    print(
+        f"{shares.transfers} transfers, demo mix, {args.shards} house shards, "
+        f"{args.writers} writers"
+    )
     for label, (key, share) in (
         ("any item", shares.largest_item),
         ("any house item", shares.largest_house_item),

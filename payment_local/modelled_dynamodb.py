@@ -45,6 +45,9 @@ class CallStats:
     writes_per_item: Counter[ItemKey] = field(default_factory=Counter)
     transaction_conflicts: int = 0
     condition_failures: int = 0
+    # The same two, per operation: a posting's TransactWriteItems apart from, say, the
+    # conditional UpdateItem that claims a lease.
+    refused_by_call: Counter[str] = field(default_factory=Counter)
 
 
 class VirtualClock:
@@ -125,18 +128,21 @@ class ModelledDynamoDB:
 
     def __getattr__(self, name: str) -> Any:
         if name == "transact_write_items":
-            return lambda **request: self._timed(lambda at: self._transact(at, request))
+            return lambda **request: self._timed(lambda at, rt: self._transact(at, rt, request))
         if name in _WRITES:
-            return lambda **request: self._timed(lambda at: self._single_write(at, name, request))
+            return lambda **request: self._timed(
+                lambda at, _: self._single_write(at, name, request)
+            )
         if name in _READS:
-            return lambda **request: self._timed(lambda _: self._apply(name, request))
+            return lambda **request: self._timed(lambda _, __: self._apply(name, request))
         return getattr(self._client, name)  # exceptions, meta
 
     def _round_trip(self) -> float:
         return max(0.0, self._latency_s + self._rng.uniform(-self._jitter_s, self._jitter_s))
 
-    def _timed(self, operation: Callable[[float], Any]) -> Any:
-        return self._clock.call(self._round_trip(), operation)
+    def _timed(self, operation: Callable[[float, float], Any]) -> Any:
+        round_trip = self._round_trip()
+        return self._clock.call(round_trip, lambda at: operation(at, round_trip))
 
     def _apply(self, name: str, request: dict[str, Any]) -> Any:
         self.stats.calls[name] += 1
@@ -146,6 +152,7 @@ class ModelledDynamoDB:
             code = error.response.get("Error", {}).get("Code", "")
             if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
                 self.stats.condition_failures += 1
+                self.stats.refused_by_call[name] += 1
             raise
 
     def _busy(self, key: ItemKey | None, at: float) -> bool:
@@ -156,17 +163,19 @@ class ModelledDynamoDB:
         if self._busy(key, at):
             self.stats.calls[name] += 1
             self.stats.transaction_conflicts += 1
+            self.stats.refused_by_call[name] += 1
             raise _error("TransactionConflictException", name, "a transaction is writing it")
         result = self._apply(name, request)
         self.stats.writes_per_item[key] += 1
         return result
 
-    def _transact(self, at: float, request: dict[str, Any]) -> Any:
+    def _transact(self, at: float, round_trip: float, request: dict[str, Any]) -> Any:
         keys = [_transact_item_key(item) for item in request["TransactItems"]]
         conflicting = {i for i, key in enumerate(keys) if self._busy(key, at)}
         if conflicting:
             self.stats.calls["transact_write_items"] += 1
             self.stats.transaction_conflicts += 1
+            self.stats.refused_by_call["transact_write_items"] += 1
             codes = [
                 "TransactionConflict" if i in conflicting else "None" for i in range(len(keys))
             ]
@@ -178,7 +187,8 @@ class ModelledDynamoDB:
                 [{"Code": code} for code in codes],
             )
         result = self._apply("transact_write_items", request)
-        held_until = at + self._latency_s
+        # Held until its caller has the answer: a writer's own next call never meets it.
+        held_until = at + round_trip
         for key in keys:
             if key is not None:
                 self.stats.writes_per_item[key] += 1

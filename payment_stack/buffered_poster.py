@@ -71,10 +71,12 @@ from payment_stack.queues import (
 )
 
 TRANSACTION_APPROVED = "TransactionApproved"
-# Little's law at the target rate (docs/scale.md) asks for 100 with a ledger that has no item
-# every posting writes. Ledger v2 (issue 11), the poster's ledger now, has none; the default
-# stays 10 until raising it is decided (and measured) on its own.
-DEFAULT_MAX_CONCURRENCY = 10
+# Little's law at the target rate of 1,100 postings a second (docs/scale.md): about 44 at the
+# mean, 100 for the tail. Ledger v2 has no item every posting writes, and with a house shard
+# leased per writer (128 shards) 100 writers do not conflict on house items (make
+# bench-ledger). The account's Lambda concurrency quota must be at least 201 (Lambda keeps
+# 100 unreserved; the expiry sweeper reserves 1).
+DEFAULT_MAX_CONCURRENCY = 100
 # Lambda's advice: a visibility timeout at least six times the function timeout, so a batch
 # still being retried by the event source is not handed to a second poller.
 VISIBILITY_FACTOR = 6
@@ -168,8 +170,8 @@ class BufferedPoster(Construct):
         :param max_concurrency: the most concurrent invocations, 2 to 1,000: the posting
             system never sees more parallel callers than this, and the function reserves as
             many (Lambda keeps 100 unreserved: the account's concurrency quota must be at
-            least this plus 100). Default 10 (docs/scale.md: 100 for 1,100 postings a second
-            once the ledger has no hot item).
+            least this plus 101 with the ledger's expiry sweeper). Default 100: what 1,100
+            postings a second need with room for the latency tail (docs/scale.md).
         :param max_receive_count: deliveries before a message moves to the dead-letter queue,
             1 to 1,000. Default 5 (a few tries, then a person looks).
         :param function_timeout: default 30 seconds for the ledger; for HTTP, the batch's

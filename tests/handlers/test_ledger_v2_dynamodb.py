@@ -175,9 +175,11 @@ def test_an_entry_changed_in_place_is_detected(
     assert ledger.tampered("acc-alice") == [item["sk"]["S"]]
 
 
-def test_house_legs_spread_over_the_shards(recording: Recording) -> None:
+def test_house_legs_spread_over_the_shards_by_hash_without_leases(recording: Recording) -> None:
     # moto copies its tables for every transaction, so a few shards and few transfers.
-    ledger = DynamoDBLedger(recording, "journal", "balances", house_shards=8)
+    ledger = DynamoDBLedger(
+        recording, "journal", "balances", house_shards=8, house_shard_leases=False
+    )
     ledger.open_account("acc-alice", "EUR", credit_limit=1_000)
     ledger.open_account(CLEARING, "EUR")
     for number in range(80):
@@ -193,3 +195,22 @@ def test_house_legs_spread_over_the_shards(recording: Recording) -> None:
     assert max(house_items.values()) <= 20  # 80/8 = 10 on average
     assert ledger.balance(CLEARING).posted == 80
     assert len(ledger.statement(CLEARING, limit=1_000).entries) == 80
+
+
+def test_one_writer_with_a_lease_keeps_its_house_legs_on_its_shard(recording: Recording) -> None:
+    ledger = DynamoDBLedger(recording, "journal", "balances", house_shards=8)
+    ledger.open_account("acc-alice", "EUR", credit_limit=1_000)
+    for number in range(10):
+        ledger.create_transfer(purchase(f"t{number}", amount=1))
+    house_items = {
+        body["Key"]["sk"]["S"]
+        for items in recording.transactions
+        for item in items
+        for operation, body in item.items()
+        if operation == "Update" and body["Key"]["pk"]["S"].startswith("HOUSE#")
+    }
+    assert ledger.house_lease is not None
+    assert house_items == {f"SHARD#{ledger.house_lease.shard:02d}"}
+    # Entries stay on the hash shards: a house statement reads them all the same.
+    assert ledger.balance(CLEARING).posted == 10
+    assert len(ledger.statement(CLEARING, limit=100).entries) == 10

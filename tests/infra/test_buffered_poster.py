@@ -313,7 +313,7 @@ class TestEventSource:
         assert mapping["FunctionName"] == ref(built.poster.function)
         assert mapping["BatchSize"] == 10
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-        assert mapping["ScalingConfig"] == {"MaximumConcurrency": 10}
+        assert mapping["ScalingConfig"] == {"MaximumConcurrency": 100}
         assert "MaximumBatchingWindowInSeconds" not in mapping  # latency first
         assert mapping.get("Enabled", True) is True
 
@@ -324,7 +324,7 @@ class TestEventSource:
         assert mapping["ScalingConfig"] == {"MaximumConcurrency": 50}
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
-    @pytest.mark.parametrize(("fixture", "concurrency"), [("built", 10), ("custom", 50)])
+    @pytest.mark.parametrize(("fixture", "concurrency"), [("built", 100), ("custom", 50)])
     def test_the_function_reserves_what_the_queue_may_use_and_no_more(
         self, fixture: str, concurrency: int, request: pytest.FixtureRequest
     ) -> None:

@@ -45,6 +45,7 @@ from payment_posting_functions.domain.ledger_v2.house import (
     is_house_account,
     shard_of,
 )
+from payment_posting_functions.domain.ledger_v2.house_lease import HouseShardLease
 from payment_posting_functions.domain.ledger_v2.model import (
     Account,
     AccountError,
@@ -166,7 +167,11 @@ class DynamoDBLedger:
         max_retries: int = 6,
         backoff_base_s: float = 0.01,
         sleep: Callable[[float], None] = time.sleep,
+        house_shard_leases: bool = True,
     ) -> None:
+        """``house_shard_leases``: put this writer's house legs on a shard it leases (no
+        house conflicts between writers while there are as many shards as writers; see
+        ``house_lease``); False: on the shard of each transfer id's hash."""
         self._client = client
         self._journal = journal_table
         self._balances = balances_table
@@ -177,6 +182,9 @@ class DynamoDBLedger:
         self._sleep = sleep
         # House accounts never close, so once seen they are known for the process's life.
         self._house: dict[str, Account] = {}
+        self.house_lease = (
+            HouseShardLease(client, balances_table, house_shards) if house_shard_leases else None
+        )
 
     # -- accounts -------------------------------------------------------------------------
 
@@ -185,17 +193,7 @@ class DynamoDBLedger:
         # An UpdateItem that creates (never a PutItem): whoever opens accounts, the poster
         # opening a house account on first use included, needs no action beyond the
         # UpdateItem and GetItem it has on the balances table already.
-        item: dict[str, Any] = {
-            "accountId": _s(account_id),
-            "currency": _s(currency),
-            "kind": _s(wanted.kind.value),
-            "status": _s(wanted.status.value),
-            "creditLimit": _n(credit_limit),
-        }
-        if wanted.kind is AccountKind.CUSTOMER:
-            for name in ("posted", "pendingDebits", "pendingCredits"):
-                item[name] = _n(0)
-            item["headroom"] = _n(credit_limit)
+        item = {k: v for k, v in account_item(wanted).items() if k not in ("pk", "sk")}
         with _dynamodb_errors():
             try:
                 self._client.update_item(
@@ -370,7 +368,8 @@ class DynamoDBLedger:
             amount=transfer.amount.amount,
         )
         changes: dict[str, _BalanceChange] = {}
-        self._add_entries(changes, entries, debit=True, need_headroom=guard)
+        house_shard = self._house_shard(transfer.transfer_id)
+        self._add_entries(changes, entries, house_shard, debit=True, need_headroom=guard)
         items = [self._put_transfer(booked), *(self._put_entry(e) for e in entries)]
         if transfer.kind is TransferKind.PENDING:
             items.append(self._put_pending(transfer, debit_id, credit_id, now))
@@ -393,13 +392,14 @@ class DynamoDBLedger:
             amount=resolution.posted or resolution.released,
         )
         changes: dict[str, _BalanceChange] = {}
-        self._add_entries(changes, entries, debit=False, need_headroom=0)
+        house_shard = self._house_shard(transfer.transfer_id)
+        self._add_entries(changes, entries, house_shard, debit=False, need_headroom=0)
         items = [*(self._put_entry(e) for e in entries)]
         excess = excess_transfer(transfer, pending, resolution.excess)
         if excess is not None:
             excess_entries = rules.booking_entries(excess, debit_id, credit_id, now, None)
             guard = 0 if excess.forced or is_house_account(debit_id) else resolution.excess
-            self._add_entries(changes, excess_entries, debit=True, need_headroom=guard)
+            self._add_entries(changes, excess_entries, house_shard, debit=True, need_headroom=guard)
             booked = booked.model_copy(update={"linked": (excess.transfer_id,)})
             items += [
                 self._put_transfer(
@@ -437,10 +437,18 @@ class DynamoDBLedger:
             )
         return account
 
+    def _house_shard(self, transfer_id: str) -> int:
+        """The balance shard of this transfer's house legs: the writer's leased shard, or
+        the transfer id's hash shard (entries stay on the hash shard either way)."""
+        if self.house_lease is not None:
+            return self.house_lease.shard_for(transfer_id)
+        return shard_of(transfer_id, self._shards)
+
     def _add_entries(
         self,
         changes: dict[str, _BalanceChange],
         entries: tuple[Entry, Entry],
+        house_shard: int,
         *,
         debit: bool,
         need_headroom: int,
@@ -448,8 +456,10 @@ class DynamoDBLedger:
         for position, entry in enumerate(entries):
             house = is_house_account(entry.account_id)
             if house:
-                shard = shard_of(entry.transfer_id, self._shards)
-                key = {"pk": _s(f"HOUSE#{entry.account_id}"), "sk": _s(f"SHARD#{shard:02d}")}
+                key = {
+                    "pk": _s(f"HOUSE#{entry.account_id}"),
+                    "sk": _s(f"SHARD#{house_shard:02d}"),
+                }
             else:
                 key = {"pk": _s("ACCOUNT#" + entry.account_id), "sk": _s(_ACCOUNT_SK)}
             name = key["pk"]["S"] + "/" + key["sk"]["S"]
@@ -808,6 +818,24 @@ def _cancellation_codes(error: ClientError) -> set[str]:
         message = str(error.response.get("Error", {}).get("Message", ""))
         codes = {c for c in ("ConditionalCheckFailed", *_RETRY_REASONS) if c in message}
     return codes
+
+
+def account_item(account: Account) -> dict[str, Any]:
+    """The balances-table item of a newly opened account (a bulk load may write it as is)."""
+    item: dict[str, Any] = {
+        "pk": _s("ACCOUNT#" + account.account_id),
+        "sk": _s(_ACCOUNT_SK),
+        "accountId": _s(account.account_id),
+        "currency": _s(account.currency),
+        "kind": _s(account.kind.value),
+        "status": _s(account.status.value),
+        "creditLimit": _n(account.credit_limit),
+    }
+    if account.kind is AccountKind.CUSTOMER:
+        for name in ("posted", "pendingDebits", "pendingCredits"):
+            item[name] = _n(0)
+        item["headroom"] = _n(account.credit_limit)
+    return item
 
 
 def _account(item: dict[str, Any]) -> Account:

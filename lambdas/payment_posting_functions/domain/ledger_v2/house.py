@@ -1,8 +1,9 @@
 """House accounts (clearing and suspense, one of each per currency) and their shards.
 
 Every posting has a house leg, so a house account kept as one balance item would be written
-by every posting: its legs are spread over ``shards`` balance items (and entry partitions)
-by a stable hash of the transfer id, so each item sees about 1/shards of the postings.
+by every posting: its legs are spread over ``shards`` balance items. A writer puts its house
+legs on a shard it leases (``house_lease``), or, without a lease, on the shard of a stable
+hash of the transfer id; entries go to the journal partition of the hash shard.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import hashlib
 
 CLEARING_PREFIX = "CLEARING-"
 SUSPENSE_PREFIX = "SUSPENSE-"
-DEFAULT_SHARDS = 64
+# At least one shard per concurrent writer, so that every writer can lease one: the poster's
+# default max_concurrency (100) and the expiry sweeper, with room for execution environments
+# Lambda replaces while their leases run out.
+DEFAULT_SHARDS = 128
 
 
 def clearing_account(currency: str) -> str:
