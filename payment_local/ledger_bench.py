@@ -26,8 +26,8 @@ import boto3
 from moto import mock_aws
 
 from payment_local import moto_internals
+from payment_local.ledger_v1 import DynamoDBLedger
 from payment_local.modelled_dynamodb import ModelledDynamoDB, VirtualClock
-from payment_posting_functions.domain.ledger import DynamoDBLedger
 from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger as LedgerV2Adapter
 from payment_posting_functions.domain.ledger_v2.dynamodb import account_item, table_definitions
 from payment_posting_functions.domain.ledger_v2.house import DEFAULT_SHARDS
@@ -63,7 +63,7 @@ class BenchLedger(Protocol):
 
 
 class LedgerV1:
-    """Today's ledger (domain/ledger.py): one table, the clearing balance read then written."""
+    """Ledger v1 (payment_local/ledger_v1.py): one table, the clearing balance read then written."""
 
     def setup(self, client: Any, accounts: list[str]) -> None:
         client.create_table(

@@ -1,6 +1,6 @@
-"""Ledger v1, no longer the pipeline's (the poster uses ``ledger_v2``): kept for
-``make bench-ledger``, which compares it with v2 (payment_local/ledger_bench.py), and tested
-for that. A ``PostingSystem`` on one DynamoDB table.
+"""Ledger v1, no longer the pipeline's (the poster uses ``ledger_v2``) nor in the Lambda
+package: kept as the baseline ``make bench-ledger`` compares ledger v2 with
+(payment_local/ledger_bench.py), and tested for that. A ``PostingSystem`` on one DynamoDB table.
 
 Layout (partition key ``pk``, sort key ``sk``, both strings)::
 

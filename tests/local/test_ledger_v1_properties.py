@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from payment_posting_functions.domain.ledger import (
+from payment_local.ledger_v1 import (
     Balance,
     DynamoDBLedger,
     Entry,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from payment_posting_functions.domain.ledger import (
+from payment_local.ledger_v1 import (
     Balance,
     DynamoDBLedger,
     InMemoryLedger,
