@@ -189,6 +189,28 @@ def test_read_ledger_is_refused_for_an_http_target_and_for_a_write() -> None:
         ledger.grant_read_ledger(_operator(stack, "Writer"), "dynamodb:DeleteItem")
 
 
+def test_open_accounts_is_refused_for_an_http_target_and_so_is_a_sweeper_role() -> None:
+    stack = bare_stack()
+    http = BufferedPoster(
+        stack,
+        "Posting",
+        event_bus=events.EventBus(stack, "Bus"),
+        posting_target=PostingTarget.http("https://core.example/api"),
+    )
+    with pytest.raises(ValueError, match=r"grant_open_accounts applies to PostingTarget\.ledger"):
+        http.grant_open_accounts(_operator(stack, "Opener"))
+    with pytest.raises(ValueError, match=r"sweeper_role apply to PostingTarget\.ledger"):
+        BufferedPoster(
+            stack,
+            "Other",
+            event_bus=events.EventBus(stack, "OtherBus"),
+            posting_target=PostingTarget.http("https://core.example/api"),
+            sweeper_role=iam.Role(
+                stack, "Sweeper", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com")
+            ),
+        )
+
+
 def test_read_dead_letters_receives_from_the_dead_letter_queue_alone(posting: Posting) -> None:
     assert granted(posting.template, posting.dead_letter_reader) == expected(
         ("sqs:ReceiveMessage", "sqs:GetQueueAttributes"), get_att(posting.poster.dead_letter_queue)
