@@ -9,7 +9,7 @@ from typing import Any
 
 from payment_local.runtime import LocalRuntime
 from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger
-from payment_posting_functions.domain.ledger_v2.model import Entry
+from payment_posting_functions.domain.ledger_v2.model import Entry, TrialBalance
 
 JOURNAL_TABLE_OUTPUT = "LedgerJournalTableName"
 BALANCES_TABLE_OUTPUT = "LedgerBalancesTableName"
@@ -39,9 +39,9 @@ def account_ids(runtime: LocalRuntime) -> list[str]:
     )
 
 
-def trial_balances(runtime: LocalRuntime, ledger: DynamoDBLedger) -> dict[str, int]:
-    """Posted total per currency of the accounts opened, from the ledger's trial balance
-    (0 for each when the books balance)."""
+def trial_balance_reads(runtime: LocalRuntime, ledger: DynamoDBLedger) -> dict[str, TrialBalance]:
+    """The ledger's trial balance per currency, with the window its balance items were read
+    in (``read_from`` .. ``read_to``): what it is as of."""
     currencies = {
         item["currency"]["S"]
         for item in _scan(
@@ -51,7 +51,7 @@ def trial_balances(runtime: LocalRuntime, ledger: DynamoDBLedger) -> dict[str, i
             ExpressionAttributeValues={":account": {"S": "ACCOUNT"}},
         )
     }
-    return {c: ledger.trial_balance(c).posted for c in sorted(currencies)}
+    return {c: ledger.trial_balance(c) for c in sorted(currencies)}
 
 
 def entries(runtime: LocalRuntime) -> list[Entry]:

@@ -10,15 +10,17 @@ import json
 import math
 import resource
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from payment_local.event_log import LoggedEvent
-from payment_local.ledger_view import entries, ledger_of, trial_balances
+from payment_local.ledger_view import entries, ledger_of, trial_balance_reads
 from payment_local.pipeline_run import RunResult, is_terminal
 from payment_local.runtime import LocalRuntime
 from payment_posting_functions.domain.events import BY_NAME
+from payment_posting_functions.domain.ledger_v2.model import TrialBalance
 from payment_posting_functions.domain.pan import redact_card_numbers
 
 REPORT_VERSION = 2
@@ -281,10 +283,24 @@ def _where_posted(posting: dict[str, Any]) -> list[str]:
     if held is not None:
         return [f"  held by the core system    {held:>7}   (HTTPS, fake core system, 127.0.0.1)"]
     balance = ", ".join(f"{c} {v}" for c, v in posting["trialBalance"].items())
+    window = posting.get("trialBalanceReadAt")
+    as_of = f"   (as of {window['from']} .. {window['to']})" if window else ""
     return [
         f"  ledger entries             {posting['ledgerEntries']:>7}",
-        f"  trial balance              {balance or '-'}",
+        f"  trial balance              {balance or '-'}{as_of}",
     ]
+
+
+def _read_window(reads: Iterable[TrialBalance]) -> dict[str, str] | None:
+    """From the first read's start to the last one's end, to the millisecond, UTC."""
+    listed = list(reads)
+    if not listed:
+        return None
+    stamp = "%Y-%m-%dT%H:%M:%S.%f"
+    return {
+        "from": min(r.read_from for r in listed).strftime(stamp)[:-3] + "Z",
+        "to": max(r.read_to for r in listed).strftime(stamp)[:-3] + "Z",
+    }
 
 
 def _posting_summary(
@@ -293,12 +309,16 @@ def _posting_summary(
     posted = [e for tx in seen if (e := _last(by_tx[tx], "TransactionPosted"))]
     failed = [e for tx in seen if (e := _last(by_tx[tx], "PostingFailed"))]
     ledger = ledger_of(runtime)
+    reads = trial_balance_reads(runtime, ledger) if ledger else {}
     return {
         "posted": sum(e.detail.get("postingStatus") == "POSTED" for e in posted),
         "alreadyPosted": sum(e.detail.get("postingStatus") == "ALREADY_POSTED" for e in posted),
         "toSuspense": sum(e.detail.get("accountId", "").startswith("SUSPENSE") for e in posted),
         "failed": dict(Counter(str(e.detail.get("reasonCode")) for e in failed).most_common()),
-        "trialBalance": trial_balances(runtime, ledger) if ledger else {},
+        "trialBalance": {c: b.posted for c, b in reads.items()},
+        # What it is as of: the window the balance items were read in, after the run went
+        # idle (nothing in flight: exact as of any instant in it).
+        "trialBalanceReadAt": _read_window(reads.values()),
         "ledgerEntries": len(entries(runtime)) if ledger else 0,
         # Posting over HTTP locally: what the fake core system holds (None: not this target).
         "coreBankingPostings": (

@@ -92,6 +92,9 @@ def test_every_transaction_ends_in_exactly_the_terminal_state_it_should(
     assert posting["posted"] == report["finalStates"]["posted"]
     assert posting["ledgerEntries"] == 2 * posting["posted"]  # double entry
     assert posting["trialBalance"] == {"EUR": 0}
+    window = posting["trialBalanceReadAt"]
+    assert window["from"] <= window["to"]
+    assert window["to"].endswith("Z")
 
 
 def test_no_clear_pan_reaches_the_bus_or_the_logs(runtime: LocalRuntime, tmp_path: Path) -> None:
