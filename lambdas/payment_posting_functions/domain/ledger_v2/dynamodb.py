@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -79,6 +79,9 @@ from payment_posting_functions.domain.ledger_v2.reference import (
 from payment_posting_functions.domain.posting import TransientPostingError
 
 EXPIRY_INDEX = "expiry"
+# The longest a booking may take from its timestamp to its commit: the writers' function
+# timeout (the expiry sweeper's 60 s; the poster's is 30 s).
+DEFAULT_IN_FLIGHT_S = 60.0
 EXPIRY_BUCKETS = 8
 _ACCOUNT_SK = "ACCOUNT"
 _TRANSFER_SK = "TRANSFER"
@@ -744,6 +747,85 @@ class DynamoDBLedger:
             pending_credits=pending_credits,
             read_from=read_from,
             read_to=rules.utc(self._clock()),
+        )
+
+    def trial_balance_as_of(
+        self, currency: str, as_of: datetime, *, in_flight_s: float = DEFAULT_IN_FLIGHT_S
+    ) -> TrialBalance:
+        """The trial balance exactly as of ``as_of``: every transfer booked at or before it,
+        none after, while postings go on. Each balance is read between two reads of its
+        entries booked after ``as_of`` (a consistent query of its journal partitions): when
+        both find the same entries, no transfer touched the balance in between, and the
+        balance less those entries is the balance as of ``as_of``; otherwise it is read
+        again. ``as_of`` must be at least ``in_flight_s`` in the past (the longest a booking
+        may take from its timestamp to its commit: the writers' function timeout), so that
+        nothing booked before it can still land. Three reads per account with activity or
+        not: a report for a cut-off, not something to run every minute."""
+        at = rules.utc(as_of)
+        now = rules.utc(self._clock())
+        if (now - at).total_seconds() < in_flight_s:
+            raise ValueError(
+                f"as_of must be at least {in_flight_s:g} s in the past: a transfer booked "
+                "before it may still be landing"
+            )
+        customers: set[str] = set()
+        houses: set[str] = set()
+        for item in self._scan(
+            self._balances,
+            FilterExpression="currency = :currency AND attribute_exists(posted)",
+            ExpressionAttributeValues={":currency": _s(currency)},
+            ProjectionExpression="pk",
+        ):
+            pk = item["pk"]["S"]
+            if pk.startswith("HOUSE#"):
+                houses.add(pk.removeprefix("HOUSE#"))
+            else:
+                customers.add(pk.removeprefix("ACCOUNT#"))
+        totals = [self.balance_as_of(account_id, at) for account_id in sorted(customers | houses)]
+        return TrialBalance(
+            currency=currency,
+            posted=sum(b.posted for b in totals),
+            pending_debits=sum(b.pending_debits for b in totals),
+            pending_credits=sum(b.pending_credits for b in totals),
+            read_from=at,
+            read_to=at,
+        )
+
+    def balance_as_of(self, account_id: str, at: datetime) -> Balance:
+        """The account's balance as of ``at`` (its entries booked after it taken off), read so
+        that no transfer lands unseen in between; ``trial_balance_as_of`` says when it is
+        exact (``at`` far enough in the past)."""
+        at = rules.utc(at)
+        low = rules.entry_sort_key(at + timedelta(microseconds=1), "")
+        partitions = (
+            [f"ACCOUNT#{account_id}#{s:02d}" for s in range(self._shards)]
+            if is_house_account(account_id)
+            else ["ACCOUNT#" + account_id]
+        )
+
+        def booked_after() -> dict[str, str]:
+            return {
+                key: record
+                for pk in partitions
+                for key, record in self._entries_between(pk, low, "ENTRY$", 10**9)
+            }
+
+        for _ in range(self._max_retries + 1):
+            before = booked_after()
+            balance = self.balance(account_id)
+            if booked_after().keys() == before.keys():
+                later = [Entry.model_validate_json(record) for record in before.values()]
+                return balance.model_copy(
+                    update={
+                        "posted": balance.posted - sum(e.posted for e in later),
+                        "pending_debits": balance.pending_debits
+                        - sum(e.pending_debits for e in later),
+                        "pending_credits": balance.pending_credits
+                        - sum(e.pending_credits for e in later),
+                    }
+                )
+        raise TransientPostingError(
+            f"account {account_id} kept changing while its balance as of {at} was read"
         )
 
     def tampered(self, account_id: str) -> list[str]:
