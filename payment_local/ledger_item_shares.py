@@ -150,6 +150,8 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=100, help="concurrent writers")
     parser.add_argument("--atomic", action="store_true", help="real TransactWriteItems (slow)")
     args = parser.parse_args()
+    if min(args.transfers, args.shards, args.writers) < 1:
+        parser.error("--transfers, --shards and --writers must be positive")
     shares = measure(args.transfers, args.shards, writers=args.writers, atomic=args.atomic)
     print(
         f"{shares.transfers} transfers, demo mix, {args.shards} house shards, "
