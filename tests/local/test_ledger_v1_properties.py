@@ -236,7 +236,8 @@ def assert_no_floats_stored(items: list[dict[str, Any]]) -> None:
             assert number.as_tuple().exponent == 0, item
 
 
-@settings(max_examples=200, deadline=None)
+# Ledger v1 is only the bench's baseline now (not shipped): fewer examples than when it posted.
+@settings(max_examples=60, deadline=None)
 @given(sequence=steps(max_size=60))
 def test_in_memory_ledger_keeps_the_books(sequence: list[Step]) -> None:
     ledger = InMemoryLedger(clock=ticking_clock())
@@ -244,7 +245,7 @@ def test_in_memory_ledger_keeps_the_books(sequence: list[Step]) -> None:
     assert_books_balance(ledger, outcome.net_holds)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sequence=steps(max_size=12))
 def test_dynamodb_ledger_keeps_the_books_of_the_reference(sequence: list[Step]) -> None:
     reference = InMemoryLedger(clock=ticking_clock())

@@ -136,8 +136,8 @@ def test_leased_house_shards_remove_the_house_conflicts_that_hashing_has() -> No
         return run(
             LedgerV2(shards=16, leases=leases),
             workers=8,
-            postings=96,
-            accounts=5000,
+            postings=64,
+            accounts=3000,
             latency_s=LATENCY,
             seed=5,
         )
