@@ -30,6 +30,9 @@ from uuid import UUID, uuid5
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
+from payment_posting_functions.domain.ledger_v2.dynamodb import (
+    _TRANSIENT_ERROR_CODES as TRANSIENT_ERROR_CODES,
+)
 from payment_posting_functions.domain.model_config import RECORD_CONFIG
 from payment_posting_functions.domain.money import CurrencyCode, MinorUnits, Money, SignedMinorUnits
 from payment_posting_functions.domain.posting import (
@@ -57,17 +60,8 @@ BALANCE_PREFIX = "BALANCE#"
 _POSTING_ITEM = 0
 _BALANCE_ITEMS = (3, 4)
 
-# Codes DynamoDB uses for "not now": top-level errors and per-item cancellation reasons.
-_TRANSIENT_ERROR_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "TransactionInProgressException",
-    }
-)
+# DynamoDB's "not now" codes: the same set ledger v2 retries on.
+_TRANSIENT_ERROR_CODES = TRANSIENT_ERROR_CODES
 _TRANSIENT_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
 
 _BALANCE_UPDATE = (
