@@ -17,6 +17,8 @@ SCREENING_SOURCE = "payments.screening"
 ENRICHMENT_SOURCE = "payments.enrichment"
 RULES_SOURCE = "payments.rules"
 POSTING_SOURCE = "payments.posting"
+# Review decisions: sent by the operators' case tool, taken by the rules engine.
+REVIEW_SOURCE = "payments.review"
 
 
 def grant_publish(

@@ -55,5 +55,6 @@ def test_the_constructs_grant_the_sources_the_catalogue_names() -> None:
         event_sources.ENRICHMENT_SOURCE,
         event_sources.RULES_SOURCE,
         event_sources.POSTING_SOURCE,
+        event_sources.REVIEW_SOURCE,
     }
     assert granted == {source.value for source in EventSource}

@@ -38,6 +38,8 @@ class Enrichment(_Model):
 
     account_found: bool
     posting_account_id: str  # the account itself, or suspense when it is unknown
+    # The account's currency: the rules engine rejects a billing amount in another one.
+    account_currency: str | None = None
     iban: str | None = None
     account_type: AccountType | None = None
     holds: bool = False
@@ -74,6 +76,7 @@ def enrich(transaction: AuthorizedTransaction, account: Account | None) -> Enric
     return Enrichment(
         account_found=True,
         posting_account_id=account.account_id,
+        account_currency=account.currency,
         iban=account.iban,
         account_type=account.account_type,
         holds=account.holds,

@@ -15,39 +15,17 @@ from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, Field
 
+from payment_posting_functions.domain.card_message import MessageClass
 from payment_posting_functions.domain.enrichment import Enrichment, FxCheck
+# Re-exported: the models' names and sources, for modules that import them from here.
+from payment_posting_functions.domain.event_names import EventName as EventName
+from payment_posting_functions.domain.event_names import EventSource as EventSource
 from payment_posting_functions.domain.model_config import RECORD_CONFIG
 from payment_posting_functions.domain.money import Money
 from payment_posting_functions.domain.posting import PostingFailureCode
 from payment_posting_functions.domain.transaction import AuthorizedTransaction, UtcDatetime
 
 SCHEMA_VERSION = "1.0"
-
-
-class EventSource(StrEnum):
-    """The ``source`` of events on the bus, one per processor."""
-
-    INGEST = "payments.ingest"
-    SCREENING = "payments.screening"
-    ENRICHMENT = "payments.enrichment"
-    RULES = "payments.rules"
-    POSTING = "payments.posting"
-
-
-class EventName(StrEnum):
-    """The ``detail-type`` of events on the bus."""
-
-    TRANSACTION_AUTHORIZED = "TransactionAuthorized"
-    DUPLICATE_FLAGGED = "DuplicateFlagged"
-    TRANSACTION_QUARANTINED = "TransactionQuarantined"
-    TRANSACTION_ENRICHED = "TransactionEnriched"
-    FOREIGN_TRANSACTION_FOUND = "ForeignTransactionFound"
-    MERCHANT_CATEGORY_WARNING = "MerchantCategoryWarning"
-    TRANSACTION_REJECTED = "TransactionRejected"
-    TRANSACTION_HELD = "TransactionHeld"
-    TRANSACTION_APPROVED = "TransactionApproved"
-    TRANSACTION_POSTED = "TransactionPosted"
-    POSTING_FAILED = "PostingFailed"
 
 
 class _CamelModel(BaseModel):
@@ -198,7 +176,8 @@ class TransactionRejected(LifecycleEvent):
 
 
 class TransactionHeld(LifecycleEvent):
-    """Held for a person to review (high value, or an account with holds) (terminal)."""
+    """Held for a person to review (high value, or an account with holds): it ends here
+    unless a ``ReviewDecided`` comes for it (terminal until then)."""
 
     NAME: ClassVar[EventName] = EventName.TRANSACTION_HELD
     SOURCE: ClassVar[EventSource] = EventSource.RULES
@@ -242,6 +221,12 @@ class TransactionPosted(LifecycleEvent):
     amount: Money
     direction: str
     posting_system: str  # "ledger" or "http"
+    message_class: MessageClass = MessageClass.FINANCIAL
+    # Posted although a check would have refused it: an advice (decided elsewhere), or a
+    # clearing without a matching authorization (the scheme has settled). Says why.
+    forced_reason: str | None = None
+    # A refund's original, where it is known: the ledger id of the original's transfer.
+    original_id: str | None = None
 
 
 class PostingFailed(LifecycleEvent):
@@ -261,6 +246,113 @@ class PostingFailed(LifecycleEvent):
     posting_system: str
 
 
+class AuthorizationHeld(LifecycleEvent):
+    """An authorization placed a hold (a pending transfer): available drops, posted does not,
+    until a clearing posts it, a reversal voids it or it expires (terminal for the message)."""
+
+    NAME: ClassVar[EventName] = EventName.AUTHORIZATION_HELD
+    SOURCE: ClassVar[EventSource] = EventSource.POSTING
+    STATE: ClassVar[str | None] = "authorization held"
+    TERMINAL: ClassVar[bool] = True
+
+    name: EventName = EventName.AUTHORIZATION_HELD
+    source: EventSource = EventSource.POSTING
+    pending_id: str = Field(description="the hold's ledger id: the card transaction's link")
+    posting_status: str  # POSTED, or ALREADY_POSTED when a repeat moved nothing
+    account_id: str
+    counter_account_id: str
+    amount: Money
+    hold_seconds: int = Field(description="how long the hold waits for its clearing")
+    forced_reason: str | None = None
+    posting_system: str
+
+
+class ClearingMatched(LifecycleEvent):
+    """A clearing posted (part of) the hold of its authorization (terminal for the message)."""
+
+    NAME: ClassVar[EventName] = EventName.CLEARING_MATCHED
+    SOURCE: ClassVar[EventSource] = EventSource.POSTING
+    STATE: ClassVar[str | None] = "cleared"
+    TERMINAL: ClassVar[bool] = True
+
+    name: EventName = EventName.CLEARING_MATCHED
+    source: EventSource = EventSource.POSTING
+    pending_id: str
+    posting_status: str
+    account_id: str
+    counter_account_id: str
+    amount: Money = Field(description="the clearing's final amount, posted")
+    excess: int = Field(description="minor units above the hold, within the tolerance")
+    final: bool = Field(description="the last clearing: what is left of the hold is released")
+    posting_system: str
+
+
+class ReversalApplied(LifecycleEvent):
+    """A reversal undid (part of) its original: a hold voided, or what was posted corrected
+    by a transfer the other way (terminal for the message)."""
+
+    NAME: ClassVar[EventName] = EventName.REVERSAL_APPLIED
+    SOURCE: ClassVar[EventSource] = EventSource.POSTING
+    STATE: ClassVar[str | None] = "reversed"
+    TERMINAL: ClassVar[bool] = True
+
+    name: EventName = EventName.REVERSAL_APPLIED
+    source: EventSource = EventSource.POSTING
+    original_id: str = Field(description="the ledger id of the original's transfer")
+    applied_as: str = Field(description="VOID (of a hold) or CORRECTION (of a posting)")
+    posting_status: str
+    account_id: str
+    amount: Money = Field(description="what the reversal undid")
+    partial: bool
+    posting_system: str
+
+
+class HoldExpired(LifecycleEvent):
+    """Side event: an authorization hold was not cleared in its window and was released.
+    ``transactionId`` is the authorization's."""
+
+    NAME: ClassVar[EventName] = EventName.HOLD_EXPIRED
+    SOURCE: ClassVar[EventSource] = EventSource.POSTING
+
+    name: EventName = EventName.HOLD_EXPIRED
+    source: EventSource = EventSource.POSTING
+    pending_id: str
+    account_id: str
+    released: Money
+
+
+class InquiryCompleted(LifecycleEvent):
+    """A balance or available-funds inquiry: completed, no money moved (terminal)."""
+
+    NAME: ClassVar[EventName] = EventName.INQUIRY_COMPLETED
+    SOURCE: ClassVar[EventSource] = EventSource.RULES
+    STATE: ClassVar[str | None] = "completed, no money moved"
+    TERMINAL: ClassVar[bool] = True
+
+    name: EventName = EventName.INQUIRY_COMPLETED
+    source: EventSource = EventSource.RULES
+    transaction: AuthorizedTransaction
+    enrichment: Enrichment
+
+
+class ReviewDecision(StrEnum):
+    APPROVE = "APPROVE"
+    DECLINE = "DECLINE"
+
+
+class ReviewDecided(LifecycleEvent):
+    """A person's decision on a transaction held for review; the rules engine takes it and
+    publishes the outcome (approved: on to posting; declined: rejected)."""
+
+    NAME: ClassVar[EventName] = EventName.REVIEW_DECIDED
+    SOURCE: ClassVar[EventSource] = EventSource.REVIEW
+
+    name: EventName = EventName.REVIEW_DECIDED
+    source: EventSource = EventSource.REVIEW
+    decision: ReviewDecision
+    reviewer: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$", description="who decided")
+
+
 CATALOGUE: tuple[type[LifecycleEvent], ...] = (
     TransactionAuthorized,
     DuplicateFlagged,
@@ -273,6 +365,12 @@ CATALOGUE: tuple[type[LifecycleEvent], ...] = (
     TransactionApproved,
     TransactionPosted,
     PostingFailed,
+    AuthorizationHeld,
+    ClearingMatched,
+    ReversalApplied,
+    HoldExpired,
+    InquiryCompleted,
+    ReviewDecided,
 )
 BY_NAME: dict[str, type[LifecycleEvent]] = {event.NAME.value: event for event in CATALOGUE}
 

@@ -20,8 +20,19 @@ from pydantic import (
     BeforeValidator,
     Field,
     ValidationError,
+    model_validator,
 )
 
+from payment_posting_functions.domain.card_message import (
+    MTI_PATTERN,
+    PROCESSING_CODE_PATTERN,
+    MessageClass,
+    TransactionType,
+    is_advice,
+    link_id,
+    message_class,
+    transaction_type,
+)
 from payment_posting_functions.domain.model_config import RECORD_CONFIG
 from payment_posting_functions.domain.money import Money
 from payment_posting_functions.domain.pan import contains_card_number, redact_card_numbers
@@ -80,21 +91,52 @@ ConversionRate = Annotated[
 UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_8601), AfterValidator(_utc)]
 
 
+Stan = Annotated[str, Field(pattern=r"^\d{6}$")]
+Rrn = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{12}$")]
+AuthCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{6}$")]
+
+
+class OriginalData(BaseModel):
+    """The original's data elements a reversal (or a refund, where known) carries to name what
+    it undoes: ISO 8583 DE 90 (original MTI, STAN, transmission time) with the original's
+    RRN (DE 37) and auth code (DE 38), which link it to the original's transfer."""
+
+    model_config = RECORD_CONFIG
+
+    mti: str = Field(pattern=MTI_PATTERN, description="the original's message type")
+    stan: Stan = Field(description="the original's trace number [90.2]")
+    transmitted_at: UtcDatetime = Field(description="the original's transmission time [90.3]")
+    rrn: Rrn = Field(description="the original's retrieval reference number [37]")
+    auth_code: AuthCode = Field(description="the original's authorization code [38]")
+
+    def to_item(self) -> dict[str, Any]:
+        item = self.model_dump(by_alias=True)
+        item["transmittedAt"] = self.transmitted_at.isoformat()
+        return item
+
+
 class AuthorizedTransaction(BaseModel):
     """An authorized card, ATM or real-time payment transaction awaiting posting."""
 
     model_config = RECORD_CONFIG
 
     transaction_id: Identifier
-    mti: str = Field(pattern=r"^0[1-9][0-9]{2}$", description="message type indicator")
+    mti: str = Field(
+        pattern=MTI_PATTERN,
+        description="message type: 0100/0120 authorization, 0200/0220 financial, 0400/0420"
+        " reversal, 1240 clearing (presentment); x2x0 is an advice",
+    )
     pan_token: Token = Field(description="vault token standing for the card number [2]")
-    processing_code: str = Field(pattern=r"^\d{6}$", description="[3]")
+    processing_code: str = Field(
+        pattern=PROCESSING_CODE_PATTERN,
+        description="[3] 00 purchase, 01 cash, 20 refund, 30/31 inquiry",
+    )
     transaction_amount: Money = Field(description="amount in the transaction currency [4, 49]")
     billing_amount: Money = Field(description="amount in the cardholder billing currency [6, 51]")
     conversion_rate: ConversionRate = Field(description="transaction to billing rate [10]")
-    stan: str = Field(pattern=r"^\d{6}$", description="system trace audit number [11]")
-    rrn: str = Field(pattern=r"^[A-Za-z0-9]{12}$", description="retrieval reference number [37]")
-    auth_code: str = Field(pattern=r"^[A-Za-z0-9]{6}$", description="authorization code [38]")
+    stan: Stan = Field(description="system trace audit number [11]")
+    rrn: Rrn = Field(description="retrieval reference number [37]")
+    auth_code: AuthCode = Field(description="authorization code [38]")
     mcc: str = Field(pattern=r"^\d{4}$", description="merchant category code [18]")
     pos_entry_mode: str = Field(pattern=r"^\d{3}$", description="[22]")
     acquirer_country: Country = Field(description="[19]")
@@ -105,6 +147,52 @@ class AuthorizedTransaction(BaseModel):
     merchant_id: MerchantId = Field(description="card acceptor id [42]")
     account_id: AccountId
     transmitted_at: UtcDatetime = Field(description="transmission date and time [7]")
+    original: OriginalData | None = Field(
+        default=None, description="what a reversal undoes, or a refund returns [90]"
+    )
+    final_clearing: bool | None = Field(
+        default=None,
+        description="clearing only: false for a partial shipment that more clearings follow",
+    )
+
+    @model_validator(mode="after")
+    def _links(self) -> AuthorizedTransaction:
+        if self.message_class is MessageClass.REVERSAL and self.original is None:
+            raise ValueError("a reversal carries the original's data elements (original)")
+        if (
+            self.original is not None
+            and self.message_class is not MessageClass.REVERSAL
+            and self.transaction_type is not TransactionType.REFUND
+        ):
+            raise ValueError("original: only a reversal or a refund names an original")
+        if self.original is not None and message_class(self.original.mti) not in (
+            MessageClass.AUTHORIZATION,
+            MessageClass.FINANCIAL,
+        ):
+            raise ValueError("original.mti: must be an authorization or a financial message")
+        if self.final_clearing is not None and self.message_class is not MessageClass.CLEARING:
+            raise ValueError("finalClearing: only a clearing record says whether it is final")
+        return self
+
+    @property
+    def message_class(self) -> MessageClass:
+        return message_class(self.mti)
+
+    @property
+    def advice(self) -> bool:
+        return is_advice(self.mti)
+
+    @property
+    def transaction_type(self) -> TransactionType:
+        return transaction_type(self.processing_code)
+
+    @property
+    def link_id(self) -> str:
+        """The link of the card transaction this message belongs to (see
+        ``domain.card_message``): its own, or the original's for a reversal or refund."""
+        if self.original is not None:
+            return link_id(self.pan_token, self.original.rrn, self.original.auth_code)
+        return link_id(self.pan_token, self.rrn, self.auth_code)
 
     @property
     def is_foreign(self) -> bool:
@@ -116,6 +204,8 @@ class AuthorizedTransaction(BaseModel):
         item = self.model_dump(by_alias=True, exclude_none=True)
         item["conversionRate"] = str(self.conversion_rate)
         item["transmittedAt"] = self.transmitted_at.isoformat()
+        if self.original is not None:
+            item["original"] = self.original.to_item()
         return item
 
 
