@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from payment_posting_functions.domain.card_message import MessageClass
 from payment_posting_functions.domain.enrichment import Enrichment, FxCheck
+
 # Re-exported: the models' names and sources, for modules that import them from here.
 from payment_posting_functions.domain.event_names import EventName as EventName
 from payment_posting_functions.domain.event_names import EventSource as EventSource
