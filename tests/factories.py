@@ -8,10 +8,11 @@ TEST_PAN = "4111111111111111"
 
 
 def valid_item(**overrides: Any) -> dict[str, Any]:
-    """A well-formed table item (camelCase, as the authorization system writes it)."""
+    """A well-formed table item (camelCase, as the authorization system writes it): a
+    single-message purchase (0200, debit PIN), which posts at once."""
     item: dict[str, Any] = {
         "transactionId": "3f1c2b9e-6a1d-4c55-9a7e-1d2f3a4b5c6d",
-        "mti": "0100",
+        "mti": "0200",
         "panToken": "tok_0123456789abcdef01234567",
         "processingCode": "000000",
         "transactionAmount": {"amount": 1250, "currency": "USD"},

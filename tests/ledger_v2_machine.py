@@ -71,6 +71,7 @@ class PendingTrack:
     transfer: Transfer
     posted: int = 0
     excess: int = 0
+    released: int = 0  # by voids, whole or partial
     resolved: bool = False
 
 
@@ -223,14 +224,18 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         self.submit_resolution(transfer)
 
-    @rule(which=st.integers(min_value=0, max_value=1_000))
-    def void(self, which: int) -> None:
+    @rule(
+        which=st.integers(min_value=0, max_value=1_000),
+        part=st.sampled_from([0, 0, 1, 40, 10_000]),
+    )
+    def void(self, which: int, part: int) -> None:
+        # 0 releases the remaining; a part below it releases that much (a partial reversal).
         pending_id = self.pick_pending(which)
         transfer = Transfer(
             transfer_id=self.next_id(),
             kind=TransferKind.VOID_PENDING,
             pending_id=pending_id,
-            amount=Money(amount=0, currency=self.pending_currency(pending_id)),
+            amount=Money(amount=part, currency=self.pending_currency(pending_id)),
         )
         self.submit_resolution(transfer)
 
@@ -339,6 +344,12 @@ class LedgerMachine(RuleBasedStateMachine):
                     assert excess is not None
                     track.excess += excess.amount
                     assert excess.amount <= transfer.tolerance
+            else:
+                track.released += booked.amount
+                # Every minor unit of a pending is posted, released or still held.
+                assert track.posted + track.released + state.remaining == (
+                    track.transfer.amount.amount
+                )
             amount = track.transfer.amount.amount
             assert track.posted <= amount
             assert track.posted + track.excess <= amount + transfer.tolerance

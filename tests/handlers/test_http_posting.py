@@ -52,6 +52,7 @@ EXPECTED_BODY = {
     "counterAccountId": "acct-clearing-visa",
     "amount": {"amount": 123_456, "currency": "EUR"},
     "direction": "DEBIT",
+    "messageClass": "FINANCIAL",
 }
 
 

@@ -63,9 +63,9 @@ def transaction_id(number: int) -> str:
 
 def approved(number: int = 1, **overrides: Any) -> TransactionApproved:
     """An approved transaction as the rules engine emits it, enriched from the sample accounts."""
-    transaction = AuthorizedTransaction.model_validate(
-        valid_item(transactionId=transaction_id(number), **overrides)
-    )
+    # Each its own card transaction: its own RRN (the link the ledger keeps it under).
+    fields = {"transactionId": transaction_id(number), "rrn": f"{number:012d}", **overrides}
+    transaction = AuthorizedTransaction.model_validate(valid_item(**fields))
     return TransactionApproved(
         transaction_id=transaction.transaction_id,
         transaction=transaction,

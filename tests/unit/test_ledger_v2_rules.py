@@ -463,6 +463,27 @@ def test_a_void_releases_the_remaining(ledger: AnyLedger) -> None:
     assert refusal(ledger, void("v2", "p1")).reason is RefusalCode.PENDING_ALREADY_RESOLVED
 
 
+def test_a_partial_void_releases_its_part_and_the_hold_stays_open(ledger: AnyLedger) -> None:
+    # A partial reversal of an authorization: 80 of 200 released, 120 still held for the
+    # clearing, which then posts it and closes the pending.
+    ledger.create_transfer(pending("p1", ALICE, CLEARING, 200))
+    partial = Transfer(
+        transfer_id="v1", kind=TransferKind.VOID_PENDING, pending_id="p1", amount=eur(80)
+    )
+    ledger.create_transfer(partial)
+    assert parts(ledger, ALICE) == (0, 120, 0, -120)
+    state = ledger.pending("p1")
+    assert state is not None
+    assert (state.status, state.remaining) == (PendingStatus.OPEN, 120)
+    assert ledger.create_transfer(partial).status is TransferStatus.ALREADY_EXISTS
+    assert parts(ledger, ALICE) == (0, 120, 0, -120)
+    ledger.create_transfer(post("c1", "p1", 120))
+    assert parts(ledger, ALICE) == (-120, 0, 0, -120)
+    state = ledger.pending("p1")
+    assert state is not None
+    assert state.status is PendingStatus.POSTED
+
+
 def test_unknown_pendings_and_other_currencies_are_refused(ledger: AnyLedger) -> None:
     assert refusal(ledger, post("c1", "nope", 5)).reason is RefusalCode.PENDING_NOT_FOUND
     ledger.create_transfer(pending("p1", ALICE, CLEARING, 200))

@@ -258,7 +258,7 @@ class AuthorizationHeld(LifecycleEvent):
 
     name: EventName = EventName.AUTHORIZATION_HELD
     source: EventSource = EventSource.POSTING
-    pending_id: str = Field(description="the hold's ledger id: the card transaction's link")
+    pending_id: str = Field(description="the hold's ledger id (the authorization's own)")
     posting_status: str  # POSTED, or ALREADY_POSTED when a repeat moved nothing
     account_id: str
     counter_account_id: str

@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 import urllib3
 from urllib3 import exceptions as http_errors
 
+from payment_posting_functions.domain.card_message import MessageClass
 from payment_posting_functions.domain.client_certificate import (
     ClientCertificate,
     load_client_certificate,
@@ -53,6 +54,7 @@ from payment_posting_functions.domain.pan import redact_card_numbers
 from payment_posting_functions.domain.posting import (
     PermanentPostingError,
     PostingFailureCode,
+    PostingOutcome,
     PostingRequest,
     PostingResult,
     PostingStatus,
@@ -179,7 +181,7 @@ class HttpPostingSystem:
         self._random = random
 
     def post(self, request: PostingRequest) -> PostingResult:
-        body = json.dumps(request.model_dump(mode="json", by_alias=True)).encode()
+        body = json.dumps(wire_body(request)).encode()
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
@@ -226,7 +228,8 @@ class HttpPostingSystem:
                 ) from error
             if status in (401, 403) and self._on_credentials_refused is not None:
                 self._on_credentials_refused()
-            return _interpret(status, payload, request.transaction_id, self._on_conflict)
+            result = _interpret(status, payload, request.transaction_id, self._on_conflict)
+            return as_its_class(request, result)
         raise TransientPostingError(
             f"core banking system did not answer after {self._attempts} attempt(s): "
             f"{type(failure).__name__}"
@@ -298,6 +301,43 @@ class HttpPostingSystem:
     def close(self) -> None:
         """Close the pooled connections."""
         self._pool.clear()
+
+
+# The core system receives the message class and the link and keeps holds its own way: a 2xx
+# says it applied the message as its class asks (the README's section on posting over HTTP).
+_CLASS_OUTCOMES = {
+    MessageClass.AUTHORIZATION: PostingOutcome.HELD,
+    MessageClass.CLEARING: PostingOutcome.CLEARED,
+    MessageClass.REVERSAL: PostingOutcome.REVERSED,
+    MessageClass.FINANCIAL: PostingOutcome.POSTED,
+}
+
+
+# Always sent; the rest of the request only where it says something (an authorization's
+# hold window, a clearing's tolerance and finality, an advice's reason, a refund's original).
+_ALWAYS = frozenset({"transaction_id", "account_id", "counter_account_id", "amount",
+                     "direction", "message_class"})  # fmt: skip
+
+
+def wire_body(request: PostingRequest) -> dict[str, Any]:
+    """The JSON body the core system receives: camelCase, integer minor units. Never the
+    pipeline's own retry state (``original_overdue``)."""
+    fields = PostingRequest.model_fields
+    defaults = {name: field.default for name, field in fields.items()}
+    return request.model_dump(
+        mode="json",
+        by_alias=True,
+        include={name for name in fields
+                 if name in _ALWAYS or (name != "original_overdue"
+                                        and getattr(request, name) != defaults[name])},
+    )  # fmt: skip
+
+
+def as_its_class(request: PostingRequest, result: PostingResult) -> PostingResult:
+    """What the core system's acceptance means for the message's class."""
+    outcome = _CLASS_OUTCOMES[request.message_class]
+    linked = request.link_id if outcome is not PostingOutcome.POSTED else None
+    return result.model_copy(update={"outcome": outcome, "pending_id": linked})
 
 
 def _tls_context(ca_bundle_pem: str | None, ca_bundle_file: str | None) -> ssl.SSLContext:

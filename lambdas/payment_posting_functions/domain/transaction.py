@@ -188,11 +188,17 @@ class AuthorizedTransaction(BaseModel):
 
     @property
     def link_id(self) -> str:
-        """The link of the card transaction this message belongs to (see
-        ``domain.card_message``): its own, or the original's for a reversal or refund."""
-        if self.original is not None:
-            return link_id(self.pan_token, self.original.rrn, self.original.auth_code)
+        """The link this message names itself by (see ``domain.card_message``): an
+        authorization's hold and a financial message's posting are kept under it, and a
+        clearing, carrying its authorization's RRN and auth code, names the hold it settles."""
         return link_id(self.pan_token, self.rrn, self.auth_code)
+
+    @property
+    def original_link_id(self) -> str | None:
+        """The link of what a reversal undoes or a refund returns; None without an original."""
+        if self.original is None:
+            return None
+        return link_id(self.pan_token, self.original.rrn, self.original.auth_code)
 
     @property
     def is_foreign(self) -> bool:

@@ -44,20 +44,34 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from payment_posting_functions.domain.card_message import TransactionType
 from payment_posting_functions.domain.client_certificate import ClientCertificate
 from payment_posting_functions.domain.events import (
+    AuthorizationHeld,
+    ClearingMatched,
     EventSource,
+    LifecycleEvent,
     PostingFailed,
+    ReversalApplied,
     TransactionApproved,
     TransactionPosted,
 )
 from payment_posting_functions.domain.log_redaction import payment_logger
+from payment_posting_functions.domain.money import Money
 from payment_posting_functions.domain.posting import (
     FAILURE_REASONS,
+    OriginalNotYetPosted,
     PermanentPostingError,
+    PostingFailureCode,
+    PostingOutcome,
+    PostingRequest,
+    PostingResult,
     PostingSystem,
 )
-from payment_posting_functions.domain.posting_instructions import posting_request_for
+from payment_posting_functions.domain.posting_instructions import (
+    LifecycleSettings,
+    posting_request_for,
+)
 from payment_posting_functions.domain.publisher import Entry, EventPublisher
 
 logger = payment_logger()
@@ -67,7 +81,8 @@ processor = BatchProcessor(event_type=EventType.SQS)
 # What a posting is made of (posting_instructions.posting_request_for): the same transaction
 # id with any of these different is another posting, not a repeat to answer from the record.
 POSTING_CONTENT = (
-    "[transaction.billingAmount, transaction.processingCode, enrichment.postingAccountId]"
+    "[transaction.billingAmount, transaction.processingCode, transaction.mti,"
+    " transaction.original, transaction.finalClearing, enrichment.postingAccountId]"
 )
 
 idempotency = IdempotencyConfig(
@@ -243,13 +258,32 @@ def post_once() -> Callable[..., dict[str, Any]]:
     return once
 
 
-def post_unsaved(approved: dict[str, Any]) -> dict[str, Any]:
+def lifecycle_settings() -> LifecycleSettings:
+    """The hold windows and the tip tolerance the construct put in the environment."""
+    defaults = LifecycleSettings()
+    return LifecycleSettings(
+        hold_seconds=int(os.environ.get("HOLD_SECONDS", defaults.hold_seconds)),
+        long_hold_seconds=int(os.environ.get("LONG_HOLD_SECONDS", defaults.long_hold_seconds)),
+        tip_tolerance_bps=int(os.environ.get("TIP_TOLERANCE_BPS", defaults.tip_tolerance_bps)),
+    )
+
+
+def post_unsaved(approved: dict[str, Any], original_overdue: bool = False) -> dict[str, Any]:
     """Post one approved transaction; the response carries its outcome's event. Outside the
-    idempotency layer: ``post_once`` is what the handler calls."""
+    idempotency layer: ``post_once`` is what the handler calls.
+
+    ``original_overdue``: a clearing or reversal whose original is still not in the ledger
+    has been waited for long enough (see ``original_overdue``); not part of the hashed content.
+    """
     transaction = TransactionApproved.model_validate(approved)
-    request = posting_request_for(transaction)
+    request = posting_request_for(
+        transaction, lifecycle_settings(), original_overdue=original_overdue
+    )
     system_name, system = posting_system()
     try:
+        if transaction.transaction.transaction_type is TransactionType.INQUIRY:
+            # The rules engine completes inquiries; one approved anyway moves no money.
+            raise PermanentPostingError("an inquiry", PostingFailureCode.NOTHING_TO_POST)
         result = system.post(request)
     except PermanentPostingError as refusal:
         # Field names only (a conflict's): what differs, never the values.
@@ -271,26 +305,62 @@ def post_unsaved(approved: dict[str, Any]) -> dict[str, Any]:
         )
         metrics.add_metric(name="PostingsFailed", unit=MetricUnit.Count, value=1)
         return {"outcome": "PostingFailed", "event": failed.to_detail()}
-    posted = TransactionPosted(
-        transaction_id=request.transaction_id,
-        posting_id=result.posting_id,
-        posting_status=result.status.value,
-        # Where the money went: suspense, when the ledger does not hold the account.
-        account_id=result.account_id or request.account_id,
-        counter_account_id=request.counter_account_id,
-        amount=request.amount,
-        direction=request.direction.value,
-        posting_system=system_name,
-    )
+    event = outcome_event(request, result, system_name)
+    metrics.add_metric(name=f"Outcome{result.outcome.title()}", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="TransactionsPosted", unit=MetricUnit.Count, value=1)
-    return {
-        "outcome": "TransactionPosted",
-        "status": result.status.value,
-        "event": posted.to_detail(),
+    return {"outcome": event.NAME.value, "status": result.status.value, "event": event.to_detail()}
+
+
+def outcome_event(
+    request: PostingRequest, result: PostingResult, system_name: str
+) -> LifecycleEvent:
+    """The event a posting ends in, by what it did (``PostingOutcome``)."""
+    # Where the money went: suspense, when the ledger does not hold the account.
+    account_id = result.account_id or request.account_id
+    common = {
+        "transaction_id": request.transaction_id,
+        "posting_status": result.status.value,
+        "account_id": account_id,
+        "posting_system": system_name,
     }
+    link = result.pending_id or request.link_id or result.posting_id
+    if result.outcome is PostingOutcome.HELD:
+        return AuthorizationHeld(**common, pending_id=link,
+                                 counter_account_id=request.counter_account_id,
+                                 amount=request.amount, hold_seconds=request.hold_seconds or 0,
+                                 forced_reason=result.forced_reason)  # fmt: skip
+    if result.outcome is PostingOutcome.CLEARED:
+        return ClearingMatched(**common, pending_id=link,
+                               counter_account_id=request.counter_account_id,
+                               amount=request.amount, excess=result.excess,
+                               final=request.final)  # fmt: skip
+    if result.outcome in (PostingOutcome.VOIDED, PostingOutcome.CORRECTED,
+                          PostingOutcome.REVERSED):  # fmt: skip
+        undone = request.amount.amount if result.amount is None else result.amount
+        return ReversalApplied(**common, original_id=link,
+                               applied_as={PostingOutcome.VOIDED: "VOID",
+                                           PostingOutcome.CORRECTED: "CORRECTION"}
+                               .get(result.outcome, "CORE_SYSTEM"),
+                               amount=Money(amount=undone, currency=request.amount.currency),
+                               partial=result.partial)  # fmt: skip
+    return TransactionPosted(**common, posting_id=result.posting_id,
+                             counter_account_id=request.counter_account_id,
+                             amount=request.amount, direction=request.direction.value,
+                             message_class=request.message_class,
+                             forced_reason=result.forced_reason,
+                             original_id=result.original_id)  # fmt: skip
 
 
-_OUTCOME_EVENTS = {model.NAME.value: model for model in (TransactionPosted, PostingFailed)}
+_OUTCOME_EVENTS: dict[str, type[LifecycleEvent]] = {
+    model.NAME.value: model
+    for model in (
+        TransactionPosted,
+        PostingFailed,
+        AuthorizationHeld,
+        ClearingMatched,
+        ReversalApplied,
+    )
+}
 
 
 def outcome_entry(response: Mapping[str, Any]) -> Entry | None:
@@ -337,6 +407,15 @@ def approved_source() -> str:
     return os.environ.get("APPROVED_SOURCE", EventSource.RULES.value)
 
 
+def original_overdue(record: SQSRecord) -> bool:
+    """Has a clearing or reversal waited long enough for its original? From this receive on
+    (``ORIGINAL_WAIT_RECEIVES``, one below the queue's maxReceiveCount: the construct sets
+    it) a clearing is posted forced and a reversal fails, instead of the message going to
+    the dead-letter queue."""
+    limit = int(os.environ.get("ORIGINAL_WAIT_RECEIVES", "4"))
+    return int(record.attributes.approximate_receive_count or "1") >= limit
+
+
 def record_handler(record: SQSRecord) -> dict[str, Any]:
     # The queue holds the EventBridge event as the rule delivered it.
     try:
@@ -347,15 +426,21 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
             # queue for a person, without moving money.
             metrics.add_metric(name="UnapprovedMessages", unit=MetricUnit.Count, value=1)
             raise UnapprovedSourceError("the message is not an approval of the rules engine")
+        overdue = original_overdue(record)
         # A transient posting error propagates: the record is reported failed and returns.
         try:
-            return post_once()(approved=event["detail"])
+            return post_once()(approved=event["detail"], original_overdue=overdue)
         except IdempotencyValidationError:
             # This id was posted with other content. Not answered from the record (that
             # would publish what was never booked for this content): the posting system,
             # asked itself, refuses it as a conflict and names the fields, never saved.
             metrics.add_metric(name="PostingConflicts", unit=MetricUnit.Count, value=1)
-            return post_unsaved(event["detail"])
+            return post_unsaved(event["detail"], original_overdue=overdue)
+        except OriginalNotYetPosted:
+            # Sent after its original, but overtook it in the pipeline: back to the queue,
+            # to be tried again after the visibility timeout.
+            metrics.add_metric(name="OriginalsAwaited", unit=MetricUnit.Count, value=1)
+            raise
     except Exception as error:
         # The error class only: messages of parse errors may quote the body (card data).
         logger.warning("a record failed and returns to the queue", extra={

@@ -3,6 +3,7 @@
 Journal table (``pk``, ``sk``), immutable, written with conditional puts only::
 
     TRANSFER#<id>                 TRANSFER                 the booked transfer and its hash
+    LINK#<link>                   LINK                     the id of the transfer with that link
     ACCOUNT#<customer>            ENTRY#<ts>#<transferId>  a customer's entry
     ACCOUNT#<house>#<shard>       ENTRY#<ts>#<transferId>  a house account's entry
 
@@ -85,6 +86,8 @@ DEFAULT_IN_FLIGHT_S = 60.0
 EXPIRY_BUCKETS = 8
 _ACCOUNT_SK = "ACCOUNT"
 _TRANSFER_SK = "TRANSFER"
+_LINK_PREFIX = "LINK#"
+_LINK_SK = "LINK"
 _PENDING_SK = "STATE"
 
 _TRANSIENT_ERROR_CODES = frozenset(
@@ -374,6 +377,8 @@ class DynamoDBLedger:
         house_shard = self._house_shard(transfer.transfer_id)
         self._add_entries(changes, entries, house_shard, debit=True, need_headroom=guard)
         items = [self._put_transfer(booked), *(self._put_entry(e) for e in entries)]
+        if transfer.link is not None:
+            items.append(self._put_link(transfer))
         if transfer.kind is TransferKind.PENDING:
             items.append(self._put_pending(transfer, debit_id, credit_id, now))
         items += [self._update_balance(change) for change in changes.values()]
@@ -484,6 +489,22 @@ class DynamoDBLedger:
                     "sk": _s(_TRANSFER_SK),
                     "record": _s(record),
                     "hash": _s(content_hash(record)),
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def _put_link(self, transfer: Transfer) -> dict[str, Any]:
+        """The link's index item, in the journal (put-only like the rest of it): written in
+        the transfer's own transaction, so a transfer and its link exist together or not."""
+        assert transfer.link is not None
+        return {
+            "Put": {
+                "TableName": self._journal,
+                "Item": {
+                    "pk": _s(_LINK_PREFIX + transfer.link),
+                    "sk": _s(_LINK_SK),
+                    "transferId": _s(transfer.transfer_id),
                 },
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
@@ -610,6 +631,8 @@ class DynamoDBLedger:
             return repeat_result(booked, transfer)
         tid = transfer.transfer_id
         if transfer.kind in (TransferKind.SINGLE, TransferKind.PENDING):
+            if transfer.link is not None and self._linked_id(transfer.link) is not None:
+                raise TransferRefused(RefusalCode.LINK_IN_USE, tid)
             assert transfer.debit_account_id is not None
             assert transfer.credit_account_id is not None
             debit = self.account(transfer.debit_account_id)
@@ -677,6 +700,16 @@ class DynamoDBLedger:
     def lookup_transfer(self, transfer_id: str) -> BookedTransfer | None:
         item = self._get(self._journal, "TRANSFER#" + transfer_id, _TRANSFER_SK)
         return None if item is None else BookedTransfer.model_validate_json(item["record"]["S"])
+
+    def lookup_link(self, link: str) -> BookedTransfer | None:
+        """The single or pending transfer booked with this ``link``; None if there is none.
+        Two strongly consistent reads: the index item, then the transfer."""
+        transfer_id = self._linked_id(link)
+        return None if transfer_id is None else self.lookup_transfer(transfer_id)
+
+    def _linked_id(self, link: str) -> str | None:
+        item = self._get(self._journal, _LINK_PREFIX + link, _LINK_SK)
+        return None if item is None else str(item["transferId"]["S"])
 
     def pending(self, pending_id: str) -> PendingState | None:
         item = self._get(self._balances, "PENDING#" + pending_id, _PENDING_SK)

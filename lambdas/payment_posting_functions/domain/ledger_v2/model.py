@@ -11,7 +11,8 @@ Semantics (TigerBeetle-like; ``reference.InMemoryLedger`` is the executable spec
   part is all that remains or ``close`` is set (the rest is released). A part above the
   remaining, by at most the ``tolerance`` it states, posts the remaining in full and books the
   excess as a linked ``SINGLE`` transfer ``<id>:excess``. ``VOID_PENDING`` releases the
-  remaining; the sweeper's ``EXPIRE_PENDING`` (id ``expire:<pending id>``) does the same once
+  remaining (or, with an amount below it, that part: the pending stays open for the rest);
+  the sweeper's ``EXPIRE_PENDING`` (id ``expire:<pending id>``) releases the rest once
   the pending's timeout has passed. A resolved pending refuses further parts and voids.
 - Amounts are signed from the account's side: a credit is +, a debit is -.
   ``available = posted - pending_debits``. A debit to a customer account (single, pending or
@@ -100,8 +101,9 @@ class Transfer(BaseModel):
     """What a caller asks the ledger to do; immutable once accepted.
 
     Single and pending transfers name both accounts. Posts and voids name the pending they
-    resolve and take its accounts. ``amount.currency`` is checked against the accounts; for a
-    void its amount is ignored (0: the remaining is released) but its currency is checked.
+    resolve and take its accounts. ``amount.currency`` is checked against the accounts; a void
+    of 0 (or of at least the remaining) releases the remaining, a void of less releases that
+    part and leaves the pending open.
     """
 
     model_config = RECORD_CONFIG
@@ -124,6 +126,10 @@ class Transfer(BaseModel):
     corrects: str | None = None
     # Set by the ledger on the transfer it books for the excess of a post over its pending.
     excess_of: str | None = None
+    # SINGLE or PENDING: a second key later transfers find this one by (``lookup_link``), such
+    # as a card transaction's link, which its clearing and reversal can derive but not its
+    # transaction id. Unique across the ledger: a second transfer under it is refused.
+    link: str | None = Field(default=None, pattern=ID_PATTERN)
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
@@ -139,6 +145,8 @@ class Transfer(BaseModel):
             raise ValueError("only a post of a pending has a tolerance or closes")
         if self.corrects is not None and self.kind is not TransferKind.SINGLE:
             raise ValueError("only a single transfer corrects another")
+        if self.link is not None and self.kind not in (TransferKind.SINGLE, TransferKind.PENDING):
+            raise ValueError("only a single or pending transfer has a link")
         if self.forced != bool(self.forced_reason):
             raise ValueError("a forced transfer says why (forced_reason), and only a forced one")
         return self
@@ -178,6 +186,7 @@ class RefusalCode(StrEnum):
     CORRECTION_MISMATCH = "CORRECTION_MISMATCH"
     SAME_ACCOUNT = "SAME_ACCOUNT"
     ZERO_AMOUNT = "ZERO_AMOUNT"
+    LINK_IN_USE = "LINK_IN_USE"
 
 
 class TransferRefused(PermanentPostingError):  # noqa: N818 (a refusal, the outcome named)

@@ -48,6 +48,7 @@ class InMemoryLedger:
         self._accounts: dict[str, Account] = {}
         self._balances: dict[str, Balance] = {}
         self._transfers: dict[str, BookedTransfer] = {}
+        self._links: dict[str, str] = {}  # link -> transfer id
         self._pendings: dict[str, PendingState] = {}
         self._entries: dict[str, dict[str, Entry]] = defaultdict(dict)
 
@@ -115,7 +116,12 @@ class InMemoryLedger:
         if booked is not None:
             return repeat_result(booked, transfer)
         if transfer.kind in (TransferKind.SINGLE, TransferKind.PENDING):
-            return self._book_move(transfer, now)
+            if transfer.link is not None and transfer.link in self._links:
+                raise TransferRefused(RefusalCode.LINK_IN_USE, transfer.transfer_id)
+            result = self._book_move(transfer, now)
+            if transfer.link is not None:
+                self._links[transfer.link] = transfer.transfer_id
+            return result
         return self._book_resolution(transfer, now)
 
     def _book_move(self, transfer: Transfer, now: datetime) -> TransferResult:
@@ -239,6 +245,11 @@ class InMemoryLedger:
 
     def lookup_transfer(self, transfer_id: str) -> BookedTransfer | None:
         return self._transfers.get(transfer_id)
+
+    def lookup_link(self, link: str) -> BookedTransfer | None:
+        """The single or pending transfer booked with this ``link``; None if there is none."""
+        transfer_id = self._links.get(link)
+        return None if transfer_id is None else self._transfers.get(transfer_id)
 
     def pending(self, pending_id: str) -> PendingState | None:
         return self._pendings.get(pending_id)

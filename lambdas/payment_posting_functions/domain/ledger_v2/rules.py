@@ -121,6 +121,10 @@ def resolve(transfer: Transfer, pending: PendingState, now: datetime) -> Resolut
         raise TransferRefused(RefusalCode.PENDING_ALREADY_RESOLVED, tid)
     remaining = pending.remaining
     if transfer.kind is not TransferKind.POST_PENDING:
+        part = transfer.amount.amount
+        if transfer.kind is TransferKind.VOID_PENDING and 0 < part < remaining:
+            # A partial void (a partial reversal): that much is released, the rest stays held.
+            return Resolution(posted=0, released=part, excess=0)
         return Resolution(posted=0, released=remaining, excess=0)
     if pending.expires_at is not None and now >= pending.expires_at:
         raise TransferRefused(RefusalCode.PENDING_EXPIRED, tid)
