@@ -71,6 +71,11 @@ from payment_stack.queues import (
 )
 
 TRANSACTION_APPROVED = "TransactionApproved"
+# The card lifecycle's defaults (``BufferedPoster``'s hold_window, long_hold_window and
+# tip_tolerance_bps).
+DEFAULT_HOLD_WINDOW = Duration.days(7)
+DEFAULT_LONG_HOLD_WINDOW = Duration.days(31)
+DEFAULT_TIP_TOLERANCE_BPS = 2_000
 # Little's law at the target rate of 1,100 postings a second (docs/scale.md): about 44 at the
 # mean, 100 for the tail. Ledger v2 has no item every posting writes, and with a house shard
 # leased per writer (128 shards) 100 writers do not conflict on house items (make
@@ -143,6 +148,9 @@ class BufferedPoster(Construct):
         function_timeout: Duration | None = None,
         approved_source: str = RULES_SOURCE,
         expiry_sweep_interval: Duration = DEFAULT_SWEEP_INTERVAL,
+        hold_window: Duration = DEFAULT_HOLD_WINDOW,
+        long_hold_window: Duration = DEFAULT_LONG_HOLD_WINDOW,
+        tip_tolerance_bps: int = DEFAULT_TIP_TOLERANCE_BPS,
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         role: iam.IRole | None = None,
@@ -188,6 +196,13 @@ class BufferedPoster(Construct):
             minute. Default one minute.
         :param sweeper_role: the expiry sweeper's execution role, as ``role`` is the posting
             function's. Default: a new role.
+        :param hold_window: how long an authorization's hold waits for its clearing before
+            the sweeper releases it (``HoldExpired``). Default 7 days.
+        :param long_hold_window: the same for hotels, car rental and cruise lines, which
+            clear weeks after they authorize (``card_message.hold_seconds`` lists the merchant
+            categories). Default 31 days.
+        :param tip_tolerance_bps: how far above its authorization a clearing posts without
+            being forced, in basis points of the authorized amount. Default 2,000 (20 %).
         """
         super().__init__(scope, construct_id)
         for name, value in (
@@ -284,6 +299,9 @@ class BufferedPoster(Construct):
             # The function posts only what this source approved (the rule filters on it too).
             "APPROVED_SOURCE": approved_source,
             **(_http_environment(http) if http else {}),
+            **_lifecycle_environment(
+                hold_window, long_hold_window, tip_tolerance_bps, max_receive_count
+            ),
         }
         self.security_group: ec2.ISecurityGroup | None = None
         network = http.network if http else None
@@ -326,6 +344,7 @@ class BufferedPoster(Construct):
                 log_retention=log_retention,
                 removal_policy=removal_policy,
                 role=sweeper_role,
+                event_bus=event_bus,
             )
         if http is not None:
             _grant_http(self, http, poster.role, acknowledge_vpc_access=poster.owns_role)
@@ -535,6 +554,26 @@ def _ledger_table(
         removal_policy=removal_policy,
         **props,
     )
+
+
+def _lifecycle_environment(
+    hold_window: Duration, long_hold_window: Duration, tip_tolerance_bps: int, receives: int
+) -> dict[str, str]:
+    """The card lifecycle's settings (``handlers/posting.py``, ``lifecycle_settings``)."""
+    holds = {"hold_window": hold_window, "long_hold_window": long_hold_window}
+    for name, window in holds.items():
+        if window.to_seconds() < 60:
+            raise ValueError(f"BufferedPoster: {name} must be at least a minute")
+    if not 0 <= tip_tolerance_bps <= 10_000:
+        raise ValueError("BufferedPoster: tip_tolerance_bps must be between 0 and 10,000")
+    return {
+        "HOLD_SECONDS": str(int(hold_window.to_seconds())),
+        "LONG_HOLD_SECONDS": str(int(long_hold_window.to_seconds())),
+        "TIP_TOLERANCE_BPS": str(tip_tolerance_bps),
+        # A clearing or reversal that overtook its original waits for it until the receive
+        # before the last: then it is posted forced or fails, instead of dead-lettering.
+        "ORIGINAL_WAIT_RECEIVES": str(max(1, receives - 1)),
+    }
 
 
 def _ledger_environment(

@@ -18,6 +18,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from payment_stack.event_sources import POSTING_SOURCE, grant_publish
 from payment_stack.grants import QueueDestination, grant_table
 from payment_stack.nag import NIST_800_53_R5, acknowledge_in_packs, acknowledge_outside_vpc
 from payment_stack.payment_function import PaymentFunction
@@ -54,9 +55,12 @@ class ExpirySweeper(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         role: iam.IRole | None = None,
+        event_bus: events.IEventBus | None = None,
     ) -> None:
         """
         :param encryption_key: for the queue of failed sweeps (their invocation records).
+        :param event_bus: where each release is published as ``HoldExpired`` (source
+            ``payments.posting``, the poster's). None: released without an event.
         :param interval: how often to sweep, at least a minute (EventBridge's finest rate).
             A hold is released at most this long after its timeout.
         :param batch: at most this many expiries per sweep.
@@ -83,6 +87,7 @@ class ExpirySweeper(Construct):
                 "LEDGER_JOURNAL_TABLE_NAME": journal_table.table_name,
                 "LEDGER_BALANCES_TABLE_NAME": balances_table.table_name,
                 "EXPIRY_BATCH": str(batch),
+                **({"EVENT_BUS_NAME": event_bus.event_bus_name} if event_bus else {}),
             },
             timeout=Duration.minutes(1),
             # One sweep at a time: a second would race the first for the same holds (each
@@ -103,6 +108,8 @@ class ExpirySweeper(Construct):
             actions=["dynamodb:Query"],
             resource_arns=[f"{balances_table.table_arn}/index/{EXPIRY_INDEX}"],
         )
+        if event_bus is not None:
+            grant_publish(event_bus, sweeper.role, [POSTING_SOURCE])
         self.function.configure_async_invoke(
             # The next tick is the retry; an invocation older than one interval is stale.
             retry_attempts=0,
@@ -132,6 +139,8 @@ class ExpirySweeper(Construct):
         )
         acknowledge_outside_vpc(
             self.function,
-            ("dynamodb", "kms", "logs", "sqs", "xray"),
+            ("dynamodb", "events", "kms", "logs", "sqs", "xray")
+            if event_bus
+            else ("dynamodb", "kms", "logs", "sqs", "xray"),
             own_role=sweeper.owns_role,
         )

@@ -14,6 +14,7 @@ import pytest
 
 from payment_local.ledger_view import ledger_of
 from payment_local.runtime import LocalRuntime
+from payment_posting_functions.domain.event_names import EventName, EventSource
 from payment_posting_functions.domain.ledger_v2 import dynamodb as dynamodb_ledger
 from payment_posting_functions.domain.ledger_v2.house import clearing_account
 from payment_posting_functions.domain.ledger_v2.model import (
@@ -71,6 +72,14 @@ def test_holds_are_released_by_the_scheduled_sweeper_once_their_timeout_passes(
     assert ledger.lookup_transfer("expire:hold-short") is not None
     assert ledger.balance(ALICE).pending_debits == 200
     assert ledger.balance(ALICE).available == -200
+    # Announced on the bus, by the sweeper's role, under the authorization's id.
+    [expired] = [
+        e for e in runtime.event_log.events if e.detail_type == EventName.HOLD_EXPIRED.value
+    ]
+    assert expired.source == EventSource.POSTING.value
+    assert (expired.transaction_id, expired.detail["accountId"], expired.detail["released"]) == (
+        "hold-short", ALICE, {"amount": 300, "currency": "EUR"},
+    )  # fmt: skip
 
     runtime.advance_time(86_400)
     runtime.run_until_idle()

@@ -6,6 +6,11 @@ delivery delay (a sweep a few seconds late expires what was due at its tick, and
 tick takes the rest), and the local runtime advances the time it puts in the event, so a
 hold can be seen to expire without waiting for it. DynamoDB TTL is no substitute: it
 deletes within days of the time, and a pending must be released, as a transfer, on time.
+
+Each release is published as ``HoldExpired`` (with ``EVENT_BUS_NAME`` set, as the construct
+does). The expiry is booked first: an event the bus refuses fails the invocation, which goes
+to the sweeper's dead-letter queue with the ids it could not announce, in the log too; the
+money was released all the same.
 """
 
 from __future__ import annotations
@@ -19,8 +24,13 @@ import boto3
 from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from payment_posting_functions.domain.events import HoldExpired
 from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger
+from payment_posting_functions.domain.ledger_v2.house import CLEARING_PREFIX
+from payment_posting_functions.domain.ledger_v2.model import EXPIRE_PREFIX, TransferResult
 from payment_posting_functions.domain.log_redaction import payment_logger
+from payment_posting_functions.domain.money import Money
+from payment_posting_functions.domain.publisher import Entry, EventPublisher
 
 logger = payment_logger()
 tracer = Tracer()
@@ -37,6 +47,47 @@ def ledger() -> DynamoDBLedger:
         os.environ["LEDGER_JOURNAL_TABLE_NAME"],
         os.environ["LEDGER_BALANCES_TABLE_NAME"],
     )
+
+
+@cache
+def publisher() -> EventPublisher | None:
+    bus = os.environ.get("EVENT_BUS_NAME")
+    return EventPublisher(boto3.client("events"), bus) if bus else None
+
+
+def expired_event(result: TransferResult, at: datetime) -> HoldExpired | None:
+    """The ``HoldExpired`` of one expiry: the hold's id (its authorization's transaction id),
+    the cardholder's side of it and what was released."""
+    pending_id = result.transfer_id.removeprefix(EXPIRE_PREFIX)
+    booked = ledger().lookup_transfer(result.transfer_id)
+    if booked is None:  # pragma: no cover - it was just booked, and reads are consistent
+        return None
+    customer = booked.debit_account_id
+    if customer.startswith(CLEARING_PREFIX):
+        customer = booked.credit_account_id  # a held refund: the cardholder is credited
+    return HoldExpired(
+        transaction_id=pending_id,
+        occurred_at=at,
+        pending_id=pending_id,
+        account_id=customer,
+        released=Money(amount=booked.amount, currency=booked.transfer.amount.currency),
+    )
+
+
+class UnannouncedExpiriesError(Exception):
+    """Holds were released but the bus refused their ``HoldExpired`` events."""
+
+
+def announce(expired: list[TransferResult], at: datetime) -> None:
+    bus = publisher()
+    if bus is None or not expired:
+        return
+    events = [e for result in expired if (e := expired_event(result, at)) is not None]
+    refused = bus.put([Entry.of(event) for event in events])
+    if refused:
+        ids = sorted(events[index].pending_id for index in refused)
+        logger.error("released holds not announced", extra={"pendingIds": ids})
+        raise UnannouncedExpiriesError(f"{len(ids)} HoldExpired events refused by the bus")
 
 
 def sweep_time(event: dict[str, Any] | None) -> datetime:
@@ -59,6 +110,7 @@ def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, A
     at = sweep_time(event)
     batch = int(os.environ.get("EXPIRY_BATCH", DEFAULT_BATCH))
     expired = ledger().expire_due(at, limit=batch)
+    announce(expired, at)
     more = len(expired) == batch
     logger.info(
         "expiry sweep",
