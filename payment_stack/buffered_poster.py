@@ -85,11 +85,13 @@ DEFAULT_MAX_CONCURRENCY = 100
 # Lambda's advice: a visibility timeout at least six times the function timeout, so a batch
 # still being retried by the event source is not handed to a second poller.
 VISIBILITY_FACTOR = 6
-# What ledger v2 does per posting (domain/ledger_v2/dynamodb.py, a SINGLE transfer): one
-# TransactWriteItems that puts the transfer and its entries in the journal, each with
-# attribute_not_exists, and updates the balance items with ADD. It reads the journal (GetItem)
-# only after a cancelled write, to tell a redelivery from a conflict; it reads the balances
-# (GetItem) for a house account's settings once per process, and for an account to name a
+# What ledger v2 does per posting (domain/ledger_v2/dynamodb.py): one TransactWriteItems that
+# puts the transfer, its entries and, with a link, the link's index item in the journal, each
+# with attribute_not_exists, and updates the balance items with ADD (a hold creates its
+# pending's state item with an UpdateItem too, and a clearing, reversal or expiry updates it).
+# A clearing or reversal reads the link and its original (GetItem on both tables). It reads
+# the journal (GetItem) after a cancelled write, to tell a redelivery from a conflict; the
+# balances (GetItem) for a house account's settings once per process, and for an account to name a
 # refusal; a house account not yet open it opens with an UpdateItem (on first use). The
 # journal is immutable as far as IAM can say it: no UpdateItem, no DeleteItem.
 JOURNAL_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")

@@ -534,9 +534,10 @@ class DynamoDBLedger:
     def _put_pending(
         self, transfer: Transfer, debit_id: str, credit_id: str, now: datetime
     ) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "pk": _s("PENDING#" + transfer.transfer_id),
-            "sk": _s(_PENDING_SK),
+        """The pending's state item, created by an UpdateItem that requires it absent: the
+        same effect as a conditional put, and the posting role needs no PutItem on the
+        balances table (where a put could replace an account's balance item whole)."""
+        fields: dict[str, dict[str, str]] = {
             "pendingId": _s(transfer.transfer_id),
             "debitAccountId": _s(debit_id),
             "creditAccountId": _s(credit_id),
@@ -548,15 +549,21 @@ class DynamoDBLedger:
         expires_at = expiry_time(transfer, now)
         if expires_at is not None:
             bucket = shard_of(transfer.transfer_id, EXPIRY_BUCKETS)
-            item["expiresAt"] = _s(_iso(expires_at))
-            item["expiryBucket"] = _s(f"EXPIRY#{bucket:02d}")
+            fields["expiresAt"] = _s(_iso(expires_at))
+            fields["expiryBucket"] = _s(f"EXPIRY#{bucket:02d}")
+        names = {f"#f{n}": name for n, name in enumerate(fields)}
         return {
-            "Put": {
+            "Update": {
                 "TableName": self._balances,
-                "Item": item,
+                "Key": {"pk": _s("PENDING#" + transfer.transfer_id), "sk": _s(_PENDING_SK)},
+                "UpdateExpression": "SET " + ", ".join(f"{alias} = :v{n}"
+                                                       for n, alias in enumerate(names)),
                 "ConditionExpression": "attribute_not_exists(pk)",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": {f":v{n}": value
+                                              for n, value in enumerate(fields.values())},
             }
-        }
+        }  # fmt: skip
 
     def _update_pending(
         self, pending: PendingState, remaining: int, status: PendingStatus
