@@ -122,6 +122,9 @@ def custom() -> Built:
         max_receive_count=3,
         function_timeout=Duration.seconds(10),
         approved_source="payments.manual-approval",
+        hold_window=Duration.days(5),
+        long_hold_window=Duration.days(45),
+        tip_tolerance_bps=0,
     )
 
 
@@ -462,8 +465,25 @@ class TestFunction:
             "IDEMPOTENCY_TABLE_NAME": ref(built.cfn_child("IdempotencyTable")),
             "EVENT_BUS_NAME": ref(built.bus),
             "APPROVED_SOURCE": "payments.rules",
+            # The card lifecycle's defaults: 7 and 31 days, 20 %, wait until the 4th of the
+            # queue's 5 receives.
+            "HOLD_SECONDS": "604800",
+            "LONG_HOLD_SECONDS": "2678400",
+            "TIP_TOLERANCE_BPS": "2000",
+            "ORIGINAL_WAIT_RECEIVES": "4",
         }
         assert function["TracingConfig"] == {"Mode": "Active"}
+
+    def test_the_lifecycle_settings_reach_the_function(self, custom: Built) -> None:
+        variables = custom.properties(custom.poster.function)["Environment"]["Variables"]
+        assert {name: variables[name] for name in (
+            "HOLD_SECONDS", "LONG_HOLD_SECONDS", "TIP_TOLERANCE_BPS", "ORIGINAL_WAIT_RECEIVES"
+        )} == {
+            "HOLD_SECONDS": str(5 * 86_400),
+            "LONG_HOLD_SECONDS": str(45 * 86_400),
+            "TIP_TOLERANCE_BPS": "0",
+            "ORIGINAL_WAIT_RECEIVES": "2",  # max_receive_count 3: wait through the 2nd
+        }  # fmt: skip
 
     def test_environment_for_an_http_core_system(self, http: Built) -> None:
         variables = http.properties(http.poster.function)["Environment"]["Variables"]
@@ -537,6 +557,14 @@ class TestValidation:
             pytest.param(
                 {"max_receive_count": 1001}, "max_receive_count", id="max-receive-count-1001"
             ),
+            pytest.param(
+                {"hold_window": Duration.seconds(30)}, "hold_window", id="hold-window-30s"
+            ),
+            pytest.param(
+                {"long_hold_window": Duration.seconds(0)}, "long_hold_window", id="long-hold-0"
+            ),
+            pytest.param({"tip_tolerance_bps": -1}, "tip_tolerance_bps", id="tolerance-minus"),
+            pytest.param({"tip_tolerance_bps": 10_001}, "tip_tolerance_bps", id="tolerance-over"),
         ],
     )
     def test_refuses_with_the_prop_named(self, props: dict[str, Any], prop: str) -> None:

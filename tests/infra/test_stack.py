@@ -352,12 +352,16 @@ class TestEveryStage:
         self, stage: str, request: pytest.FixtureRequest
     ) -> None:
         synthesized, stack = _synthesized(stage, request)
+        sweeper = stack.poster.expiry_sweeper
+        assert sweeper is not None
         expected = {
             logical_id(stack.ingest.pipe_role): ["payments.ingest"],
             _role_id(stack.enrichment.function): ["payments.enrichment"],
             _role_id(stack.screening_outcomes.function): ["payments.screening"],
             _role_id(stack.rules_engine.state_machine): ["payments.rules"],
             _role_id(stack.poster.function): ["payments.posting"],
+            # The expiry sweeper announces released holds as the posting stage.
+            _role_id(sweeper.function): ["payments.posting"],
         }
         found: dict[str, list[Any]] = {}
         for policy in synthesized.template.find_resources("AWS::IAM::Policy").values():
