@@ -81,6 +81,16 @@ class InputRecord(Protocol):
     def planted(self) -> str | None:
         """The defect or rule break the generator planted, if any."""
 
+    @property
+    def lifecycle_label(self) -> str | None:
+        """Which message of a card transaction's life it was made to be, and for the first
+        one what was planned (``authorization (cleared in parts)``), when that is known."""
+
+    @property
+    def follows(self) -> str | None:
+        """For a later message of a card transaction (a clearing, a reversal, a refund), the
+        transaction id of the message that started it, when that is known."""
+
 
 @dataclass(frozen=True)
 class LabelledRecord:
@@ -90,6 +100,8 @@ class LabelledRecord:
     kind_label: str | None = None
     duplicate_of: str | None = None
     planted: str | None = None
+    lifecycle_label: str | None = None
+    follows: str | None = None
 
     @property
     def transaction_id(self) -> str:
