@@ -259,7 +259,9 @@ def test_a_split_shipment_clears_in_parts_the_last_one_final() -> None:
 
 
 def test_a_reversal_names_its_original_and_is_its_own_message() -> None:
-    records = lifecycle()
+    knobs = dataclasses.replace(LIFECYCLE, clearing_rate=0.3, reversal_rate=0.3,
+                                partial_reversal_share=0.5)  # fmt: skip
+    records = lifecycle(knobs=knobs)
     by_id = {r.transaction_id: r for r in records}
     reversals = [
         r for r in records if r.lifecycle in (Lifecycle.REVERSAL, Lifecycle.PARTIAL_REVERSAL)

@@ -20,7 +20,6 @@ never in the same write chunk, as a scheme's clearing file comes the next day.
 
 from __future__ import annotations
 
-import heapq
 import random
 import uuid
 from collections.abc import Callable, Iterator
@@ -229,7 +228,7 @@ LIFECYCLE_MIX = Knobs(
     refund_rate=0.06,
     amount_change_rate=0.25,
     advice_rate=0.03,
-    currency_mismatch_rate=0.01,
+    currency_mismatch_rate=0.02,
 )
 
 
@@ -281,16 +280,6 @@ def _legacy_lifecycle(item: dict[str, Any]) -> Lifecycle:
 _Build = Callable[[], GeneratedRecord]
 
 
-@dataclass(order=True)
-class _Due:
-    """A later message waiting for its place in the stream."""
-
-    at: int  # the earliest record position it may take
-    sequence: int  # ties go in planning order
-    chain: int = field(compare=False)
-    build: _Build = field(compare=False)
-
-
 @dataclass
 class TransactionGenerator:
     """Deterministic for a given seed and start time."""
@@ -304,9 +293,9 @@ class TransactionGenerator:
         self._random = random.Random(self.seed)
         self._clock = self.start
         self._originals: list[GeneratedRecord] = []
-        self._due: list[_Due] = []
-        self._planned = 0
-        self._chains = 0
+        # Later messages by the record position they are to take: each place is taken once,
+        # so a message keeps its distance from the one before it exactly.
+        self._places: dict[int, _Build] = {}
         self._position = 0
         self._count = 0
 
@@ -316,13 +305,15 @@ class TransactionGenerator:
         if count < 0:
             raise ValueError("count must not be negative")
         self._count = count
+        self._places.clear()
         for position in range(count):
             self._position = position
             self._clock += timedelta(milliseconds=self._random.randint(5, 400))
-            # A message that is due goes first; so does the next one when every place left
-            # is needed for those waiting (planning leaves room: see ``_schedule``).
-            if self._due and (self._due[0].at <= position or len(self._due) >= count - position):
-                yield self._emit(heapq.heappop(self._due))
+            planned = self._places.pop(position, None)
+            if planned is not None:
+                record = planned()
+                self._originals.append(record)
+                yield record
                 continue
             roll = self._random.random()
             if roll < self.knobs.malformed_rate:
@@ -345,20 +336,6 @@ class TransactionGenerator:
                 if rule_break is None:
                     self._originals.append(record)  # duplicates repeat clean records only
                 yield record
-
-    def _emit(self, due: _Due) -> GeneratedRecord:
-        record = due.build()
-        # The next message of the same card transaction keeps its distance from this one,
-        # however late this one came.
-        moved = False
-        for waiting in self._due:
-            if waiting.chain == due.chain and waiting.at < self._position + self.knobs.min_gap:
-                waiting.at = self._position + self.knobs.min_gap
-                moved = True
-        if moved:
-            heapq.heapify(self._due)
-        self._originals.append(record)
-        return record
 
     def _new_id(self) -> str:
         return self._not_a_card_number(
@@ -522,10 +499,14 @@ class TransactionGenerator:
         elif fate is Fate.PARTIALLY_REVERSED:
             part = max(1, amount * rnd.randint(10, 60) // 100)
             if lifecycle is Lifecycle.ATM:
-                # A partial dispense: the notes the machine could not give, a round amount.
+                # A partial dispense: the notes the machine could not give, a round amount
+                # (tens, or thousands of yen), and at least one note given.
                 exponent = minor_unit_exponent(first["transactionAmount"]["currency"])
                 note = 1000 if exponent == 0 else 10 ** (exponent + 1)
-                part = part // note * note or part
+                part = min(max(note, part // note * note), amount - note)
+                if part <= 0:  # one note asked for: none given is a full reversal
+                    plan.append(self._reversal(first, amount, Lifecycle.REVERSAL))
+                    return Fate.REVERSED if self._schedule(plan) else self._standing(lifecycle)
             plan.append(self._reversal(first, part, Lifecycle.PARTIAL_REVERSAL))
             if dual:  # what is left of the hold is cleared
                 plan.append(self._clearing(first, amount - part, Lifecycle.CLEARING))
@@ -550,7 +531,8 @@ class TransactionGenerator:
 
     def _schedule(self, plan: list[_Build]) -> bool:
         """Give each later message a place ``min_gap`` to ``max_gap`` records after the one
-        before it, if every message waiting still finds a place before the stream ends."""
+        before it (the next free place from there), if the last one still falls within the
+        stream; failing that, with the smallest gaps."""
         k = self.knobs
         for gaps in (
             [self._random.randint(k.min_gap, k.max_gap) for _ in plan],
@@ -559,14 +541,11 @@ class TransactionGenerator:
             at, places = self._position, []
             for gap in gaps:
                 at += gap
+                while at in self._places:
+                    at += 1
                 places.append(at)
-            # Each record position takes one message: the n latest-due must fit in the last n.
-            waiting = sorted([d.at for d in self._due] + places, reverse=True)
-            if all(due <= self._count - 1 - rank for rank, due in enumerate(waiting)):
-                self._chains += 1
-                for place, build in zip(places, plan, strict=True):
-                    self._planned += 1
-                    heapq.heappush(self._due, _Due(place, self._planned, self._chains, build))
+            if places[-1] < self._count:
+                self._places.update(zip(places, plan, strict=True))
                 return True
         return False
 
