@@ -30,6 +30,7 @@ from payment_posting_functions.domain.ledger_v2.model import (
 )
 from payment_posting_functions.domain.money import Money
 from payment_posting_functions.domain.pan import redact_card_numbers
+from payment_posting_functions.domain.posting import Direction, PostingStatus
 
 REPORT_VERSION = 2
 
@@ -384,8 +385,10 @@ def _posting_summary(
     failed = [e for tx in seen if (e := _last(by_tx[tx], EventName.POSTING_FAILED))]
     ledger = ledger_of(runtime)
     return {
-        "posted": sum(e.detail.get("postingStatus") == "POSTED" for e in posted),
-        "alreadyPosted": sum(e.detail.get("postingStatus") == "ALREADY_POSTED" for e in posted),
+        "posted": sum(e.detail.get("postingStatus") == PostingStatus.POSTED for e in posted),
+        "alreadyPosted": sum(
+            e.detail.get("postingStatus") == PostingStatus.ALREADY_POSTED for e in posted
+        ),
         "toSuspense": sum(e.detail.get("accountId", "").startswith("SUSPENSE") for e in posted),
         "failed": dict(Counter(str(e.detail.get("reasonCode")) for e in failed).most_common()),
         "trialBalance": {c: b.posted for c, b in reads.items()},
@@ -435,7 +438,7 @@ def dead_letter_queue_ids(template: dict[str, Any]) -> set[str]:
 
 # -- the card lifecycle ---------------------------------------------------------------
 
-# How many ids a list in the report shows at most (the counts say how many there are).
+# How many ids a list of the report shows at most (its problem text says how many in all).
 _SHOWN = 20
 
 
@@ -461,7 +464,7 @@ def _formatted(sums: Mapping[str, int]) -> str:
 
 def _booked(events: Iterable[LoggedEvent]) -> list[LoggedEvent]:
     # A repeat delivery (ALREADY_POSTED) moved nothing: counted apart, never twice.
-    return [e for e in events if e.detail.get("postingStatus") != "ALREADY_POSTED"]
+    return [e for e in events if e.detail.get("postingStatus") != PostingStatus.ALREADY_POSTED]
 
 
 def lifecycle_summary(events: Iterable[LoggedEvent]) -> dict[str, Any]:
@@ -501,9 +504,10 @@ def lifecycle_summary(events: Iterable[LoggedEvent]) -> dict[str, Any]:
             "byMessageClass": dict(
                 sorted(Counter(str(e.detail.get("messageClass")) for e in posted).items())
             ),
-            "credits": sum(e.detail.get("direction") == "CREDIT" for e in posted),
+            "credits": sum(e.detail.get("direction") == Direction.CREDIT for e in posted),
             "amount": _sums(e.detail.get("amount") for e in posted),
         },
+        # ReversalApplied.applied_as: VOID (a hold released) or CORRECTION (a posting undone).
         "reversals": {
             "void": sum(e.detail.get("appliedAs") == "VOID" for e in reversals),
             "correction": sum(e.detail.get("appliedAs") == "CORRECTION" for e in reversals),
