@@ -57,13 +57,13 @@ _LIFECYCLE_OPTIONS: tuple[tuple[str, str], ...] = (
     ("reversal_rate", "Of the purchases and ATM withdrawals: fraction reversed (0400)."),
     ("partial_reversal_share", "Of the reversals: fraction that reverse a part only."),
     ("refund_rate", "Of the purchases: fraction later refunded (processing code 20)."),
-    ("amount_change_rate", "Of the clearings: fraction at another amount (a tip, or less)."),
+    ("amount_change_rate", "Of the lone clearings: fraction at another amount (tip, or less)."),
     ("advice_rate", "Fraction of authorizations, financials and reversals sent as advices."),
     ("currency_mismatch_rate", "Fraction billed in a currency other than the account's."),
 )
 _GAP_OPTIONS: tuple[tuple[str, str], ...] = (
     ("min_gap", "Fewest records between two messages of one card transaction."),
-    ("max_gap", "Most records between two messages of one card transaction."),
+    ("max_gap", "Most records between them (a few more where places are taken)."),
 )
 
 
