@@ -10,9 +10,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
 import click
+from click.core import ParameterSource
 
 from payment_local.assembly import AssemblyError, StackAssembly, check_fresh, load_assembly
 from payment_local.event_log import load_events
@@ -21,7 +22,12 @@ from payment_local.pipeline_run import InputRecord, LabelledRecord, run_transact
 from payment_local.provision import UnsupportedResourceError
 from payment_local.report import build_report, run_failures
 from payment_local.runtime import LocalRuntime
-from payment_posting_functions.domain.generator import Knobs, TransactionGenerator
+from payment_posting_functions.domain.generator import (
+    LIFECYCLE_MIX,
+    Knobs,
+    TransactionGenerator,
+    lifecycle_label,
+)
 from payment_posting_functions.domain.money import Money
 from payment_posting_functions.domain.pan import redact_card_numbers
 
@@ -37,6 +43,28 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+# The lifecycle knobs as options: (knob, help). Their defaults are the demo's mix
+# (LIFECYCLE_MIX); --no-lifecycle sets every one to 0.
+_LIFECYCLE_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("atm_rate", "Fraction of new card transactions that are ATM withdrawals (0200)."),
+    ("debit_pin_rate", "Fraction that are debit PIN purchases, posted at once (0200)."),
+    ("inquiry_rate", "Fraction that are balance inquiries (0200, no amount)."),
+    ("unmatched_clearing_rate", "Fraction that are clearings with no authorization (1240)."),
+    ("clearing_rate", "Of the purchases: fraction cleared once, later in the stream (1240)."),
+    ("split_shipment_rate", "Of the purchases: fraction cleared in two or three parts."),
+    ("reversal_rate", "Of the purchases and ATM withdrawals: fraction reversed (0400)."),
+    ("partial_reversal_share", "Of the reversals: fraction that reverse a part only."),
+    ("refund_rate", "Of the purchases: fraction later refunded (processing code 20)."),
+    ("amount_change_rate", "Of the lone clearings: fraction at another amount (tip, or less)."),
+    ("advice_rate", "Fraction of authorizations, financials and reversals sent as advices."),
+    ("currency_mismatch_rate", "Fraction billed in a currency other than the account's."),
+)
+_GAP_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("min_gap", "Fewest records between two messages of one card transaction."),
+    ("max_gap", "Most records between them (a few more where places are taken)."),
+)
 
 
 def _rate_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -58,15 +86,41 @@ def _rate_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--rule-break-rate", type=click.FloatRange(0, 1), default=0.02,
                      show_default=True,
                      help="Fraction well formed but failing a business rule, to be rejected."),
+        *(
+            click.option(f"--{name.replace('_', '-')}", type=click.FloatRange(0, 1),
+                         default=getattr(LIFECYCLE_MIX, name), show_default=True, help=text)
+            for name, text in _LIFECYCLE_OPTIONS
+        ),
+        *(
+            click.option(f"--{name.replace('_', '-')}", type=click.IntRange(min=1),
+                         default=getattr(LIFECYCLE_MIX, name), show_default=True, help=text)
+            for name, text in _GAP_OPTIONS
+        ),
+        click.option("--no-lifecycle", is_flag=True,
+                     help="Every record stands alone (every lifecycle rate 0): the mix of "
+                     "earlier versions, with no clearings, reversals or refunds."),
     ]  # fmt: skip
     for option in reversed(options):
         function = option(function)
     return function
 
 
-def _knobs(rates: dict[str, float]) -> Knobs:
+def _knobs(rates: dict[str, Any]) -> Knobs:
+    """The knobs the options give; ``rates`` loses the --no-lifecycle flag on the way."""
+    if rates.pop("no_lifecycle", False):
+        context = click.get_current_context()
+        given = [
+            f"--{name.replace('_', '-')}"
+            for name, _ in _LIFECYCLE_OPTIONS
+            if context.get_parameter_source(name) is not ParameterSource.DEFAULT
+        ]
+        if given:
+            raise click.UsageError(
+                f"--no-lifecycle sets every lifecycle rate to 0; drop {', '.join(given)}"
+            )
+        rates.update({name: 0.0 for name, _ in _LIFECYCLE_OPTIONS})
     try:
-        return Knobs(**cast(dict[str, Any], rates))
+        return Knobs(**rates)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
 
@@ -113,7 +167,8 @@ def main() -> None:
 @click.option(
     "--with-kind",
     is_flag=True,
-    help="Wrap each record as {kind, duplicateOf, defect, ruleBreak, item}, to check a run.",
+    help="Wrap each record as {kind, duplicateOf, defect, ruleBreak, lifecycle, fate, follows, "
+    "item}, to check a run.",
 )
 def generate(
     count: int,
@@ -121,11 +176,13 @@ def generate(
     start: datetime | None,
     output: TextIO,
     with_kind: bool,
-    **rates: float,
+    **rates: Any,
 ) -> None:
-    """Generate sample authorized transactions as JSON lines (the guidance's visa-mock).
+    """Generate sample card and ATM messages as JSON lines (the guidance's visa-mock).
 
-    Each line is a transactions-table item; amounts are integer minor units.
+    Each line is a transactions-table item; amounts are integer minor units. By default the
+    card lifecycle is in the mix: authorizations cleared later in the stream, reversals,
+    refunds, inquiries (--no-lifecycle: every record stands alone).
     """  # fmt: skip
     knobs = _knobs(rates)
     first = datetime.now(UTC) if start is None else start
@@ -138,6 +195,9 @@ def generate(
                 "duplicateOf": record.duplicate_of,
                 "defect": record.defect.value if record.defect else None,
                 "ruleBreak": record.rule_break.value if record.rule_break else None,
+                "lifecycle": record.lifecycle.value,
+                "fate": record.fate.value if record.fate else None,
+                "follows": record.follows,
                 "item": record.item,
             }
         output.write(json.dumps(line, default=_json_default) + "\n")
@@ -192,7 +252,7 @@ def run(
     report: Path,
     progress: bool | None,
     enforce_access: bool,
-    **rates: float,
+    **rates: Any,
 ) -> None:
     """Run the synthesized pipeline on this machine, on moto, with generated transactions.
 
@@ -342,6 +402,12 @@ def _read_records(source: TextIO) -> list[InputRecord]:
                 kind_label=data["kind"] if labelled else None,
                 duplicate_of=data.get("duplicateOf") if labelled else None,
                 planted=(data.get("defect") or data.get("ruleBreak")) if labelled else None,
+                lifecycle_label=(
+                    lifecycle_label(data["lifecycle"], data.get("fate"))
+                    if labelled and isinstance(data.get("lifecycle"), str)
+                    else None
+                ),
+                follows=data.get("follows") if labelled else None,
             )
         )
     return records

@@ -9,7 +9,12 @@ from typing import Any
 
 from payment_local.runtime import LocalRuntime
 from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger
-from payment_posting_functions.domain.ledger_v2.model import Entry, TrialBalance
+from payment_posting_functions.domain.ledger_v2.model import (
+    Balance,
+    Entry,
+    PendingState,
+    TrialBalance,
+)
 
 JOURNAL_TABLE_OUTPUT = "LedgerJournalTableName"
 BALANCES_TABLE_OUTPUT = "LedgerBalancesTableName"
@@ -52,6 +57,26 @@ def trial_balance_reads(runtime: LocalRuntime, ledger: DynamoDBLedger) -> dict[s
         )
     }
     return {c: ledger.trial_balance(c) for c in sorted(currencies)}
+
+
+def balances(runtime: LocalRuntime, ledger: DynamoDBLedger) -> list[Balance]:
+    """Every account's balance (a house account's summed over its shards), for reports."""
+    return [ledger.balance(account_id) for account_id in account_ids(runtime)]
+
+
+def pendings(runtime: LocalRuntime, ledger: DynamoDBLedger) -> list[PendingState]:
+    """Every pending transfer (authorization hold) the ledger keeps, whatever its status:
+    a local listing (a Scan of the balances table's pending items), each then read as the
+    ledger reads it; reports and the local run only, the posting path never lists them."""
+    found = _scan(
+        runtime,
+        BALANCES_TABLE_OUTPUT,
+        FilterExpression="begins_with(pk, :pending)",
+        ExpressionAttributeValues={":pending": {"S": "PENDING#"}},
+        ProjectionExpression="pendingId",
+    )
+    read = (ledger.pending(pending_id) for pending_id in sorted(i["pendingId"]["S"] for i in found))
+    return [pending for pending in read if pending is not None]
 
 
 def entries(runtime: LocalRuntime) -> list[Entry]:

@@ -10,18 +10,27 @@ import json
 import math
 import resource
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from payment_local.event_log import LoggedEvent
-from payment_local.ledger_view import entries, ledger_of, trial_balance_reads
-from payment_local.pipeline_run import RunResult, is_terminal
+from payment_local.ledger_view import balances, entries, ledger_of, pendings, trial_balance_reads
+from payment_local.pipeline_run import RunResult, has_outcome, held_for_review, is_terminal
 from payment_local.runtime import LocalRuntime
+from payment_posting_functions.domain.card_message import MessageClass
+from payment_posting_functions.domain.event_names import EventName
 from payment_posting_functions.domain.events import BY_NAME
-from payment_posting_functions.domain.ledger_v2.model import TrialBalance
+from payment_posting_functions.domain.ledger_v2.model import (
+    Balance,
+    PendingState,
+    PendingStatus,
+    TrialBalance,
+)
+from payment_posting_functions.domain.money import Money
 from payment_posting_functions.domain.pan import redact_card_numbers
+from payment_posting_functions.domain.posting import Direction, PostingStatus
 
 REPORT_VERSION = 2
 
@@ -38,7 +47,7 @@ def final_state(events: list[LoggedEvent]) -> str:
             return event.detail_type
         if model.STATE is None:
             continue
-        if event.detail_type == "TransactionAuthorized":
+        if event.detail_type == EventName.TRANSACTION_AUTHORIZED:
             screening = event.detail.get("screening", {})
             if not screening.get("valid", True):
                 return "flagged invalid"
@@ -48,8 +57,20 @@ def final_state(events: list[LoggedEvent]) -> str:
     return "unknown"
 
 
-def _last(events: list[LoggedEvent], detail_type: str) -> LoggedEvent | None:
+def _last(events: list[LoggedEvent], detail_type: EventName) -> LoggedEvent | None:
     return next((e for e in reversed(events) if e.detail_type == detail_type), None)
+
+
+def outcome(events: list[LoggedEvent]) -> str:
+    """The final state, with what a reader checks it by: a rejection's reason code, and a
+    hold's expiry (a side event after the authorization's terminal one)."""
+    state = final_state(events)
+    rejected = _last(events, EventName.TRANSACTION_REJECTED)
+    if rejected is not None and state == BY_NAME[EventName.TRANSACTION_REJECTED].STATE:
+        state += f" {rejected.detail.get('reasonCode')}"
+    if _last(events, EventName.HOLD_EXPIRED) is not None:
+        state += ", hold expired"
+    return state
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -127,12 +148,30 @@ class RunReport:
             *(f"  failed: {reason:<20}{n:>7}" for reason, n in d["posting"]["failed"].items()),
             *_where_posted(d["posting"]),
             "",
+            *_lifecycle_lines(d["lifecycle"]),
+            f"  later messages in order    {d['lifecycleOrder']['pairs']:>7}   (reached their "
+            f"outcome after the message before them; {d['lifecycleOrder']['overtook']} overtook "
+            "it)",
+            "",
+            *_review_lines(d["reviews"]),
+            "",
+            *_ledger_lines(d["ledger"]),
+            "",
             "What the generator planted, and where it ended",
             *(f"  {outcome:<45}{n:>5}" for outcome, n in d["planted"].items()),
+            *(
+                [
+                    "",
+                    "What each record was made to be in a card's life, and where it ended",
+                    *(f"  {made:<66}{n:>5}" for made, n in d["generatedLifecycle"].items()),
+                ]
+                if d["generatedLifecycle"]
+                else []
+            ),
             "",
             "Dead-letter queues     "
             + (", ".join(f"{name} {n}" for name, n in d["deadLetterQueues"].items()) or "none"),
-            f"Latency write -> last event   p50 {d['latencyMs']['p50']:.0f} ms   "
+            f"Latency write -> outcome      p50 {d['latencyMs']['p50']:.0f} ms   "
             f"p95 {d['latencyMs']['p95']:.0f} ms   max {d['latencyMs']['max']:.0f} ms",
             f"Throughput             {d['throughputPerSecond']:>7.1f} transactions/s "
             f"({tx['written']} in {d['elapsedSeconds']:.1f} s, peak memory "
@@ -165,20 +204,26 @@ def build_report(runtime: LocalRuntime, run: RunResult, inputs: dict[str, Any]) 
     by_tx = runtime.event_log.by_transaction
     written = run.written_at
     seen = {tx for tx in written if by_tx.get(tx)}
-    finished = [tx for tx in seen if any(is_terminal(e) for e in by_tx[tx])]
+    # A transaction held for review and then decided has finished when the outcome came.
+    finished = [tx for tx in seen if has_outcome(by_tx[tx])]
     states = Counter(final_state(by_tx[tx]) for tx in seen)
     expected = dict(zip(run.ids, run.records, strict=True))
 
-    flagged = {tx: _last(by_tx[tx], "DuplicateFlagged") for tx in seen}
+    flagged = {tx: _last(by_tx[tx], EventName.DUPLICATE_FLAGGED) for tx in seen}
     duplicates = {tx: event for tx, event in flagged.items() if event is not None}
     matching = sum(
         1 for tx, event in duplicates.items()
         if event.detail.get("duplicateOf") == expected[tx].duplicate_of
     )  # fmt: skip
-    quarantined = [e for tx in seen if (e := _last(by_tx[tx], "TransactionQuarantined"))]
-    rejected = [e for tx in seen if (e := _last(by_tx[tx], "TransactionRejected"))]
-    held = [e for tx in seen if (e := _last(by_tx[tx], "TransactionHeld"))]
-    latencies = [(by_tx[tx][-1].seen_at - written[tx]) * 1000 for tx in finished]
+    quarantined = [e for tx in seen if (e := _last(by_tx[tx], EventName.TRANSACTION_QUARANTINED))]
+    rejected = [e for tx in seen if (e := _last(by_tx[tx], EventName.TRANSACTION_REJECTED))]
+    held = [e for tx in seen if (e := _last(by_tx[tx], EventName.TRANSACTION_HELD))]
+    # To the pipeline's first outcome: a review decision's, or a hold expiring days later on
+    # the runtime's clock, is not the pipeline's latency.
+    latencies = [
+        (next(e for e in by_tx[tx] if is_terminal(e)).seen_at - written[tx]) * 1000
+        for tx in finished
+    ]
     events = Counter(
         event.detail_type for event in runtime.event_log.events if event.transaction_id in written
     )
@@ -187,6 +232,14 @@ def build_report(runtime: LocalRuntime, run: RunResult, inputs: dict[str, Any]) 
         for tx, r in zip(run.ids, run.records, strict=True)
         if r.planted
     )
+    made = Counter(
+        f"{r.lifecycle_label} -> {outcome(by_tx[tx]) if tx in seen else '-'}"
+        for tx, r in zip(run.ids, run.records, strict=True)
+        if r.lifecycle_label
+    )
+    ledger = ledger_of(runtime)
+    reads = trial_balance_reads(runtime, ledger) if ledger else {}
+    of_written = [event for tx in seen for event in by_tx[tx]]
     data = {
         "reportVersion": REPORT_VERSION,
         "generatedAt": datetime.now(UTC).isoformat(),
@@ -225,7 +278,22 @@ def build_report(runtime: LocalRuntime, run: RunResult, inputs: dict[str, Any]) 
             },
         },
         "planted": dict(sorted(planted.items())),
-        "posting": _posting_summary(runtime, seen, by_tx),
+        "generatedLifecycle": dict(sorted(made.items())),
+        "posting": _posting_summary(runtime, seen, by_tx, reads),
+        "lifecycle": lifecycle_summary(of_written),
+        "lifecycleOrder": order_summary(run, runtime.event_log.events),
+        "reviews": review_summary(run, by_tx),
+        "ledger": (
+            ledger_check(
+                balances(runtime, ledger),
+                pendings(runtime, ledger),
+                reads,
+                runtime.event_log.events,
+                run.holds_expired_as_of,
+            )
+            if ledger
+            else None
+        ),
         "deadLetterQueues": dead_letter_depths(runtime),
         "latencyMs": {
             "p50": round(percentile(latencies, 0.50), 1),
@@ -246,7 +314,8 @@ def build_report(runtime: LocalRuntime, run: RunResult, inputs: dict[str, Any]) 
 
 def run_failures(report: RunReport) -> list[str]:
     """Why a run does not count as a success (empty: it does): a call the template's policies
-    refuse, or a transaction without a final state."""
+    refuse, a transaction without a final state, or a ledger whose books do not add up
+    (``ledger_check``)."""
     problems = []
     if report.denials:
         refused = sum(d["count"] for d in report.denials)
@@ -260,6 +329,9 @@ def run_failures(report: RunReport) -> list[str]:
             f"{len(report.unaccounted)} transactions have no lifecycle event, e.g. "
             f"{', '.join(report.unaccounted[:5])}"
         )
+    ledger = report.data.get("ledger")
+    if ledger and ledger["problems"]:
+        problems.append("the ledger check failed: " + "; ".join(ledger["problems"]))
     return problems
 
 
@@ -304,15 +376,19 @@ def _read_window(reads: Iterable[TrialBalance]) -> dict[str, str] | None:
 
 
 def _posting_summary(
-    runtime: LocalRuntime, seen: set[str], by_tx: dict[str, list[LoggedEvent]]
+    runtime: LocalRuntime,
+    seen: set[str],
+    by_tx: dict[str, list[LoggedEvent]],
+    reads: Mapping[str, TrialBalance],
 ) -> dict[str, Any]:
-    posted = [e for tx in seen if (e := _last(by_tx[tx], "TransactionPosted"))]
-    failed = [e for tx in seen if (e := _last(by_tx[tx], "PostingFailed"))]
+    posted = [e for tx in seen if (e := _last(by_tx[tx], EventName.TRANSACTION_POSTED))]
+    failed = [e for tx in seen if (e := _last(by_tx[tx], EventName.POSTING_FAILED))]
     ledger = ledger_of(runtime)
-    reads = trial_balance_reads(runtime, ledger) if ledger else {}
     return {
-        "posted": sum(e.detail.get("postingStatus") == "POSTED" for e in posted),
-        "alreadyPosted": sum(e.detail.get("postingStatus") == "ALREADY_POSTED" for e in posted),
+        "posted": sum(e.detail.get("postingStatus") == PostingStatus.POSTED for e in posted),
+        "alreadyPosted": sum(
+            e.detail.get("postingStatus") == PostingStatus.ALREADY_POSTED for e in posted
+        ),
         "toSuspense": sum(e.detail.get("accountId", "").startswith("SUSPENSE") for e in posted),
         "failed": dict(Counter(str(e.detail.get("reasonCode")) for e in failed).most_common()),
         "trialBalance": {c: b.posted for c, b in reads.items()},
@@ -358,3 +434,301 @@ def dead_letter_queue_ids(template: dict[str, Any]) -> set[str]:
     visit(template.get("Resources", {}), False)
     resources = template.get("Resources", {})
     return {lid for lid in found if resources.get(lid, {}).get("Type") == "AWS::SQS::Queue"}
+
+
+# -- the card lifecycle ---------------------------------------------------------------
+
+# How many ids a list of the report shows at most (its problem text says how many in all).
+_SHOWN = 20
+
+
+def _sums(amounts: Iterable[Any]) -> dict[str, int]:
+    """Money (``{amount, currency}`` details) summed per currency, in minor units."""
+    totals: Counter[str] = Counter()
+    for money in amounts:
+        if isinstance(money, dict) and "currency" in money:
+            totals[str(money["currency"])] += int(money.get("amount", 0))
+    return dict(sorted(totals.items()))
+
+
+def _formatted(sums: Mapping[str, int]) -> str:
+    """``123.45 EUR, 9000 JPY``: for a person; the JSON keeps the minor units."""
+    return (
+        ", ".join(
+            ("-" if v < 0 else "") + Money(amount=abs(v), currency=c).format()
+            for c, v in sums.items()
+        )
+        or "-"
+    )
+
+
+def _booked(events: Iterable[LoggedEvent]) -> list[LoggedEvent]:
+    # A repeat delivery (ALREADY_POSTED) moved nothing: counted apart, never twice.
+    return [e for e in events if e.detail.get("postingStatus") != PostingStatus.ALREADY_POSTED]
+
+
+def lifecycle_summary(events: Iterable[LoggedEvent]) -> dict[str, Any]:
+    """What happened in the card transactions' lives, from the posting system's events:
+    holds placed, clearings matched to them (or posted without one), reversals, expiries,
+    inquiries; amounts in minor units per currency."""
+    of: dict[str, list[LoggedEvent]] = {name: [] for name in EventName}
+    for event in events:
+        of.setdefault(event.detail_type, []).append(event)
+    holds = of[EventName.AUTHORIZATION_HELD]
+    placed = _booked(holds)
+    clearings = _booked(of[EventName.CLEARING_MATCHED])
+    posted = _booked(of[EventName.TRANSACTION_POSTED])
+    forced_clearings = [
+        e for e in posted
+        if e.detail.get("messageClass") == MessageClass.CLEARING and e.detail.get("forcedReason")
+    ]  # fmt: skip
+    reversals = _booked(of[EventName.REVERSAL_APPLIED])
+    expiries = of[EventName.HOLD_EXPIRED]
+    return {
+        "holds": {
+            "placed": len(placed),
+            "repeats": len(holds) - len(placed),
+            "forced": sum(bool(e.detail.get("forcedReason")) for e in placed),
+            "amount": _sums(e.detail.get("amount") for e in placed),
+        },
+        "clearings": {
+            "matched": len(clearings),
+            "final": sum(e.detail.get("final") is True for e in clearings),
+            "partial": sum(e.detail.get("final") is False for e in clearings),
+            "aboveTheHold": sum(int(e.detail.get("excess") or 0) > 0 for e in clearings),
+            "amount": _sums(e.detail.get("amount") for e in clearings),
+            "withoutAuthorization": len(forced_clearings),
+            "withoutAuthorizationAmount": _sums(e.detail.get("amount") for e in forced_clearings),
+        },
+        "posted": {
+            "byMessageClass": dict(
+                sorted(Counter(str(e.detail.get("messageClass")) for e in posted).items())
+            ),
+            "credits": sum(e.detail.get("direction") == Direction.CREDIT for e in posted),
+            "amount": _sums(e.detail.get("amount") for e in posted),
+        },
+        # ReversalApplied.applied_as: VOID (a hold released) or CORRECTION (a posting undone).
+        "reversals": {
+            "void": sum(e.detail.get("appliedAs") == "VOID" for e in reversals),
+            "correction": sum(e.detail.get("appliedAs") == "CORRECTION" for e in reversals),
+            "partial": sum(e.detail.get("partial") is True for e in reversals),
+            "amount": _sums(e.detail.get("amount") for e in reversals),
+        },
+        "expiries": {
+            "count": len(expiries),
+            "released": _sums(e.detail.get("released") for e in expiries),
+        },
+        "inquiries": len(of[EventName.INQUIRY_COMPLETED]),
+    }
+
+
+def order_summary(run: RunResult, events: Sequence[LoggedEvent]) -> dict[str, Any]:
+    """For generated input: each later message of a card transaction against the one before
+    it in the stream, by when each reached its outcome (its first terminal event, in the
+    log's order). One that overtook the message before it was posted without it: a clearing
+    before its hold was placed, a reversal before what it reverses."""
+    outcome_at: dict[str, int] = {}
+    for n, event in enumerate(events):
+        tx = event.transaction_id
+        if tx is not None and tx not in outcome_at and is_terminal(event):
+            outcome_at[tx] = n
+    before: dict[str, str] = {}
+    pairs, overtaking = 0, []
+    for tx, record in zip(run.ids, run.records, strict=True):
+        first = record.follows
+        if not first:
+            continue
+        earlier, before[first] = before.get(first, first), tx
+        if tx in outcome_at and earlier in outcome_at:
+            pairs += 1
+            if outcome_at[tx] < outcome_at[earlier]:
+                overtaking.append(tx)
+    return {"pairs": pairs, "overtook": len(overtaking), "overtaking": overtaking[:_SHOWN]}
+
+
+def review_summary(run: RunResult, by_tx: Mapping[str, list[LoggedEvent]]) -> dict[str, Any]:
+    """The review decisions the run sent, and where each ended."""
+    outcomes = Counter(
+        f"{decision.value} -> "
+        + (outcome(by_tx[tx]) if has_outcome(by_tx.get(tx, [])) else "no outcome yet")
+        for tx, decision in run.review_decisions.items()
+    )
+    return {
+        "taken": run.reviews_taken,
+        "sent": dict(sorted(Counter(d.value for d in run.review_decisions.values()).items())),
+        "outcomes": dict(sorted(outcomes.items())),
+        "notDecided": sum(held_for_review(by_tx.get(tx, [])) for tx in run.written_at),
+    }
+
+
+def ledger_check(
+    account_balances: Sequence[Balance],
+    pending_states: Sequence[PendingState],
+    trial: Mapping[str, TrialBalance],
+    events: Iterable[LoggedEvent],
+    expired_as_of: datetime | None,
+) -> dict[str, Any]:
+    """The built-in ledger's books after the run, checked three ways; ``problems`` says
+    what does not add up (non-empty fails the run):
+
+    - each account's pending debits and credits equal the remaining of its OPEN pendings
+      (holds), the balance items and the pending items being written apart;
+    - every pending is accounted for: each hold an ``AuthorizationHeld`` announced is in the
+      ledger and each one in the ledger was announced, each EXPIRED one has its
+      ``HoldExpired``, and none is still open past its expiry once the run let it expire;
+    - per currency, posted balances sum to zero and pending debits equal pending credits.
+    """
+    open_holds = [p for p in pending_states if p.status is PendingStatus.OPEN]
+    debits: Counter[str] = Counter()
+    credits: Counter[str] = Counter()
+    for pending in open_holds:
+        debits[pending.debit_account_id] += pending.remaining
+        credits[pending.credit_account_id] += pending.remaining
+    mismatches = [
+        {
+            "accountId": b.account_id,
+            "currency": b.currency,
+            "pendingDebits": b.pending_debits,
+            "openHoldsDebiting": debits[b.account_id],
+            "pendingCredits": b.pending_credits,
+            "openHoldsCrediting": credits[b.account_id],
+        }
+        for b in account_balances
+        if (b.pending_debits, b.pending_credits) != (debits[b.account_id], credits[b.account_id])
+    ]
+    known = {b.account_id for b in account_balances}
+    strays = sorted((set(debits) | set(credits)) - known)
+    listed = list(events)
+    announced = {
+        str(e.detail["pendingId"])
+        for e in listed
+        if e.detail_type == EventName.AUTHORIZATION_HELD and e.detail.get("pendingId")
+    }
+    expiry_events = {
+        str(e.detail["pendingId"])
+        for e in listed
+        if e.detail_type == EventName.HOLD_EXPIRED and e.detail.get("pendingId")
+    }
+    in_ledger = {p.pending_id for p in pending_states}
+    expired = {p.pending_id for p in pending_states if p.status is PendingStatus.EXPIRED}
+    overdue = sorted(
+        p.pending_id
+        for p in open_holds
+        if expired_as_of is not None and p.expires_at is not None and p.expires_at <= expired_as_of
+    )
+    not_in_ledger = sorted(announced - in_ledger)
+    not_announced = sorted(in_ledger - announced)
+    unannounced_expiries = sorted(expired - expiry_events)
+    unbalanced = sorted(c for c, t in trial.items() if not t.balanced)
+    problems = []
+    checks: tuple[tuple[int, str, list[str]], ...] = (
+        (len(mismatches), "accounts whose pending balance is not their open holds' remaining",
+         [str(m["accountId"]) for m in mismatches]),
+        (len(strays), "accounts with open holds that the ledger does not list", strays),
+        (len(not_in_ledger), "holds announced (AuthorizationHeld) with no pending in the ledger",
+         not_in_ledger),
+        (len(not_announced), "pendings in the ledger no AuthorizationHeld announced",
+         not_announced),
+        (len(unannounced_expiries), "expired pendings with no HoldExpired event",
+         unannounced_expiries),
+        (len(overdue), "holds still open past their expiry after the run let them expire",
+         overdue),
+        (len(unbalanced), "currencies whose trial balance is not zero", unbalanced),
+    )  # fmt: skip
+    for count, what, ids in checks:
+        if count:
+            problems.append(f"{count} {what}, e.g. {', '.join(ids[:3])}")
+    return {
+        "pendings": {
+            "total": len(pending_states),
+            **{s.value: sum(p.status is s for p in pending_states) for s in PendingStatus},
+        },
+        "openRemaining": _sums({"amount": p.remaining, "currency": p.currency} for p in open_holds),
+        "holdsAnnounced": len(announced),
+        "notInLedger": not_in_ledger[:_SHOWN],
+        "notAnnounced": not_announced[:_SHOWN],
+        "expiryEvents": len(expiry_events),
+        "expiredWithoutEvent": unannounced_expiries[:_SHOWN],
+        "expiredAsOf": expired_as_of.isoformat() if expired_as_of else None,
+        "overdue": overdue[:_SHOWN],
+        "accountsChecked": len(account_balances),
+        "accountMismatches": mismatches[:_SHOWN],
+        "trialBalances": {
+            c: {
+                "posted": t.posted,
+                "pendingDebits": t.pending_debits,
+                "pendingCredits": t.pending_credits,
+                "balanced": t.balanced,
+            }
+            for c, t in trial.items()
+        },
+        "problems": problems,
+    }
+
+
+def _lifecycle_lines(life: dict[str, Any]) -> list[str]:
+    holds, clearings, reversals = life["holds"], life["clearings"], life["reversals"]
+    expiries, posted = life["expiries"], life["posted"]
+    by_class = ", ".join(f"{c.lower()} {n}" for c, n in posted["byMessageClass"].items())
+    return [
+        "Card lifecycle (what the posting system did)",
+        f"  holds placed (pending)     {holds['placed']:>7}   {_formatted(holds['amount'])}"
+        f"   (advices {holds['forced']}, repeats {holds['repeats']})",
+        f"  clearings matched to holds {clearings['matched']:>7}   "
+        f"{_formatted(clearings['amount'])}   (final {clearings['final']}, partial "
+        f"{clearings['partial']}, above the hold {clearings['aboveTheHold']})",
+        f"  clearings without one      {clearings['withoutAuthorization']:>7}   "
+        f"{_formatted(clearings['withoutAuthorizationAmount'])}   (posted, forced)",
+        f"  posted                     {sum(posted['byMessageClass'].values()):>7}   "
+        f"{_formatted(posted['amount'])}   ({by_class or '-'}; credits {posted['credits']})",
+        f"  reversals applied          {reversals['void'] + reversals['correction']:>7}   "
+        f"{_formatted(reversals['amount'])}   (void {reversals['void']}, correction "
+        f"{reversals['correction']}, partial {reversals['partial']})",
+        f"  holds expired              {expiries['count']:>7}   released "
+        f"{_formatted(expiries['released'])}",
+        f"  inquiries completed        {life['inquiries']:>7}   (no money moved)",
+    ]
+
+
+def _review_lines(reviews: dict[str, Any]) -> list[str]:
+    if reviews["taken"] is None:
+        return ["Review decisions       not sent (not asked for)"]
+    if not reviews["taken"]:
+        return [
+            "Review decisions       not sent: no rule of the stack takes ReviewDecided "
+            f"({reviews['notDecided']} held for review wait)"
+        ]
+    sent = ", ".join(f"{d.lower()} {n}" for d, n in reviews["sent"].items()) or "none"
+    return [
+        f"Review decisions       {sum(reviews['sent'].values()):>7}   ({sent}; "
+        f"{reviews['notDecided']} held left waiting)",
+        *(f"  {made:<45}{n:>5}" for made, n in reviews["outcomes"].items()),
+    ]
+
+
+def _ledger_lines(ledger: dict[str, Any] | None) -> list[str]:
+    if ledger is None:
+        return ["Ledger check           - (no built-in ledger: the core system keeps the books)"]
+    p = ledger["pendings"]
+    lines = [
+        f"Ledger check           {'FAILED' if ledger['problems'] else 'ok'}",
+        f"  pendings (holds)           {p['total']:>7}   open {p['OPEN']}, posted {p['POSTED']}, "
+        f"voided {p['VOIDED']}, expired {p['EXPIRED']}   (announced {ledger['holdsAnnounced']}, "
+        f"expiry events {ledger['expiryEvents']})",
+        f"  open holds' remaining      {_formatted(ledger['openRemaining'])}"
+        + (
+            f"   (after expiry as of {ledger['expiredAsOf'][:19]}Z)"
+            if ledger["expiredAsOf"]
+            else ""
+        ),
+        f"  accounts checked           {ledger['accountsChecked']:>7}   pending debits and "
+        f"credits = their open holds' remaining: {len(ledger['accountMismatches'])} differ",
+        *(
+            f"  trial balance {c}          posted {t['posted']}, pending debits "
+            f"{t['pendingDebits']} = credits {t['pendingCredits']}: "
+            f"{'balanced' if t['balanced'] else 'UNBALANCED'}"
+            for c, t in ledger["trialBalances"].items()
+        ),
+        *(f"  PROBLEM: {problem}" for problem in ledger["problems"]),
+    ]
+    return lines

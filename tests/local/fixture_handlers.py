@@ -128,3 +128,93 @@ def enrich_to_one(event: Any, context: Any) -> dict[str, Any]:
     """Returns one object (not a list) for the whole batch."""
     CALLS["enrich_to_one"].append(event)
     return {"keys": [_key(record) for record in event]}
+
+
+# -- a pipeline in miniature, for the run's later phases (test_lifecycle_run.py) ----------
+
+
+def _put_on_bus(entries: list[tuple[str, str, dict[str, Any]]]) -> None:
+    events = boto3.client("events")
+    requests = [
+        {
+            "EventBusName": os.environ["BUS_NAME"],
+            "Source": source,
+            "DetailType": detail_type,
+            "Detail": json.dumps(detail),
+        }
+        for source, detail_type, detail in entries
+    ]
+    for start in range(0, len(requests), 10):
+        events.put_events(Entries=requests[start : start + 10])
+
+
+def publish_listed_events(event: Any, context: Any) -> list[Any]:
+    """A pipe enrichment standing in for the whole pipeline: each stream record's new image
+    lists, in ``events`` (JSON), the events its transaction gets; they are put on the bus
+    in BUS_NAME, and the pipe is left nothing to publish itself."""
+    CALLS["publish_listed_events"].append(event)
+    _put_on_bus(
+        [
+            (listed["source"], listed["detailType"], listed["detail"])
+            for record in event
+            for listed in json.loads(record["dynamodb"]["NewImage"]["events"]["S"])
+        ]
+    )
+    return []
+
+
+def decide_review(event: Any, context: Any) -> None:
+    """A rules engine taking a ReviewDecided: approved, on to posting (and posted); declined,
+    rejected DECLINED_IN_REVIEW."""
+    CALLS["decide_review"].append(event)
+    tx = event["detail"]["transactionId"]
+    if event["detail"]["decision"] == "APPROVE":
+        _put_on_bus(
+            [
+                ("payments.rules", "TransactionApproved", {"transactionId": tx}),
+                ("payments.posting", "TransactionPosted",
+                 {"transactionId": tx, "postingStatus": "POSTED"}),
+            ]
+        )  # fmt: skip
+    else:
+        _put_on_bus(
+            [
+                ("payments.rules", "TransactionRejected",
+                 {"transactionId": tx, "reasonCode": "DECLINED_IN_REVIEW"}),
+            ]
+        )  # fmt: skip
+
+
+def ignore_review(event: Any, context: Any) -> None:
+    """A rule target that takes a ReviewDecided and never answers it."""
+    CALLS["ignore_review"].append(event)
+
+
+def sweep_and_announce(event: Any, context: Any) -> None:
+    """The ledger's expiry sweeper (as of the scheduled event's time), announcing each hold it
+    released as a HoldExpired unless ANNOUNCE is "false". The tests' pending ids are the
+    authorizations' transaction ids."""
+    from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger
+    from payment_posting_functions.domain.ledger_v2.model import EXPIRE_PREFIX
+    from payment_posting_functions.handlers.expiry_sweeper import sweep_time
+
+    CALLS["sweep_and_announce"].append(event)
+    ledger = DynamoDBLedger(
+        boto3.client("dynamodb"), os.environ["JOURNAL_TABLE"], os.environ["BALANCES_TABLE"]
+    )
+    announced = []
+    for result in ledger.expire_due(sweep_time(event)):
+        pending_id = result.transfer_id.removeprefix(EXPIRE_PREFIX)
+        pending = ledger.pending(pending_id)
+        booked = ledger.lookup_transfer(result.transfer_id)
+        assert pending is not None
+        assert booked is not None
+        detail = {
+            "transactionId": pending_id,
+            "pendingId": pending_id,
+            "accountId": pending.debit_account_id,
+            "released": {"amount": booked.amount, "currency": pending.currency},
+        }
+        announced.append(("payments.posting", "HoldExpired", detail))
+    if os.environ.get("ANNOUNCE") != "false":
+        _put_on_bus(announced)
