@@ -328,8 +328,10 @@ def _held_in_ledger(runtime: LocalRuntime) -> list[LabelledRecord]:
     eur = Money(amount=4_000, currency="EUR")
     ledger.create_transfer(Transfer(transfer_id="clear-3", kind=TransferKind.POST_PENDING,
                                     pending_id="auth-3", amount=eur))  # fmt: skip
+    # A void of 0 releases all that remains (a void of less releases that part).
     ledger.create_transfer(Transfer(transfer_id="void-4", kind=TransferKind.VOID_PENDING,
-                                    pending_id="auth-4", amount=eur))  # fmt: skip
+                                    pending_id="auth-4",
+                                    amount=Money(amount=0, currency="EUR")))  # fmt: skip
     ledger.create_transfer(Transfer(transfer_id="clear-5", kind=TransferKind.POST_PENDING,
                                     pending_id="auth-5", amount=eur, close=True))  # fmt: skip
     return [

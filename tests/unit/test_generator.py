@@ -128,11 +128,11 @@ def lifecycle(count: int = 1500, knobs: Knobs = LIFECYCLE, seed: int = 3) -> lis
 
 def test_the_plain_mix_stands_alone() -> None:
     records = generate(400)
-    assert {r.lifecycle for r in records} == {Lifecycle.AUTHORIZATION, Lifecycle.ATM}
+    assert {r.lifecycle for r in records} == {Lifecycle.DEBIT_PIN, Lifecycle.ATM}
     assert all(r.fate is None and r.follows is None for r in records)
     for record in records:
         atm = record.item["mcc"] == "6011"
-        assert record.lifecycle is (Lifecycle.ATM if atm else Lifecycle.AUTHORIZATION)
+        assert record.lifecycle is (Lifecycle.ATM if atm else Lifecycle.DEBIT_PIN)
     assert not Knobs().lifecycle
     assert LIFECYCLE_MIX.lifecycle
 
@@ -279,7 +279,7 @@ def test_a_reversal_names_its_original_and_is_its_own_message() -> None:
             "rrn": original.rrn,
             "authCode": original.auth_code,
         }
-        assert reversal.link_id == original.link_id
+        assert reversal.original_link_id == original.link_id
         assert (reversal.stan, reversal.rrn) != (original.stan, original.rrn)
         amount, reversed_ = original.transaction_amount.amount, reversal.transaction_amount.amount
         if record.lifecycle is Lifecycle.REVERSAL:
@@ -316,7 +316,7 @@ def test_a_refund_credits_at_most_what_was_paid() -> None:
         assert refund.pan_token == purchase.pan_token
         if refund.original is not None:
             named += 1
-            assert refund.link_id == purchase.link_id
+            assert refund.original_link_id == purchase.link_id
     assert 0 < named < len(refunds)
 
 

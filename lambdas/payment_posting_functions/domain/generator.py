@@ -8,14 +8,17 @@ it, an ATM withdrawal, a reversal, a refund, an inquiry...); and, for the messag
 a card transaction, what was planned for it (``Fate``: cleared, cleared in parts, never
 cleared, reversed...).
 
-With every lifecycle rate at 0 (``Knobs()``) the mix is the one of earlier versions, record
-for record for a seed: each record stands alone, a purchase is an authorization (0100) that
-nothing clears and MCC 6011 an ATM withdrawal (0200). ``LIFECYCLE_MIX`` is the card
-lifecycle the demo runs: dual-message purchases cleared later in the stream (sometimes at
-another amount, sometimes in parts, sometimes never), single-message ATM and debit PIN
-transactions, full and partial reversals, refunds, inquiries and the odd advice. A later
-message of a card transaction comes at least ``min_gap`` records after the one before it:
-never in the same write chunk, as a scheme's clearing file comes the next day.
+With every lifecycle rate at 0 (``Knobs()``) the mix is the plain one: each record stands
+alone, a single message posted at once (0200): a debit PIN purchase, or, at MCC 6011, an ATM
+withdrawal. (Before issue 12 it wrote the purchases as 0100 authorizations, which were posted
+as final debits; an authorization now holds, and nothing would clear it.)
+
+``LIFECYCLE_MIX`` is the card lifecycle the demo runs: dual-message purchases cleared later
+in the stream (sometimes at another amount, sometimes in parts, sometimes never), single-
+message ATM and debit PIN transactions, full and partial reversals, refunds, inquiries and
+the odd advice. A later message of a card transaction comes at least ``min_gap`` records
+after the one before it: never in the same write chunk, as a scheme's clearing file comes
+the next day.
 """
 
 from __future__ import annotations
@@ -273,8 +276,10 @@ def lifecycle_label(lifecycle: str, fate: str | None) -> str:
 
 
 def _legacy_lifecycle(item: dict[str, Any]) -> Lifecycle:
-    # The plain mix: a 0200 is the ATM withdrawal, everything else an authorization.
-    return Lifecycle.ATM if item.get("mti") == "0200" else Lifecycle.AUTHORIZATION
+    # The plain mix: single messages, cash (01) at an ATM, the rest debit PIN purchases.
+    if str(item.get("processingCode", "")).startswith("01"):
+        return Lifecycle.ATM
+    return Lifecycle.DEBIT_PIN
 
 
 _Build = Callable[[], GeneratedRecord]
@@ -377,7 +382,7 @@ class TransactionGenerator:
             account = rnd.choice(self.account_ids)
         return {
             "transactionId": self._new_id(),
-            "mti": "0200" if mcc == "6011" else "0100",
+            "mti": "0200",
             "panToken": self._not_a_card_number(
                 lambda: "tok_" + "".join(rnd.choice("0123456789abcdef") for _ in range(24))
             ),
