@@ -88,7 +88,9 @@ class Card:
 
 def send(runtime: LocalRuntime, *items: dict[str, Any]) -> list[LoggedEvent]:
     """Write the items, run until each has its final event; that event of each, in order."""
-    result = run_transactions(runtime, [LabelledRecord(item) for item in items])
+    # Time stands still here: the test moves it when a hold should expire.
+    records = [LabelledRecord(item) for item in items]
+    result = run_transactions(runtime, records, expire_holds=False, decide_reviews=False)
     assert sorted(result.written_at) == sorted(i["transactionId"] for i in items)
     finals = []
     for item in items:
