@@ -48,6 +48,23 @@ def test_an_empty_event_writes_the_default_count(
     assert len(scan(transactions_table)) == 100
 
 
+def test_it_writes_the_card_lifecycle_unless_asked_for_single_messages(
+    transactions_table: str, lambda_context: Any
+) -> None:
+    source.handler({"count": 200, "seed": 2, "malformedRate": 0}, lambda_context)
+    mtis = {item["mti"] for item in scan(transactions_table)}
+    # Authorizations, and later in the stream the clearings and reversals that follow them.
+    assert {"0100", "0200", "1240"} <= mtis
+    assert mtis & {"0400", "0420"}
+
+    for item in scan(transactions_table):
+        boto3.resource("dynamodb").Table(transactions_table).delete_item(
+            Key={"transactionId": item["transactionId"]}
+        )
+    source.handler({"count": 100, "seed": 2, "lifecycle": False}, lambda_context)
+    assert {item["mti"] for item in scan(transactions_table)} == {"0200"}
+
+
 @pytest.mark.parametrize(
     "event",
     [{"count": 0}, {"count": source.MAX_COUNT + 1}, {"duplicateRate": 1.5}, {"colour": "red"}],

@@ -1,11 +1,15 @@
 """Sample source ("visa-mock"): writes N generated transactions to the transactions table.
 
 Invoke with ``{"count": 100}`` and optionally a ``seed`` and the generator's rates, e.g.
-``{"count": 500, "seed": 7, "duplicateRate": 0.1, "malformedRate": 0.02}``.
+``{"count": 500, "seed": 7, "duplicateRate": 0.1, "malformedRate": 0.02}``. The card lifecycle
+(the demo's ``LIFECYCLE_MIX``: authorizations cleared later in the stream, ATM and debit PIN
+messages, reversals, refunds, inquiries) is written unless ``"lifecycle": false`` asks for
+single messages only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import Counter
 from datetime import timedelta
@@ -20,7 +24,7 @@ from pydantic.alias_generators import to_camel
 
 from payment_posting_functions.domain.account_table import AccountTable
 from payment_posting_functions.domain.accounts import sample_accounts
-from payment_posting_functions.domain.generator import Knobs, TransactionGenerator
+from payment_posting_functions.domain.generator import LIFECYCLE_MIX, Knobs, TransactionGenerator
 from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger
 from payment_posting_functions.domain.ledger_v2.sample_accounts import open_sample_accounts
 from payment_posting_functions.domain.log_redaction import payment_logger
@@ -42,6 +46,7 @@ class SourceRequest(BaseModel):
     high_value_rate: float = Field(default=0.03, ge=0, le=1)
     unknown_account_rate: float = Field(default=0.02, ge=0, le=1)
     malformed_rate: float = Field(default=0.02, ge=0, le=1)
+    lifecycle: bool = True
 
 
 @cache
@@ -71,7 +76,8 @@ def transaction_table() -> TransactionTable:
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, Any]:
     request = SourceRequest.model_validate(event or {})
-    knobs = Knobs(**request.model_dump(exclude={"count", "seed"}))
+    rates = request.model_dump(exclude={"count", "seed", "lifecycle"})
+    knobs = dataclasses.replace(LIFECYCLE_MIX, **rates) if request.lifecycle else Knobs(**rates)
     records = list(TransactionGenerator(knobs=knobs, seed=request.seed).generate(request.count))
     accounts = account_table()
     if accounts is not None:
