@@ -32,6 +32,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from payment_posting_functions.domain.event_names import EventName
 from payment_stack.ca_bundle_layer import FUNCTION_PATH as CA_BUNDLE_FUNCTION_PATH
 from payment_stack.ca_bundle_layer import ca_bundle_layer
 from payment_stack.encrypted_table import customer_key_table
@@ -70,7 +71,7 @@ from payment_stack.queues import (
     dead_letter_queue,
 )
 
-TRANSACTION_APPROVED = "TransactionApproved"
+TRANSACTION_APPROVED: str = EventName.TRANSACTION_APPROVED.value
 # Little's law at the target rate of 1,100 postings a second (docs/scale.md): about 44 at the
 # mean, 100 for the tail. Ledger v2 has no item every posting writes, and with a house shard
 # leased per writer (128 shards) 100 writers do not conflict on house items (make

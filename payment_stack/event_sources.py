@@ -1,8 +1,9 @@
 """The ``source`` of each processor's lifecycle events, and the grant that holds it to them.
 
-The names are the event catalogue's (``domain.events.EventSource``; a test keeps the two
-equal). Each principal may put events of its own sources only, so a faulty or compromised
-processor cannot forge another's event, a ``TransactionApproved`` above all.
+The names are the event catalogue's, read from ``domain.event_names.EventSource`` (plain
+strings here: jsii would take an enum member for one of its own enums). Each principal may put
+events of its own sources only, so a faulty or compromised processor cannot forge another's
+event, a ``TransactionApproved`` above all.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from collections.abc import Sequence
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 
-INGEST_SOURCE = "payments.ingest"
-SCREENING_SOURCE = "payments.screening"
-ENRICHMENT_SOURCE = "payments.enrichment"
-RULES_SOURCE = "payments.rules"
-POSTING_SOURCE = "payments.posting"
+from payment_posting_functions.domain.event_names import EventSource
+
+INGEST_SOURCE: str = EventSource.INGEST.value
+SCREENING_SOURCE: str = EventSource.SCREENING.value
+ENRICHMENT_SOURCE: str = EventSource.ENRICHMENT.value
+RULES_SOURCE: str = EventSource.RULES.value
+POSTING_SOURCE: str = EventSource.POSTING.value
 # Review decisions: sent by the operators' case tool, taken by the rules engine.
-REVIEW_SOURCE = "payments.review"
+REVIEW_SOURCE: str = EventSource.REVIEW.value
 
 
 def grant_publish(

@@ -25,6 +25,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from payment_posting_functions.domain.event_names import EventName, EventSource
 from payment_stack.assets import STATEMACHINE_DIR
 from payment_stack.event_sources import ENRICHMENT_SOURCE, RULES_SOURCE, grant_publish
 from payment_stack.grants import grant_publish_to_topic
@@ -43,11 +44,26 @@ from payment_stack.queues import (
 DEFAULT_DEFINITION = STATEMACHINE_DIR / "business_rules.asl.json"
 # Where CDK's SfnStateMachine target creates the role its rule starts the workflow with.
 RULE_ROLE_ID = "EventsRole"
-TRANSACTION_ENRICHED = "TransactionEnriched"
+TRANSACTION_ENRICHED: str = EventName.TRANSACTION_ENRICHED.value
 # Gambling, quasi-cash and money orders: categories card schemes treat as higher risk.
 DEFAULT_WATCHED_MCCS = ("7995", "6051", "4829")
+
+
+def _camel(member_name: str) -> str:
+    return "".join(part.capitalize() for part in member_name.split("_"))
+
+
+# The event catalogue's names, for a definition to write as ${TransactionApproved} or
+# ${RulesSource} rather than as text of its own: a misspelt one fails the synth (nothing
+# substitutes it) instead of publishing an event no rule matches. Keyed by the enum member, so
+# a renamed value reaches the definition without an edit.
+EVENT_NAME_SUBSTITUTIONS: Mapping[str, str] = {
+    **{_camel(member.name): member.value for member in EventName},
+    **{f"{_camel(member.name)}Source": member.value for member in EventSource},
+}
 BUILT_IN_SUBSTITUTIONS = frozenset(
     {"EventBusName", "FailureTopicArn", "HighValueThreshold", "WatchedMccs", "MaxFxDeviationBps"}
+    | set(EVENT_NAME_SUBSTITUTIONS)
 )
 
 
@@ -86,8 +102,10 @@ class RulesEngine(Construct):
         :param definition_file: your own States Language file. Default:
             ``statemachine/business_rules.asl.json``. It may use ``${EventBusName}``,
             ``${FailureTopicArn}``, ``${HighValueThreshold}`` and ``${MaxFxDeviationBps}`` (numbers,
-            read with States.StringToJson) and ``${WatchedMccs}`` (comma-separated, read with
-            States.StringSplit).
+            read with States.StringToJson), ``${WatchedMccs}`` (comma-separated, read with
+            States.StringSplit) and the event catalogue's names: each event name as itself
+            (``${TransactionApproved}``) and each source as ``${<Name>Source}``
+            (``${RulesSource}`` is ``payments.rules``).
         :param definition_substitutions: more substitutions for your own definition.
         :param state_machine_type: EXPRESS (default: cheap per transaction, at-least-once, so
             everything downstream is idempotent) or STANDARD (exactly-once, with history).
@@ -131,7 +149,8 @@ class RulesEngine(Construct):
         if overridden:
             raise ValueError(
                 f"RulesEngine: definition_substitutions may not replace {sorted(overridden)}; "
-                "set them through the construct's props, which are validated"
+                "they come from the construct's props, which are validated, and from the event "
+                "catalogue"
             )
         _validate(
             definition_file,
@@ -140,6 +159,7 @@ class RulesEngine(Construct):
             max_fx_deviation_bps,
             set(definition_substitutions or {}) | BUILT_IN_SUBSTITUTIONS,
         )
+        definition = definition_file.read_text()
         self.encryption_key: kms.IKey = encryption_key or domain_key(
             self,
             "Key",
@@ -168,8 +188,14 @@ class RulesEngine(Construct):
             comment="Business rules for enriched payment transactions",
             # Inline rather than an S3 asset: the definition is small, diffs show in the
             # template, and the local runtime reads it from there.
-            definition_body=sfn.DefinitionBody.from_string(definition_file.read_text()),
+            definition_body=sfn.DefinitionBody.from_string(definition),
             definition_substitutions={
+                # The names the definition uses only: the rest would be noise in the template.
+                **{
+                    name: value
+                    for name, value in EVENT_NAME_SUBSTITUTIONS.items()
+                    if "${" + name + "}" in definition
+                },
                 "EventBusName": event_bus.event_bus_name,
                 "FailureTopicArn": self.failure_topic.topic_arn,
                 "HighValueThreshold": str(high_value_threshold),

@@ -18,6 +18,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.assertions import Match, Template
 
+from payment_posting_functions.domain.event_names import EventName, EventSource
 from payment_stack import RulesEngine
 from payment_stack.rules_engine import DEFAULT_DEFINITION
 from tests.infra.support import (
@@ -37,6 +38,13 @@ DEFAULT_SUBSTITUTIONS = {
     "HighValueThreshold": "1000000",
     "WatchedMccs": "7995,6051,4829",
     "MaxFxDeviationBps": "300",
+    # The catalogue's names the built-in rules use, and no other.
+    "RulesSource": EventSource.RULES.value,
+    "TransactionRejected": EventName.TRANSACTION_REJECTED.value,
+    "ForeignTransactionFound": EventName.FOREIGN_TRANSACTION_FOUND.value,
+    "MerchantCategoryWarning": EventName.MERCHANT_CATEGORY_WARNING.value,
+    "TransactionHeld": EventName.TRANSACTION_HELD.value,
+    "TransactionApproved": EventName.TRANSACTION_APPROVED.value,
 }
 # The smallest valid States Language document, with one substitution of its own.
 USER_DEFINITION = {
@@ -214,8 +222,8 @@ class TestDefaults:
         rule = _only(built.template, "AWS::Events::Rule")
         assert rule["EventBusName"] == ref(built.bus)
         assert rule["EventPattern"] == {
-            "source": ["payments.enrichment"],
-            "detail-type": ["TransactionEnriched"],
+            "source": [EventSource.ENRICHMENT],
+            "detail-type": [EventName.TRANSACTION_ENRICHED],
         }
 
     def test_rule_target_is_the_state_machine_with_dead_letter_queue_and_retries(
@@ -326,6 +334,26 @@ class TestOptions:
         rendered = json.loads(substitute(built.state_machine["DefinitionString"], substitutions))
         assert rendered["Comment"] == "A team's own workflow for cards"
 
+    def test_own_definition_gets_the_catalogues_names_it_uses(self, tmp_path: Path) -> None:
+        definition = tmp_path / "own.asl.json"
+        own = {
+            "StartAt": "Done",
+            "States": {
+                "Done": {
+                    "Type": "Pass",
+                    "Result": {"source": "${ReviewSource}", "name": "${InquiryCompleted}"},
+                    "End": True,
+                }
+            },
+        }
+        definition.write_text(json.dumps(own))
+        built = build(definition_file=definition)
+        substitutions = built.state_machine["DefinitionSubstitutions"]
+        assert substitutions["ReviewSource"] == EventSource.REVIEW
+        assert substitutions["InquiryCompleted"] == EventName.INQUIRY_COMPLETED
+        # Only the names the definition uses reach the template.
+        assert not set(substitutions) & {"TransactionApproved", "RulesSource"}
+
     def test_existing_failure_topic_is_used(self) -> None:
         stack = bare_stack()
         bus = events.EventBus(stack, "Bus")
@@ -430,6 +458,33 @@ class TestValidation:
                 event_bus=bus,
                 definition_substitutions={"HighValueThreshold": "abc"},
             )
+
+    @pytest.mark.parametrize("name", ["TransactionApproved", "RulesSource"])
+    def test_the_catalogues_names_cannot_be_overridden(
+        self, stack_and_bus: tuple[cdk.Stack, events.EventBus], name: str
+    ) -> None:
+        # Another value would publish an event the catalogue does not know by that name.
+        stack, bus = stack_and_bus
+        with pytest.raises(ValueError, match=rf"may not replace \['{name}'\].*event catalogue"):
+            RulesEngine(stack, "Rules", event_bus=bus, definition_substitutions={name: "x"})
+
+    def test_a_misspelt_event_name_is_refused(
+        self, stack_and_bus: tuple[cdk.Stack, events.EventBus], tmp_path: Path
+    ) -> None:
+        stack, bus = stack_and_bus
+        own = tmp_path / "own.asl.json"
+        own.write_text(
+            json.dumps(
+                {
+                    "StartAt": "P",
+                    "States": {
+                        "P": {"Type": "Pass", "Result": "${TransactionAproved}", "End": True}
+                    },
+                }
+            )
+        )
+        with pytest.raises(ValueError, match=r"uses \['TransactionAproved'\] with no substitution"):
+            RulesEngine(stack, "Rules", event_bus=bus, definition_file=own)
 
     def test_a_placeholder_without_substitution_is_refused(
         self, stack_and_bus: tuple[cdk.Stack, events.EventBus], tmp_path: Path

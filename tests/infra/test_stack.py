@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import aws_cdk as cdk
@@ -12,6 +13,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk.assertions import Match
 from constructs import IConstruct
 
+from payment_posting_functions.domain.event_names import EventName, EventSource
 from payment_stack import PaymentPostingStack, StageConfig
 from payment_stack.config import STAGES_CONTEXT_KEY
 from tests.infra.support import (
@@ -335,14 +337,27 @@ class TestEveryStage:
         assert synthesized.resources[logical_id(stack.poster.rule)]["Properties"][
             "EventBusName"
         ] == ref(stack.ingest.event_bus)
-        # What the business-rules workflow puts on the bus for an approved transaction.
-        definition = json.loads((ROOT / "statemachine" / "business_rules.asl.json").read_text())
+        # What the business-rules workflow puts on the bus for an approved transaction, with
+        # the names the stack substitutes.
+        machine = synthesized.resources[logical_id(stack.rules_engine.state_machine)]
+        names = {
+            key: value
+            for key, value in machine["Properties"]["DefinitionSubstitutions"].items()
+            if isinstance(value, str)
+        }
+        definition = json.loads(
+            re.sub(
+                r"\$\{(\w+)\}",
+                lambda match: names.get(match.group(1), match.group(0)),
+                (ROOT / "statemachine" / "business_rules.asl.json").read_text(),
+            )
+        )
         approvals = [
             entry
             for value in walk(definition)
             if isinstance(value, dict) and isinstance(value.get("Entries"), list)
             for entry in value["Entries"]
-            if entry.get("DetailType") == "TransactionApproved"
+            if entry.get("DetailType") == EventName.TRANSACTION_APPROVED
         ]
         assert approvals, "the workflow publishes no TransactionApproved"
         for entry in approvals:
@@ -353,11 +368,11 @@ class TestEveryStage:
     ) -> None:
         synthesized, stack = _synthesized(stage, request)
         expected = {
-            logical_id(stack.ingest.pipe_role): ["payments.ingest"],
-            _role_id(stack.enrichment.function): ["payments.enrichment"],
-            _role_id(stack.screening_outcomes.function): ["payments.screening"],
-            _role_id(stack.rules_engine.state_machine): ["payments.rules"],
-            _role_id(stack.poster.function): ["payments.posting"],
+            logical_id(stack.ingest.pipe_role): [EventSource.INGEST],
+            _role_id(stack.enrichment.function): [EventSource.ENRICHMENT],
+            _role_id(stack.screening_outcomes.function): [EventSource.SCREENING],
+            _role_id(stack.rules_engine.state_machine): [EventSource.RULES],
+            _role_id(stack.poster.function): [EventSource.POSTING],
         }
         found: dict[str, list[Any]] = {}
         for policy in synthesized.template.find_resources("AWS::IAM::Policy").values():
@@ -398,7 +413,7 @@ class TestEveryStage:
         )
         poster = synthesized.resources[logical_id(stack.poster.function)]
         assert poster["Properties"]["Environment"]["Variables"]["APPROVED_SOURCE"] == (
-            "payments.rules"
+            EventSource.RULES
         )
 
     def test_is_environment_agnostic(self, stage: str, request: pytest.FixtureRequest) -> None:

@@ -18,8 +18,9 @@ from moto import mock_aws
 from payment_local import moto_internals
 from payment_posting_functions.domain.accounts import Account
 from payment_posting_functions.domain.enrichment import enrich
-from payment_posting_functions.domain.events import TransactionEnriched
+from payment_posting_functions.domain.events import EventName, EventSource, TransactionEnriched
 from payment_posting_functions.domain.transaction import AuthorizedTransaction
+from payment_stack.rules_engine import EVENT_NAME_SUBSTITUTIONS
 from tests.factories import valid_item
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +50,14 @@ def substitute(text: str, values: dict[str, str]) -> str:
 
 
 def substitutions(topic_arn: str) -> dict[str, str]:
-    return {"EventBusName": BUS, "FailureTopicArn": topic_arn, **RULE_SETTINGS}
+    """What RulesEngine substitutes: the event catalogue's names (the very mapping the
+    construct uses), the bus, the topic and the rule settings."""
+    return {
+        **EVENT_NAME_SUBSTITUTIONS,
+        "EventBusName": BUS,
+        "FailureTopicArn": topic_arn,
+        **RULE_SETTINGS,
+    }
 
 
 def enriched_event(account: Account | None, **overrides: Any) -> dict[str, Any]:
@@ -64,8 +72,8 @@ def enriched_event(account: Account | None, **overrides: Any) -> dict[str, Any]:
     return {
         "version": "0",
         "id": "c4d5e6f7-0000-4000-8000-000000000001",
-        "detail-type": "TransactionEnriched",
-        "source": "payments.enrichment",
+        "detail-type": EventName.TRANSACTION_ENRICHED.value,
+        "source": EventSource.ENRICHMENT.value,
         "account": ACCOUNT,
         "time": "2026-11-24T10:15:31Z",
         "region": REGION,

@@ -12,11 +12,16 @@ from typing import Any
 import pytest
 
 from payment_posting_functions.domain.events import BY_NAME, EventSource
+from payment_stack.rules_engine import EVENT_NAME_SUBSTITUTIONS
 from tests.workflow.conftest import DEFINITION, substitute, substitutions
 
 STATELINT = Path(sys.executable).parent / "statelint"
 TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:rules-failures"
 STATES: dict[str, dict[str, Any]] = json.loads(DEFINITION.read_text())["States"]
+# The definition as deployed: every ${Name} replaced as CloudFormation does.
+DEPLOYED: dict[str, dict[str, Any]] = json.loads(
+    substitute(DEFINITION.read_text(), substitutions(TOPIC_ARN))
+)["States"]
 TASKS = sorted(name for name, state in STATES.items() if state["Type"] == "Task")
 PUT_EVENTS = sorted(
     name for name in TASKS if STATES[name]["Resource"] == "arn:aws:states:::events:putEvents"
@@ -56,7 +61,10 @@ def test_statelint_refuses_a_choice_pointing_nowhere(tmp_path: Path) -> None:
 
 def test_the_placeholders_are_those_the_stack_substitutes() -> None:
     names = set(re.findall(r"\$\{(\w+)\}", DEFINITION.read_text()))
-    assert names == set(substitutions(TOPIC_ARN))
+    assert names <= set(substitutions(TOPIC_ARN))
+    # Every setting and resource the stack substitutes is used; of the catalogue's names,
+    # those the rules publish.
+    assert set(substitutions(TOPIC_ARN)) - set(EVENT_NAME_SUBSTITUTIONS) <= names
 
 
 def test_there_are_tasks_to_check() -> None:
@@ -77,10 +85,13 @@ def test_every_event_goes_to_the_payments_bus_as_the_rules_source(name: str) -> 
     assert entries
     for entry in entries:
         assert entry["EventBusName"] == "${EventBusName}"
-        assert entry["Source"] == "payments.rules"
-        # The detail names the event it is, and the catalogue knows it as a rules event.
-        detail = entry["Detail"]
+        # Names are the catalogue's, substituted, never written out in the file.
+        assert entry["Source"] == entry["Detail"]["source"] == "${RulesSource}"
+        assert re.fullmatch(r"\$\{\w+\}", entry["DetailType"]), entry["DetailType"]
+        assert entry["Detail"]["name"] == entry["DetailType"]
+    for entry in DEPLOYED[name]["Parameters"]["Entries"]:
+        # Deployed, the detail names the event it is, and the catalogue knows it as a rules
+        # event.
+        assert entry["Source"] == EventSource.RULES
         assert entry["DetailType"] in BY_NAME
-        assert detail["name"] == entry["DetailType"]
-        assert detail["source"] == "payments.rules"
         assert BY_NAME[entry["DetailType"]].SOURCE is EventSource.RULES
