@@ -65,6 +65,8 @@ class Case:
     reason_code: str | None = None  # of TransactionRejected
     hold_reasons: list[str] = field(default_factory=list)  # of TransactionHeld
     drop_issuer_country: bool = False  # remove the key rather than send null
+    account_currency: str | None = None  # the account's, if not its own (EUR)
+    drop_account_currency: bool = False  # an enrichment without the field at all
 
 
 CASES = {
@@ -114,6 +116,30 @@ CASES = {
         },
         [APPROVED],
     ),
+    "billing currency not the account's": Case(
+        DOMESTIC, [REJECTED], account_currency="USD", reason_code="CURRENCY_MISMATCH"
+    ),
+    "billing currency the account's, which is not EUR": Case(
+        {
+            **DOMESTIC,
+            "transactionAmount": {"amount": 4200, "currency": "USD"},
+            "billingAmount": {"amount": 4200, "currency": "USD"},
+        },
+        [APPROVED],
+        account_currency="USD",
+    ),
+    "unknown account: no currency to check (null)": Case(
+        {
+            **DOMESTIC,
+            "transactionAmount": {"amount": 4200, "currency": "USD"},
+            "billingAmount": {"amount": 4200, "currency": "USD"},
+        },
+        [APPROVED],
+        account_id=None,
+    ),
+    "no account currency in the enrichment: not checked": Case(
+        DOMESTIC, [APPROVED], account_currency="USD", drop_account_currency=True
+    ),
     "foreign (USD billed in EUR)": Case({}, [FOREIGN, APPROVED]),
     "watched MCC 7995": Case({**DOMESTIC, "mcc": "7995"}, [WATCHED, APPROVED]),
     "watched MCC 4829 (last of the list)": Case({**DOMESTIC, "mcc": "4829"}, [WATCHED, APPROVED]),
@@ -143,9 +169,13 @@ CASES = {
 
 def build_input(case: Case) -> dict[str, Any]:
     account = ACCOUNTS[case.account_id] if case.account_id else None
+    if account is not None and case.account_currency is not None:
+        account = account.model_copy(update={"currency": case.account_currency})
     event = enriched_event(account, **case.overrides)
     if case.drop_issuer_country:
         del event["detail"]["transaction"]["issuerCountry"]
+    if case.drop_account_currency:
+        del event["detail"]["enrichment"]["accountCurrency"]
     return event
 
 
