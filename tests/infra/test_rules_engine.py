@@ -45,6 +45,7 @@ DEFAULT_SUBSTITUTIONS = {
     "MerchantCategoryWarning": EventName.MERCHANT_CATEGORY_WARNING.value,
     "TransactionHeld": EventName.TRANSACTION_HELD.value,
     "TransactionApproved": EventName.TRANSACTION_APPROVED.value,
+    "InquiryCompleted": EventName.INQUIRY_COMPLETED.value,
 }
 # The smallest valid States Language document, with one substitution of its own.
 USER_DEFINITION = {

@@ -35,7 +35,8 @@ REJECTED = EventName.TRANSACTION_REJECTED
 HELD = EventName.TRANSACTION_HELD
 FOREIGN = EventName.FOREIGN_TRANSACTION_FOUND
 WATCHED = EventName.MERCHANT_CATEGORY_WARNING
-OUTCOMES = {APPROVED, REJECTED, HELD}
+INQUIRY = EventName.INQUIRY_COMPLETED
+OUTCOMES = {APPROVED, REJECTED, HELD, INQUIRY}
 
 # A domestic transaction: paid and billed in euros, at rate 1, by a German card in Germany.
 DOMESTIC: dict[str, Any] = {
@@ -71,6 +72,7 @@ class Case:
 
 CASES = {
     "plain domestic": Case(DOMESTIC, [APPROVED]),
+    "cash (01) is no inquiry": Case({**DOMESTIC, "processingCode": "010000"}, [APPROVED]),
     "issuer country null": Case(
         {**DOMESTIC, "issuerCountry": None},
         [REJECTED],
@@ -139,6 +141,41 @@ CASES = {
     ),
     "no account currency in the enrichment: not checked": Case(
         DOMESTIC, [APPROVED], account_currency="USD", drop_account_currency=True
+    ),
+    "balance inquiry (31) of nothing": Case(
+        {
+            **DOMESTIC,
+            "processingCode": "310000",
+            "transactionAmount": {"amount": 0, "currency": "EUR"},
+            "billingAmount": {"amount": 0, "currency": "EUR"},
+        },
+        [INQUIRY],
+    ),
+    "available-funds inquiry (30): no side event, hold or currency check": Case(
+        # Foreign, a watched MCC, over the threshold, on an account with holds in another
+        # currency, and off the rate: a payment would be rejected; an inquiry moves nothing.
+        {
+            "processingCode": "300000",
+            "mcc": "7995",
+            "transactionAmount": {"amount": 2_170_375, "currency": "USD"},
+            "billingAmount": {"amount": 9_999_999, "currency": "EUR"},
+        },
+        [INQUIRY],
+        account_id="ACC-0010",
+        account_currency="GBP",
+    ),
+    "inquiry for an unknown account": Case(
+        {**DOMESTIC, "processingCode": "300000"}, [INQUIRY], account_id=None
+    ),
+    "inquiry without an issuer country is rejected (checked first)": Case(
+        {**DOMESTIC, "processingCode": "310000", "issuerCountry": None},
+        [REJECTED],
+        reason_code="MISSING_ISSUER_COUNTRY",
+    ),
+    "a refund (20) is no inquiry": Case(
+        {**DOMESTIC, "processingCode": "200000", "billingAmount": {"amount": 0, "currency": "EUR"}},
+        [REJECTED],
+        reason_code="INVALID_AMOUNT",
     ),
     "foreign (USD billed in EUR)": Case({}, [FOREIGN, APPROVED]),
     "watched MCC 7995": Case({**DOMESTIC, "mcc": "7995"}, [WATCHED, APPROVED]),

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from payment_posting_functions.domain.card_message import TRANSACTION_TYPES, TransactionType
 from payment_posting_functions.domain.events import BY_NAME, EventSource
 from payment_stack.rules_engine import EVENT_NAME_SUBSTITUTIONS
 from tests.workflow.conftest import DEFINITION, substitute, substitutions
@@ -68,7 +69,7 @@ def test_the_placeholders_are_those_the_stack_substitutes() -> None:
 
 
 def test_there_are_tasks_to_check() -> None:
-    assert len(PUT_EVENTS) == 5
+    assert len(PUT_EVENTS) == 6
     assert {"NotifyRejected", "NotifyWorkflowFailure"} <= set(TASKS)
 
 
@@ -95,3 +96,26 @@ def test_every_event_goes_to_the_payments_bus_as_the_rules_source(name: str) -> 
         assert entry["Source"] == EventSource.RULES
         assert entry["DetailType"] in BY_NAME
         assert BY_NAME[entry["DetailType"]].SOURCE is EventSource.RULES
+
+
+def test_the_inquiries_the_rules_complete_are_the_record_types_of_inquiries() -> None:
+    # The processing codes the workflow treats as inquiries, and those the record model
+    # calls one (ISO 8583 DE 3, positions 1-2), are the same.
+    patterns = [
+        rule["StringMatches"]
+        for choice in STATES["IsInquiry"]["Choices"]
+        for rule in _rules(choice)
+        if "StringMatches" in rule
+    ]
+    inquiries = {
+        code for code, kind in TRANSACTION_TYPES.items() if kind is TransactionType.INQUIRY
+    }
+    assert sorted(patterns) == sorted(f"{code}*" for code in inquiries)
+
+
+def _rules(rule: dict[str, Any]) -> list[dict[str, Any]]:
+    nested = [rule]
+    for key in ("And", "Or"):
+        for inner in rule.get(key, []):
+            nested += _rules(inner)
+    return nested
