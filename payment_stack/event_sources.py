@@ -25,14 +25,26 @@ REVIEW_SOURCE: str = EventSource.REVIEW.value
 
 
 def grant_publish(
-    bus: events.IEventBus, grantee: iam.IGrantable, sources: Sequence[str]
+    bus: events.IEventBus,
+    grantee: iam.IGrantable,
+    sources: Sequence[str],
+    *,
+    detail_types: Sequence[str] | None = None,
 ) -> iam.Grant:
-    """Let ``grantee`` put events on ``bus`` whose ``source`` is one of ``sources``."""
+    """Let ``grantee`` put events on ``bus`` whose ``source`` is one of ``sources`` (and,
+    given ``detail_types``, whose ``detail-type`` is one of those)."""
     if isinstance(sources, str) or not sources:
         raise ValueError(f"grant_publish: sources is a non-empty list of names, got {sources!r}")
+    if detail_types is not None and (isinstance(detail_types, str) or not detail_types):
+        raise ValueError(
+            f"grant_publish: detail_types is a non-empty list of names, got {detail_types!r}"
+        )
+    conditions: dict[str, list[str]] = {"events:source": list(sources)}
+    if detail_types is not None:
+        conditions["events:detail-type"] = list(detail_types)
     return iam.Grant.add_to_principal(
         grantee=grantee,
         actions=["events:PutEvents"],
         resource_arns=[bus.event_bus_arn],
-        conditions={"StringEquals": {"events:source": list(sources)}},
+        conditions={"StringEquals": conditions},
     )

@@ -219,6 +219,22 @@ class TestRetention:
         assert env["Variables"]["RETENTION_SECONDS"] == seconds
         synthesized.template.has_output("TransactionRetentionSeconds", {"Value": seconds})
 
+    @pytest.mark.parametrize(("stage_name", "days"), [("dev", 7), ("prod", 90)])
+    def test_a_review_of_a_held_transaction_expires_after_the_stage_retention(
+        self, stage_name: str, days: int, request: pytest.FixtureRequest
+    ) -> None:
+        # The pending review holds the transaction: it is kept no longer than the record.
+        synthesized: Synthesized = request.getfixturevalue(stage_name)
+        stack: PaymentPostingStack = request.getfixturevalue(f"{stage_name}_stack")
+        resources = synthesized.template.to_json()["Resources"]
+        table = resources[logical_id(_cfn_child(stack.rules_engine, "PendingReviews"))]
+        assert table["Properties"]["TimeToLiveSpecification"] == {
+            "AttributeName": "expiresAt",
+            "Enabled": True,
+        }
+        machine = resources[logical_id(stack.rules_engine.state_machine)]["Properties"]
+        assert machine["DefinitionSubstitutions"]["PendingReviewDays"] == str(days)
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -243,6 +259,10 @@ class TestEveryStage:
         )
         template.has_output(
             "RulesStateMachineArn", {"Value": ref(stack.rules_engine.state_machine)}
+        )
+        template.has_output(
+            "PendingReviewsTableName",
+            {"Value": ref(_cfn_child(stack.rules_engine, "PendingReviews"))},
         )
         template.has_output(
             "LedgerJournalTableName", {"Value": ref(_cfn_child(stack.poster, "LedgerJournal"))}

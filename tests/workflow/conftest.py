@@ -1,5 +1,6 @@
 """The business-rules workflow on moto's States Language interpreter, with its bus and topic
-tapped by queues, so each execution's events and notifications can be read back."""
+tapped by queues, so each execution's events and notifications can be read back, and its
+table of pending reviews."""
 
 from __future__ import annotations
 
@@ -18,7 +19,13 @@ from moto import mock_aws
 from payment_local import moto_internals
 from payment_posting_functions.domain.accounts import Account
 from payment_posting_functions.domain.enrichment import enrich
-from payment_posting_functions.domain.events import EventName, EventSource, TransactionEnriched
+from payment_posting_functions.domain.events import (
+    EventName,
+    EventSource,
+    ReviewDecided,
+    ReviewDecision,
+    TransactionEnriched,
+)
 from payment_posting_functions.domain.transaction import AuthorizedTransaction
 from payment_stack.rules_engine import EVENT_NAME_SUBSTITUTIONS
 from tests.factories import valid_item
@@ -28,11 +35,14 @@ DEFINITION = ROOT / "statemachine" / "business_rules.asl.json"
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 BUS = "payments"
-# What the stack passes as DefinitionSubstitutions, besides the bus and topic.
+PENDING_REVIEWS = "pending-reviews"
+PENDING_REVIEW_DAYS = 90
+# What the stack passes as DefinitionSubstitutions, besides the bus, topic and table.
 RULE_SETTINGS = {
     "HighValueThreshold": "1000000",
     "WatchedMccs": "7995,6051,4829",
     "MaxFxDeviationBps": "300",
+    "PendingReviewDays": str(PENDING_REVIEW_DAYS),
 }
 MOTO_CONFIG: Any = {
     "stepfunctions": {"execute_state_machine": True},
@@ -56,6 +66,7 @@ def substitutions(topic_arn: str) -> dict[str, str]:
         **EVENT_NAME_SUBSTITUTIONS,
         "EventBusName": BUS,
         "FailureTopicArn": topic_arn,
+        "PendingReviewsTableName": PENDING_REVIEWS,
         **RULE_SETTINGS,
     }
 
@@ -82,6 +93,33 @@ def enriched_event(account: Account | None, **overrides: Any) -> dict[str, Any]:
     }
 
 
+def review_event(
+    transaction_id: str,
+    decision: str = ReviewDecision.APPROVE,
+    reviewer: str = "reviewer-7",
+    **detail: Any,
+) -> dict[str, Any]:
+    """A ReviewDecided event as EventBridge delivers it to the workflow; ``detail`` adds to
+    (or, with None, removes from) what the catalogue's model renders."""
+    rendered = ReviewDecided(
+        transaction_id=transaction_id,
+        decision=ReviewDecision.APPROVE,
+        reviewer="placeholder",
+    ).to_detail()
+    rendered.update(decision=decision, reviewer=reviewer, **detail)
+    return {
+        "version": "0",
+        "id": "d5e6f7a8-0000-4000-8000-000000000002",
+        "detail-type": EventName.REVIEW_DECIDED.value,
+        "source": EventSource.REVIEW.value,
+        "account": ACCOUNT,
+        "time": "2026-11-24T11:00:00Z",
+        "region": REGION,
+        "resources": [],
+        "detail": {key: value for key, value in rendered.items() if value is not None},
+    }
+
+
 @dataclass(frozen=True)
 class Execution:
     status: str
@@ -100,6 +138,12 @@ class RulesWorkflow:
     tap_url: str
     notifications_url: str
     _names: Iterator[int] = field(default_factory=itertools.count)
+
+    def pending_reviews(self) -> dict[str, dict[str, Any]]:
+        """The pending reviews table, by transaction id, as DynamoDB holds it."""
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        items = dynamodb.scan(TableName=PENDING_REVIEWS)["Items"]
+        return {item["transactionId"]["S"]: item for item in items}
 
     def run(self, event: dict[str, Any]) -> Execution:
         stepfunctions = boto3.client("stepfunctions", region_name=REGION)
@@ -160,6 +204,12 @@ def rules() -> Iterator[RulesWorkflow]:
         )
         events.put_targets(
             Rule="everything", EventBusName=BUS, Targets=[{"Id": "tap", "Arn": tap_arn}]
+        )
+        boto3.client("dynamodb", region_name=REGION).create_table(
+            TableName=PENDING_REVIEWS,
+            KeySchema=[{"AttributeName": "transactionId", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "transactionId", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
         )
         topic_arn: str = sns.create_topic(Name="rules-failures")["TopicArn"]
         notifications_url, notifications_arn = _queue("rules-notifications")

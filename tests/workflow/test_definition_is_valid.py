@@ -27,6 +27,10 @@ TASKS = sorted(name for name, state in STATES.items() if state["Type"] == "Task"
 PUT_EVENTS = sorted(
     name for name in TASKS if STATES[name]["Resource"] == "arn:aws:states:::events:putEvents"
 )
+PENDING_REVIEW_TASKS = sorted(
+    name for name in TASKS if STATES[name]["Resource"].startswith("arn:aws:states:::dynamodb:")
+)
+CONDITION_FAILED = "DynamoDB.ConditionalCheckFailedException"
 
 
 def statelint(path: Path) -> subprocess.CompletedProcess[str]:
@@ -69,15 +73,34 @@ def test_the_placeholders_are_those_the_stack_substitutes() -> None:
 
 
 def test_there_are_tasks_to_check() -> None:
-    assert len(PUT_EVENTS) == 6
-    assert {"NotifyRejected", "NotifyWorkflowFailure"} <= set(TASKS)
+    assert len(PUT_EVENTS) == 8
+    assert len(PENDING_REVIEW_TASKS) == 3
+    assert {"NotifyRejected", "NotifyWorkflowFailure", "NotifyDecisionNotTaken"} <= set(TASKS)
 
 
 @pytest.mark.parametrize("name", TASKS)
 def test_every_task_retries(name: str) -> None:
     retriers = STATES[name].get("Retry", [])
     assert retriers, f"{name} has no Retry"
-    assert all(r.get("MaxAttempts", 3) >= 1 for r in retriers)
+    # Any error is retried, but for a failed condition: that is the table's answer, and
+    # asking again changes nothing (the retrier for it comes first, so it is the one used).
+    assert retriers[-1]["ErrorEquals"] == ["States.ALL"]
+    assert retriers[-1].get("MaxAttempts", 3) >= 1
+    for retrier in retriers[:-1]:
+        assert retrier == {"ErrorEquals": [CONDITION_FAILED], "MaxAttempts": 0}
+
+
+@pytest.mark.parametrize("name", PENDING_REVIEW_TASKS)
+def test_every_pending_review_call_names_the_table_and_one_transaction(name: str) -> None:
+    parameters = STATES[name]["Parameters"]
+    assert parameters["TableName"] == "${PendingReviewsTableName}"
+    key = parameters.get("Key") or {"transactionId": parameters["Item"]["transactionId"]}
+    assert key == {"transactionId": {"S.$": "$.detail.transactionId"}}
+    # Each call is conditional: a second hold, decision or removal cannot overwrite the first.
+    assert parameters["ConditionExpression"]
+    # A failed condition is handled, never an execution's unexplained failure.
+    handled = [c for c in STATES[name]["Catch"] if c["ErrorEquals"] == [CONDITION_FAILED]]
+    assert handled, name
 
 
 @pytest.mark.parametrize("name", PUT_EVENTS)
