@@ -32,6 +32,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from payment_posting_functions.domain.event_names import EventName
 from payment_stack.ca_bundle_layer import FUNCTION_PATH as CA_BUNDLE_FUNCTION_PATH
 from payment_stack.ca_bundle_layer import ca_bundle_layer
 from payment_stack.encrypted_table import customer_key_table
@@ -70,7 +71,7 @@ from payment_stack.queues import (
     dead_letter_queue,
 )
 
-TRANSACTION_APPROVED = "TransactionApproved"
+TRANSACTION_APPROVED: str = EventName.TRANSACTION_APPROVED.value
 # The card lifecycle's defaults (``BufferedPoster``'s hold_window, long_hold_window and
 # tip_tolerance_bps).
 DEFAULT_HOLD_WINDOW = Duration.days(7)

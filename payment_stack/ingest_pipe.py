@@ -24,6 +24,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_pipes as pipes
 from constructs import Construct
 
+from payment_posting_functions.domain.event_names import EventName
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import INGEST_SOURCE, grant_publish
 from payment_stack.grants import chosen_actions, grant_send, grant_stream_read, grant_table
@@ -49,7 +50,7 @@ DEDUP_TTL_ATTRIBUTE = "expiresAt"
 # The time to live of the transactions table and the quarantine (domain/transaction_table.py).
 EXPIRES_AT = "expiresAt"
 QUARANTINE_SORT_KEY = "sequenceNumber"
-TRANSACTION_AUTHORIZED = "TransactionAuthorized"
+TRANSACTION_AUTHORIZED: str = EventName.TRANSACTION_AUTHORIZED.value
 DEFAULT_EVENT_SOURCE = INGEST_SOURCE
 # What a writer of new transactions may call: the pipe forwards INSERTs only, so a writer
 # never needs to update or delete.

@@ -1,8 +1,10 @@
 """RulesEngine: enriched transactions through a Step Functions workflow of business rules.
 
 The workflow is a States Language file in ``statemachine/`` that a rules analyst can read and
-diff. Its outcomes (approved, rejected, held) and side events (foreign transaction, watched
-merchant category) go back to the bus; validation failures also notify a topic.
+diff. Its outcomes (approved, rejected, held, inquiry completed) and side events (foreign
+transaction, watched merchant category) go back to the bus; validation failures also notify a
+topic. A transaction held for review waits in a table of pending reviews until a person's
+``ReviewDecided`` event re-enters the workflow (docs/adr/0019-review-decisions-stored.md).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import RemovalPolicy, Token
+from aws_cdk import Duration, RemovalPolicy, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -25,9 +28,16 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from payment_posting_functions.domain.event_names import EventName, EventSource
 from payment_stack.assets import STATEMACHINE_DIR
-from payment_stack.event_sources import ENRICHMENT_SOURCE, RULES_SOURCE, grant_publish
-from payment_stack.grants import grant_publish_to_topic
+from payment_stack.encrypted_table import customer_key_table
+from payment_stack.event_sources import (
+    ENRICHMENT_SOURCE,
+    REVIEW_SOURCE,
+    RULES_SOURCE,
+    grant_publish,
+)
+from payment_stack.grants import grant_publish_to_topic, grant_table
 from payment_stack.keys import allow_bus_rules_to_encrypt, allow_logs_to_encrypt, domain_key
 from payment_stack.metrics import SUM_PER_MINUTE
 from payment_stack.metrics import options as metric_options
@@ -43,16 +53,51 @@ from payment_stack.queues import (
 DEFAULT_DEFINITION = STATEMACHINE_DIR / "business_rules.asl.json"
 # Where CDK's SfnStateMachine target creates the role its rule starts the workflow with.
 RULE_ROLE_ID = "EventsRole"
-TRANSACTION_ENRICHED = "TransactionEnriched"
+TRANSACTION_ENRICHED: str = EventName.TRANSACTION_ENRICHED.value
+REVIEW_DECIDED: str = EventName.REVIEW_DECIDED.value
+# A definition that names this table stores the reviews it holds there and takes decisions:
+# RulesEngine then creates the table and the rule that brings ReviewDecided events.
+PENDING_REVIEWS_TABLE = "PendingReviewsTableName"
+PENDING_REVIEWS_KEY = "transactionId"
+PENDING_REVIEWS_TTL = "expiresAt"
+# Store a review (PutItem), claim it for a decision (UpdateItem), remove it once the outcome
+# is published (DeleteItem); the workflow never reads it otherwise.
+PENDING_REVIEW_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+# The workflow counts the expiry day with lookups of at most 1,000 entries (an ArrayRange).
+MAX_PENDING_REVIEW_DAYS = 999
 # Gambling, quasi-cash and money orders: categories card schemes treat as higher risk.
 DEFAULT_WATCHED_MCCS = ("7995", "6051", "4829")
+
+
+def _camel(member_name: str) -> str:
+    return "".join(part.capitalize() for part in member_name.split("_"))
+
+
+# The event catalogue's names, for a definition to write as ${TransactionApproved} or
+# ${RulesSource} rather than as text of its own: a misspelt one fails the synth (nothing
+# substitutes it) instead of publishing an event no rule matches. Keyed by the enum member, so
+# a renamed value reaches the definition without an edit.
+EVENT_NAME_SUBSTITUTIONS: Mapping[str, str] = {
+    **{_camel(member.name): member.value for member in EventName},
+    **{f"{_camel(member.name)}Source": member.value for member in EventSource},
+}
 BUILT_IN_SUBSTITUTIONS = frozenset(
-    {"EventBusName", "FailureTopicArn", "HighValueThreshold", "WatchedMccs", "MaxFxDeviationBps"}
+    {
+        "EventBusName",
+        "FailureTopicArn",
+        "HighValueThreshold",
+        "WatchedMccs",
+        "MaxFxDeviationBps",
+        PENDING_REVIEWS_TABLE,
+        "PendingReviewDays",
+    }
+    | set(EVENT_NAME_SUBSTITUTIONS)
 )
 
 
 class RulesEngine(Construct):
-    """A rule on ``TransactionEnriched`` starting the business-rules workflow."""
+    """A rule on ``TransactionEnriched`` starting the business-rules workflow; with the
+    built-in rules, a table of pending reviews and a rule on ``ReviewDecided`` too."""
 
     def __init__(
         self,
@@ -68,6 +113,7 @@ class RulesEngine(Construct):
         high_value_threshold: int = 1_000_000,
         watched_merchant_categories: Sequence[str] = DEFAULT_WATCHED_MCCS,
         max_fx_deviation_bps: int = 300,
+        pending_review_retention: Duration | None = None,
         failure_topic: sns.ITopic | None = None,
         enriched_source: str = ENRICHMENT_SOURCE,
         published_sources: Sequence[str] = (RULES_SOURCE,),
@@ -79,15 +125,22 @@ class RulesEngine(Construct):
         """
         :param event_bus: where ``TransactionEnriched`` arrives and outcomes are published.
         :param encryption_key: for the dead-letter queue, which holds the enriched
-            transactions the workflow could not be started for. Default: a new key with
-            rotation.
+            transactions the workflow could not be started for, and the table of pending
+            reviews (held transactions). Default: a new key with rotation.
         :param operations_key: for the failure topic (ids and reason codes) and the log group.
             Default: ``encryption_key``.
         :param definition_file: your own States Language file. Default:
             ``statemachine/business_rules.asl.json``. It may use ``${EventBusName}``,
             ``${FailureTopicArn}``, ``${HighValueThreshold}`` and ``${MaxFxDeviationBps}`` (numbers,
-            read with States.StringToJson) and ``${WatchedMccs}`` (comma-separated, read with
-            States.StringSplit).
+            read with States.StringToJson), ``${WatchedMccs}`` (comma-separated, read with
+            States.StringSplit), the event catalogue's names: each event name as itself
+            (``${TransactionApproved}``) and each source as ``${<Name>Source}``
+            (``${RulesSource}`` is ``payments.rules``), and ``${PendingReviewsTableName}``
+            with ``${PendingReviewDays}``. A definition that names the table gets it (key
+            ``transactionId``, time to live on ``expiresAt``), PutItem, UpdateItem and
+            DeleteItem on it, and a rule that starts it with each ``ReviewDecided`` event of
+            ``payments.review``; the built-in one stores each review it holds there and takes
+            the decisions (docs/adr/0019-review-decisions-stored.md).
         :param definition_substitutions: more substitutions for your own definition.
         :param state_machine_type: EXPRESS (default: cheap per transaction, at-least-once, so
             everything downstream is idempotent) or STANDARD (exactly-once, with history).
@@ -96,7 +149,11 @@ class RulesEngine(Construct):
         :param watched_merchant_categories: MCCs that raise ``MerchantCategoryWarning``.
         :param max_fx_deviation_bps: how far, in basis points, the billing amount may stray from
             amount x conversion rate before the transaction is rejected. Default 300 (3 %).
-        :param failure_topic: notified of validation failures. Default: a new encrypted topic.
+        :param pending_review_retention: how long a review of a held transaction waits for a
+            decision, in whole days (1 to 999): the table's time to live removes it at the
+            end of the day it was held plus this. Default 90 days.
+        :param failure_topic: notified of validation failures and of review decisions that
+            were not taken. Default: a new encrypted topic.
         :param enriched_source: ``source`` of the ``TransactionEnriched`` events to match.
         :param published_sources: the ``source`` values the workflow may put on the bus.
             Default ``payments.rules``, what the built-in definition publishes; a definition
@@ -104,8 +161,8 @@ class RulesEngine(Construct):
         :param state_machine_role: the role the workflow runs as, assumable by
             ``states.amazonaws.com``. Default: a new role. Given, it gets the workflow's grants
             added to its policy (put events of ``published_sources``, publish to the failure
-            topic, log delivery, X-Ray).
-        :param rule_role: the role EventBridge assumes to start the workflow for the rule,
+            topic, the pending reviews table, log delivery, X-Ray).
+        :param rule_role: the role EventBridge assumes to start the workflow for its rules,
             assumable by ``events.amazonaws.com``. Default: a new role that may start this
             workflow only. Given, it gets ``states:StartExecution`` on the workflow added.
             A role of either kind imported with ``mutable=False`` gets nothing added: grant it
@@ -122,6 +179,7 @@ class RulesEngine(Construct):
         )
         whole_number("RulesEngine", "high_value_threshold", high_value_threshold)
         whole_number("RulesEngine", "max_fx_deviation_bps", max_fx_deviation_bps)
+        pending_review_days = _days(pending_review_retention or Duration.days(90))
         if isinstance(watched_merchant_categories, str):
             raise ValueError(
                 "RulesEngine: watched_merchant_categories is a list of codes, e.g. ['7995'], "
@@ -131,7 +189,8 @@ class RulesEngine(Construct):
         if overridden:
             raise ValueError(
                 f"RulesEngine: definition_substitutions may not replace {sorted(overridden)}; "
-                "set them through the construct's props, which are validated"
+                "they come from the construct's props, which are validated, and from the event "
+                "catalogue"
             )
         _validate(
             definition_file,
@@ -140,12 +199,29 @@ class RulesEngine(Construct):
             max_fx_deviation_bps,
             set(definition_substitutions or {}) | BUILT_IN_SUBSTITUTIONS,
         )
+        definition = definition_file.read_text()
+        takes_decisions = "${" + PENDING_REVIEWS_TABLE + "}" in definition
+        self._event_bus = event_bus
         self.encryption_key: kms.IKey = encryption_key or domain_key(
             self,
             "Key",
-            description="Encrypts the rules engine's dead-letter queue, failure topic and logs",
+            description="Encrypts the rules engine's dead-letter queue, pending reviews, "
+            "failure topic and logs",
             removal_policy=removal_policy,
         )
+        self.pending_reviews_table: dynamodb.ITableV2 | None = None
+        if takes_decisions:
+            # Each held transaction, until a decision takes it or its time to live ends.
+            self.pending_reviews_table = customer_key_table(
+                self,
+                "PendingReviews",
+                encryption_key=self.encryption_key,
+                partition_key=dynamodb.Attribute(
+                    name=PENDING_REVIEWS_KEY, type=dynamodb.AttributeType.STRING
+                ),
+                time_to_live_attribute=PENDING_REVIEWS_TTL,
+                removal_policy=removal_policy,
+            )
         self.operations_key: kms.IKey = operations_key or self.encryption_key
         self.failure_topic: sns.ITopic = failure_topic or sns.Topic(
             self,
@@ -168,14 +244,28 @@ class RulesEngine(Construct):
             comment="Business rules for enriched payment transactions",
             # Inline rather than an S3 asset: the definition is small, diffs show in the
             # template, and the local runtime reads it from there.
-            definition_body=sfn.DefinitionBody.from_string(definition_file.read_text()),
+            definition_body=sfn.DefinitionBody.from_string(definition),
             definition_substitutions={
+                # The names the definition uses only: the rest would be noise in the template.
+                **{
+                    name: value
+                    for name, value in EVENT_NAME_SUBSTITUTIONS.items()
+                    if "${" + name + "}" in definition
+                },
                 "EventBusName": event_bus.event_bus_name,
                 "FailureTopicArn": self.failure_topic.topic_arn,
                 "HighValueThreshold": str(high_value_threshold),
                 # Comma-separated: a JSON array's quotes would end the string it sits in.
                 "WatchedMccs": ",".join(watched_merchant_categories),
                 "MaxFxDeviationBps": str(max_fx_deviation_bps),
+                **(
+                    {
+                        PENDING_REVIEWS_TABLE: self.pending_reviews_table.table_name,
+                        "PendingReviewDays": str(pending_review_days),
+                    }
+                    if self.pending_reviews_table is not None
+                    else {}
+                ),
                 **(definition_substitutions or {}),
             },
             state_machine_type=state_machine_type,
@@ -190,6 +280,8 @@ class RulesEngine(Construct):
         )
         grant_publish(event_bus, self.state_machine, published_sources)
         grant_publish_to_topic(self.failure_topic, self.state_machine)
+        if self.pending_reviews_table is not None:
+            grant_table(self.pending_reviews_table, self.state_machine, *PENDING_REVIEW_ACTIONS)
 
         allow_bus_rules_to_encrypt(self, self.encryption_key, event_bus)
         self.dead_letter_queue = dead_letter_queue(
@@ -204,18 +296,52 @@ class RulesEngine(Construct):
                 source=[enriched_source], detail_type=[TRANSACTION_ENRICHED]
             ),
         )
-        self.rule.add_target(
-            targets.SfnStateMachine(
-                self.state_machine,
-                dead_letter_queue=self.dead_letter_queue,
-                retry_attempts=RULE_TARGET_RETRY_ATTEMPTS,
-                max_event_age=RULE_TARGET_MAX_EVENT_AGE,
-                role=given_rule_role,
+        self.rule.add_target(self._target(given_rule_role))
+        self.review_rule: events.Rule | None = None
+        if takes_decisions:
+            # The decisions start the same workflow (one role, one alarm, one set of outcome
+            # states; ADR 0019), as the same target: the same dead-letter queue and role.
+            self.review_rule = events.Rule(
+                self,
+                "ReviewRule",
+                event_bus=event_bus,
+                description="Review decisions on held transactions to the business rules workflow",
+                event_pattern=events.EventPattern(
+                    source=[REVIEW_SOURCE], detail_type=[REVIEW_DECIDED]
+                ),
             )
-        )
+            self.review_rule.add_target(self._target(given_rule_role))
         self._acknowledge_findings(
             owns_state_machine_role=given_state_machine_role is None,
             owns_rule_role=given_rule_role is None,
+        )
+
+    def _target(self, role: iam.IRole | None) -> targets.SfnStateMachine:
+        return targets.SfnStateMachine(
+            self.state_machine,
+            dead_letter_queue=self.dead_letter_queue,
+            retry_attempts=RULE_TARGET_RETRY_ATTEMPTS,
+            max_event_age=RULE_TARGET_MAX_EVENT_AGE,
+            role=role,
+        )
+
+    def grant_review_decisions(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` (a case tool's role) put ``ReviewDecided`` events on the bus, and
+        no other event: ``events:PutEvents`` with source ``payments.review`` and detail type
+        ``ReviewDecided`` only.
+
+        A decision takes effect only for a transaction the rules held: the outcome is built
+        from the stored review, never from the decision's detail, so the grant cannot approve
+        a transaction the rules never saw. A ``ValueError`` if the definition takes no
+        decisions (it names no ``${PendingReviewsTableName}``).
+        """
+        if self.review_rule is None:
+            raise ValueError(
+                "RulesEngine: grant_review_decisions needs a definition that takes review "
+                "decisions (one that names ${PendingReviewsTableName}, as the built-in one does)"
+            )
+        return grant_publish(
+            self._event_bus, grantee, [REVIEW_SOURCE], detail_types=[REVIEW_DECIDED]
         )
 
     # ``props`` of every metric_* method: any ``cloudwatch.MetricOptions`` field, over the
@@ -264,6 +390,20 @@ class RulesEngine(Construct):
                 if owns_state_machine_role
                 else self.state_machine.node.find_child(RULE_ROLE_ID)
             )
+
+
+def _days(retention: Duration) -> int:
+    """``pending_review_retention`` in whole days, refused outside 1 to 999."""
+    if Token.is_unresolved(retention.to_seconds()):
+        raise ValueError("RulesEngine: pending_review_retention must be known at synth")
+    seconds = retention.to_seconds()
+    days, rest = divmod(int(seconds), 86_400)
+    if rest or seconds != int(seconds) or not 1 <= days <= MAX_PENDING_REVIEW_DAYS:
+        raise ValueError(
+            "RulesEngine: pending_review_retention must be whole days, from 1 to "
+            f"{MAX_PENDING_REVIEW_DAYS}, got {retention.to_human_string()}"
+        )
+    return days
 
 
 def _validate(

@@ -109,6 +109,8 @@ class PaymentPostingStack(Stack):
             event_bus=bus,
             encryption_key=self.transactions_key,
             operations_key=self.operations_key,
+            # A held transaction's review holds its data: kept no longer than the records.
+            pending_review_retention=Duration.days(config.data_retention_days),
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
@@ -218,6 +220,13 @@ class PaymentPostingStack(Stack):
         CfnOutput(
             self, "RulesStateMachineArn", value=self.rules_engine.state_machine.state_machine_arn
         )
+        if self.rules_engine.pending_reviews_table is not None:
+            CfnOutput(
+                self,
+                "PendingReviewsTableName",
+                value=self.rules_engine.pending_reviews_table.table_name,
+                description="Transactions held for review, until a ReviewDecided event decides",
+            )
         if self.poster.journal_table is not None and self.poster.balances_table is not None:
             CfnOutput(self, "LedgerJournalTableName", value=self.poster.journal_table.table_name)
             CfnOutput(self, "LedgerBalancesTableName", value=self.poster.balances_table.table_name)

@@ -22,6 +22,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Match, Template
 
+from payment_posting_functions.domain.event_names import EventName, EventSource
 from payment_posting_functions.domain.ledger_v2.dynamodb import table_definitions
 from payment_posting_functions.handlers import posting as posting_handler
 from payment_stack.buffered_poster import BufferedPoster
@@ -40,8 +41,8 @@ from tests.infra.support import (
 
 pytestmark = pytest.mark.slow
 
-RULES_SOURCE = "payments.rules"
-TRANSACTION_APPROVED = "TransactionApproved"
+RULES_SOURCE = EventSource.RULES.value
+TRANSACTION_APPROVED = EventName.TRANSACTION_APPROVED.value
 CORE_BANKING_URL = "https://core.example/api"
 FOURTEEN_DAYS = 14 * 86_400
 TLS_ONLY = Match.object_like(
@@ -464,7 +465,7 @@ class TestFunction:
             "LEDGER_BALANCES_TABLE_NAME": ref(built.cfn_child("LedgerBalances")),
             "IDEMPOTENCY_TABLE_NAME": ref(built.cfn_child("IdempotencyTable")),
             "EVENT_BUS_NAME": ref(built.bus),
-            "APPROVED_SOURCE": "payments.rules",
+            "APPROVED_SOURCE": RULES_SOURCE,
             # The card lifecycle's defaults: 7 and 31 days, 20 %, wait until the 4th of the
             # queue's 5 receives.
             "HOLD_SECONDS": "604800",

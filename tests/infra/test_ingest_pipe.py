@@ -21,6 +21,7 @@ from aws_cdk import aws_pipes as pipes
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Capture, Match, Template
 
+from payment_posting_functions.domain.event_names import EventName, EventSource
 from payment_stack import IngestPipe
 from tests.infra.support import (
     all_allowed_actions,
@@ -177,8 +178,8 @@ class TestDefaults:
                 "Target": get_att(built.pipe.event_bus),
                 "TargetParameters": {
                     "EventBridgeEventBusParameters": {
-                        "DetailType": "TransactionAuthorized",
-                        "Source": "payments.ingest",
+                        "DetailType": EventName.TRANSACTION_AUTHORIZED.value,
+                        "Source": EventSource.INGEST.value,
                     }
                 },
                 "RoleArn": get_att(built.pipe.pipe_role),
@@ -631,7 +632,7 @@ def test_custom_props_reach_the_template() -> None:
             ),
             "TargetParameters": {
                 "EventBridgeEventBusParameters": {
-                    "DetailType": "TransactionAuthorized",
+                    "DetailType": EventName.TRANSACTION_AUTHORIZED.value,
                     "Source": "acme.ingest",
                 }
             },

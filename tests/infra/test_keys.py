@@ -123,6 +123,8 @@ def test_every_resource_is_encrypted_with_its_domains_key(
         logical_id(poster.queue): transactions,
         logical_id(poster.dead_letter_queue): transactions,
         _id(poster, "IdempotencyTable"): transactions,
+        # Transactions held for review, until a decision takes them.
+        _id(rules, "PendingReviews"): transactions,
         # The archive keeps a year of events under a key no role may use.
         logical_id(ingest.archive): logical_id(ingest.archive_key),
         # The ledger: balances and postings, and the account directory (IBANs).
@@ -243,7 +245,15 @@ def test_who_may_use_each_key(stage: str, request: pytest.FixtureRequest) -> Non
     assert stack.poster.expiry_sweeper is not None
     sweeper = _role(stack.poster.expiry_sweeper.function)
     assert dict(users) == {
-        logical_id(stack.transactions_key): {pipe, dedup, enrichment, outcomes, posting, *source},
+        logical_id(stack.transactions_key): {
+            pipe,
+            dedup,
+            enrichment,
+            outcomes,
+            workflow,  # the pending reviews, through DynamoDB
+            posting,
+            *source,
+        },
         logical_id(stack.ledger_key): {enrichment, posting, sweeper, *source},
         logical_id(stack.operations_key): {pipe, outcomes, workflow},
     }

@@ -46,6 +46,7 @@ _BOTH_STAGES: dict[str, set[str]] = {
         # these two empty; there is no migration (CHANGELOG).
         "PostingLedgerBalancesC8C6254B",
         "PostingLedgerJournal06F8E462",
+        "RulesEnginePendingReviewsC3E69F96",
     },
     "AWS::DynamoDB::Table": set(),
     "AWS::KMS::Key": {

@@ -22,6 +22,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Annotations, Match, Template
 
+from payment_posting_functions.domain.event_names import EventName, EventSource
 from payment_stack import EnrichmentProcessor, ScreeningOutcomes
 from tests.infra.support import (
     JsonValue,
@@ -36,8 +37,8 @@ from tests.infra.support import (
 
 pytestmark = pytest.mark.slow
 
-INGEST_SOURCE = "payments.ingest"
-TRANSACTION_AUTHORIZED = "TransactionAuthorized"
+INGEST_SOURCE = EventSource.INGEST.value
+TRANSACTION_AUTHORIZED = EventName.TRANSACTION_AUTHORIZED.value
 IMPORTED_KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 IMPORTED_KEY_WARNING = "payment-posting:ImportedKeyPolicy"
 TARGET_RETRY_POLICY = {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 6 * 3600}
@@ -160,7 +161,7 @@ class TestRules:
         ):
             pattern = built.rule(rule)["EventPattern"]
             for source, detail_type in itertools.product(
-                [INGEST_SOURCE, "payments.enrichment"], [TRANSACTION_AUTHORIZED, "Other"]
+                [INGEST_SOURCE, EventSource.ENRICHMENT.value], [TRANSACTION_AUTHORIZED, "Other"]
             ):
                 if (source, detail_type) == (INGEST_SOURCE, TRANSACTION_AUTHORIZED):
                     continue

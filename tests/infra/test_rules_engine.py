@@ -14,10 +14,13 @@ import pytest
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.assertions import Match, Template
+from constructs import IConstruct
 
+from payment_posting_functions.domain.event_names import EventName, EventSource
 from payment_stack import RulesEngine
 from payment_stack.rules_engine import DEFAULT_DEFINITION
 from tests.infra.support import (
@@ -29,6 +32,7 @@ from tests.infra.support import (
     logical_id,
     ref,
     role_statements,
+    table_arn,
 )
 
 ASL_FILE = ROOT / "statemachine" / "business_rules.asl.json"
@@ -37,6 +41,17 @@ DEFAULT_SUBSTITUTIONS = {
     "HighValueThreshold": "1000000",
     "WatchedMccs": "7995,6051,4829",
     "MaxFxDeviationBps": "300",
+    # The catalogue's names the built-in rules use, and no other.
+    "RulesSource": EventSource.RULES.value,
+    "TransactionRejected": EventName.TRANSACTION_REJECTED.value,
+    "ForeignTransactionFound": EventName.FOREIGN_TRANSACTION_FOUND.value,
+    "MerchantCategoryWarning": EventName.MERCHANT_CATEGORY_WARNING.value,
+    "TransactionHeld": EventName.TRANSACTION_HELD.value,
+    "TransactionApproved": EventName.TRANSACTION_APPROVED.value,
+    "InquiryCompleted": EventName.INQUIRY_COMPLETED.value,
+    "ReviewSource": EventSource.REVIEW.value,
+    "ReviewDecided": EventName.REVIEW_DECIDED.value,
+    "PendingReviewDays": "90",
 }
 # The smallest valid States Language document, with one substitution of its own.
 USER_DEFINITION = {
@@ -62,6 +77,18 @@ class Built:
     @property
     def role_id(self) -> str:
         return logical_id(self.engine.state_machine.role)
+
+    @property
+    def table(self) -> IConstruct:
+        """The pending reviews table's resource (the construct exposes a view with its key)."""
+        return self.engine.node.find_child("PendingReviews")
+
+    def rule(self, rule: IConstruct | None) -> Mapping[str, Any]:
+        assert rule is not None
+        properties: Mapping[str, Any] = self.template.to_json()["Resources"][logical_id(rule)][
+            "Properties"
+        ]
+        return properties
 
 
 def _only(template: Template, resource_type: str) -> Mapping[str, Any]:
@@ -153,6 +180,7 @@ class TestDefaults:
         assert built.state_machine["DefinitionSubstitutions"] == {
             "EventBusName": ref(built.bus),
             "FailureTopicArn": ref(built.engine.failure_topic),
+            "PendingReviewsTableName": ref(built.table),
             **DEFAULT_SUBSTITUTIONS,
         }
 
@@ -168,9 +196,15 @@ class TestDefaults:
 
         bus = f"<Ref {logical_id(built.bus)}>"
         topic = f"<Ref {logical_id(built.engine.failure_topic)}>"
+        table = f"<Ref {logical_id(built.table)}>"
         expected = replace_in_strings(
             json.loads(ASL_FILE.read_text()),
-            {"EventBusName": bus, "FailureTopicArn": topic, **DEFAULT_SUBSTITUTIONS},
+            {
+                "EventBusName": bus,
+                "FailureTopicArn": topic,
+                "PendingReviewsTableName": table,
+                **DEFAULT_SUBSTITUTIONS,
+            },
         )
         assert document == expected
         assert "${" not in rendered
@@ -180,6 +214,7 @@ class TestDefaults:
             "highValueThreshold.$": "States.StringToJson('1000000')",
             "watchedMccs.$": "States.StringSplit('7995,6051,4829', ',')",
             "maxFxDeviationBps.$": "States.StringToJson('300')",
+            "pendingReviewDays.$": "States.StringToJson('90')",
         }
         put_events = task_parameters(document, "arn:aws:states:::events:putEvents")
         assert put_events, "expected the outcomes to be put on the bus"
@@ -187,6 +222,13 @@ class TestDefaults:
         publish = task_parameters(document, "arn:aws:states:::sns:publish")
         assert publish, "expected failures to be published to the topic"
         assert {p["TopicArn"] for p in publish} == {topic}
+        reviews = [
+            parameters
+            for action in ("putItem", "updateItem", "deleteItem")
+            for parameters in task_parameters(document, f"arn:aws:states:::dynamodb:{action}")
+        ]
+        assert len(reviews) == 3
+        assert {p["TableName"] for p in reviews} == {table}
 
     def test_role_puts_events_on_the_bus_and_publishes_to_the_topic(self, built: Built) -> None:
         assert allowed_actions(built.template, built.role_id, get_att(built.bus)) == {
@@ -211,17 +253,17 @@ class TestDefaults:
                 )
 
     def test_rule_matches_transaction_enriched_from_enrichment(self, built: Built) -> None:
-        rule = _only(built.template, "AWS::Events::Rule")
+        rule = built.rule(built.engine.rule)
         assert rule["EventBusName"] == ref(built.bus)
         assert rule["EventPattern"] == {
-            "source": ["payments.enrichment"],
-            "detail-type": ["TransactionEnriched"],
+            "source": [EventSource.ENRICHMENT],
+            "detail-type": [EventName.TRANSACTION_ENRICHED],
         }
 
     def test_rule_target_is_the_state_machine_with_dead_letter_queue_and_retries(
         self, built: Built
     ) -> None:
-        (target,) = _only(built.template, "AWS::Events::Rule")["Targets"]
+        (target,) = built.rule(built.engine.rule)["Targets"]
         assert target["Arn"] == ref(built.engine.state_machine)
         assert target["DeadLetterConfig"] == {"Arn": get_att(built.engine.dead_letter_queue)}
         assert target["RetryPolicy"] == {
@@ -300,6 +342,142 @@ class TestDefaults:
 
 
 @pytest.mark.slow
+class TestReviewDecisions:
+    def test_pending_reviews_are_kept_encrypted_with_a_time_to_live_and_recovery(
+        self, built: Built
+    ) -> None:
+        resource = built.template.to_json()["Resources"][logical_id(built.table)]
+        assert resource["Type"] == "AWS::DynamoDB::GlobalTable"
+        assert resource["DeletionPolicy"] == "Retain"
+        properties = resource["Properties"]
+        assert properties["KeySchema"] == [{"AttributeName": "transactionId", "KeyType": "HASH"}]
+        assert properties["TimeToLiveSpecification"] == {
+            "AttributeName": "expiresAt",
+            "Enabled": True,
+        }
+        [replica] = properties["Replicas"]
+        assert replica["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert replica["DeletionProtectionEnabled"] is True
+        assert replica["SSESpecification"] == {
+            "KMSMasterKeyId": get_att(built.engine.encryption_key)
+        }
+
+    def test_the_workflow_may_store_claim_and_remove_pending_reviews_only(
+        self, built: Built
+    ) -> None:
+        assert allowed_actions(built.template, built.role_id, table_arn(built.table)) == {
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+        }
+        dynamodb = [
+            statement
+            for statement in role_statements(built.template, built.role_id)
+            if any(action.startswith("dynamodb:") for action in statement.actions)
+        ]
+        assert [statement.resources for statement in dynamodb] == [(table_arn(built.table),)]
+        # The table's key, only as DynamoDB uses it for the workflow.
+        built.template.has_resource_properties(
+            "AWS::IAM::Policy",
+            {
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            {
+                                "Action": "kms:Decrypt",
+                                "Effect": "Allow",
+                                "Resource": get_att(built.engine.encryption_key),
+                                "Condition": {
+                                    "StringEquals": {"kms:ViaService": Match.any_value()}
+                                },
+                            }
+                        ]
+                    )
+                },
+                "Roles": [{"Ref": built.role_id}],
+            },
+        )
+
+    def test_review_decisions_start_the_same_workflow_as_enriched_transactions(
+        self, built: Built
+    ) -> None:
+        review = built.rule(built.engine.review_rule)
+        assert review["EventBusName"] == ref(built.bus)
+        assert review["EventPattern"] == {
+            "source": [EventSource.REVIEW],
+            "detail-type": [EventName.REVIEW_DECIDED],
+        }
+        # The same target: workflow, dead-letter queue, retries and role.
+        assert review["Targets"] == built.rule(built.engine.rule)["Targets"]
+
+    def test_grant_review_decisions_allows_review_decisions_and_nothing_else(self) -> None:
+        stack = bare_stack()
+        bus = events.EventBus(stack, "Bus")
+        engine = RulesEngine(stack, "Rules", event_bus=bus)
+        case_tool = iam.Role(stack, "CaseTool", assumed_by=iam.AccountRootPrincipal())
+
+        engine.grant_review_decisions(case_tool)
+
+        template = Template.from_stack(stack)
+        [statement] = [
+            s
+            for policy in template.find_resources("AWS::IAM::Policy").values()
+            if policy["Properties"]["Roles"] == [ref(case_tool)]
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        ]
+        assert statement == {
+            "Action": "events:PutEvents",
+            "Effect": "Allow",
+            "Resource": get_att(bus),
+            "Condition": {
+                "StringEquals": {
+                    "events:source": [EventSource.REVIEW.value],
+                    "events:detail-type": [EventName.REVIEW_DECIDED.value],
+                }
+            },
+        }
+
+    def test_pending_review_retention_is_substituted_in_days(self) -> None:
+        built = build(pending_review_retention=Duration.days(7))
+        assert built.state_machine["DefinitionSubstitutions"]["PendingReviewDays"] == "7"
+
+    def test_an_own_definition_that_names_no_table_takes_no_decisions(self, tmp_path: Path) -> None:
+        definition = tmp_path / "own.asl.json"
+        definition.write_text(json.dumps(USER_DEFINITION))
+        built = build(definition_file=definition, definition_substitutions={"Team": "cards"})
+
+        assert built.engine.pending_reviews_table is None
+        assert built.engine.review_rule is None
+        built.template.resource_count_is("AWS::DynamoDB::GlobalTable", 0)
+        built.template.resource_count_is("AWS::Events::Rule", 1)
+        with pytest.raises(ValueError, match=r"needs a definition that takes review decisions"):
+            built.engine.grant_review_decisions(iam.AccountRootPrincipal())
+
+    def test_an_own_definition_that_names_the_table_gets_it(self, tmp_path: Path) -> None:
+        definition = tmp_path / "own.asl.json"
+        definition.write_text(
+            json.dumps(
+                {
+                    "StartAt": "Done",
+                    "States": {
+                        "Done": {
+                            "Type": "Pass",
+                            "Result": "${PendingReviewsTableName}",
+                            "End": True,
+                        }
+                    },
+                }
+            )
+        )
+        built = build(definition_file=definition)
+
+        assert built.engine.pending_reviews_table is not None
+        assert built.engine.review_rule is not None
+        substitutions = built.state_machine["DefinitionSubstitutions"]
+        assert substitutions["PendingReviewsTableName"] == ref(built.table)
+
+
+@pytest.mark.slow
 class TestOptions:
     def test_standard_type(self) -> None:
         built = build(state_machine_type=sfn.StateMachineType.STANDARD)
@@ -325,6 +503,26 @@ class TestOptions:
         assert substitutions["Team"] == "cards"
         rendered = json.loads(substitute(built.state_machine["DefinitionString"], substitutions))
         assert rendered["Comment"] == "A team's own workflow for cards"
+
+    def test_own_definition_gets_the_catalogues_names_it_uses(self, tmp_path: Path) -> None:
+        definition = tmp_path / "own.asl.json"
+        own = {
+            "StartAt": "Done",
+            "States": {
+                "Done": {
+                    "Type": "Pass",
+                    "Result": {"source": "${ReviewSource}", "name": "${InquiryCompleted}"},
+                    "End": True,
+                }
+            },
+        }
+        definition.write_text(json.dumps(own))
+        built = build(definition_file=definition)
+        substitutions = built.state_machine["DefinitionSubstitutions"]
+        assert substitutions["ReviewSource"] == EventSource.REVIEW
+        assert substitutions["InquiryCompleted"] == EventName.INQUIRY_COMPLETED
+        # Only the names the definition uses reach the template.
+        assert not set(substitutions) & {"TransactionApproved", "RulesSource"}
 
     def test_existing_failure_topic_is_used(self) -> None:
         stack = bare_stack()
@@ -404,6 +602,8 @@ class TestValidation:
             pytest.param({"max_fx_deviation_bps": 0}, id="fx-0"),
             pytest.param({"max_fx_deviation_bps": 10_000}, id="fx-10000"),
             pytest.param({"watched_merchant_categories": []}, id="no-watched-mccs"),
+            pytest.param({"pending_review_retention": Duration.days(1)}, id="review-1-day"),
+            pytest.param({"pending_review_retention": Duration.days(999)}, id="review-999-days"),
         ],
     )
     def test_boundary_settings_are_accepted(
@@ -411,6 +611,18 @@ class TestValidation:
     ) -> None:
         stack, bus = stack_and_bus
         RulesEngine(stack, "Rules", event_bus=bus, **props)
+
+    @pytest.mark.parametrize(
+        "retention",
+        [Duration.hours(36), Duration.days(0), Duration.days(1_000)],
+        ids=["a-day-and-a-half", "no-days", "1000-days"],
+    )
+    def test_a_pending_review_retention_outside_whole_days_1_to_999_is_refused(
+        self, stack_and_bus: tuple[cdk.Stack, events.EventBus], retention: Duration
+    ) -> None:
+        stack, bus = stack_and_bus
+        with pytest.raises(ValueError, match=r"pending_review_retention must be whole days"):
+            RulesEngine(stack, "Rules", event_bus=bus, pending_review_retention=retention)
 
     def test_watched_categories_as_a_string_are_refused(
         self, stack_and_bus: tuple[cdk.Stack, events.EventBus]
@@ -430,6 +642,33 @@ class TestValidation:
                 event_bus=bus,
                 definition_substitutions={"HighValueThreshold": "abc"},
             )
+
+    @pytest.mark.parametrize("name", ["TransactionApproved", "RulesSource"])
+    def test_the_catalogues_names_cannot_be_overridden(
+        self, stack_and_bus: tuple[cdk.Stack, events.EventBus], name: str
+    ) -> None:
+        # Another value would publish an event the catalogue does not know by that name.
+        stack, bus = stack_and_bus
+        with pytest.raises(ValueError, match=rf"may not replace \['{name}'\].*event catalogue"):
+            RulesEngine(stack, "Rules", event_bus=bus, definition_substitutions={name: "x"})
+
+    def test_a_misspelt_event_name_is_refused(
+        self, stack_and_bus: tuple[cdk.Stack, events.EventBus], tmp_path: Path
+    ) -> None:
+        stack, bus = stack_and_bus
+        own = tmp_path / "own.asl.json"
+        own.write_text(
+            json.dumps(
+                {
+                    "StartAt": "P",
+                    "States": {
+                        "P": {"Type": "Pass", "Result": "${TransactionAproved}", "End": True}
+                    },
+                }
+            )
+        )
+        with pytest.raises(ValueError, match=r"uses \['TransactionAproved'\] with no substitution"):
+            RulesEngine(stack, "Rules", event_bus=bus, definition_file=own)
 
     def test_a_placeholder_without_substitution_is_refused(
         self, stack_and_bus: tuple[cdk.Stack, events.EventBus], tmp_path: Path

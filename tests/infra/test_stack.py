@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import aws_cdk as cdk
@@ -12,6 +13,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk.assertions import Match
 from constructs import IConstruct
 
+from payment_posting_functions.domain.event_names import EventName, EventSource
 from payment_stack import PaymentPostingStack, StageConfig
 from payment_stack.config import STAGES_CONTEXT_KEY
 from tests.infra.support import (
@@ -217,6 +219,22 @@ class TestRetention:
         assert env["Variables"]["RETENTION_SECONDS"] == seconds
         synthesized.template.has_output("TransactionRetentionSeconds", {"Value": seconds})
 
+    @pytest.mark.parametrize(("stage_name", "days"), [("dev", 7), ("prod", 90)])
+    def test_a_review_of_a_held_transaction_expires_after_the_stage_retention(
+        self, stage_name: str, days: int, request: pytest.FixtureRequest
+    ) -> None:
+        # The pending review holds the transaction: it is kept no longer than the record.
+        synthesized: Synthesized = request.getfixturevalue(stage_name)
+        stack: PaymentPostingStack = request.getfixturevalue(f"{stage_name}_stack")
+        resources = synthesized.template.to_json()["Resources"]
+        table = resources[logical_id(_cfn_child(stack.rules_engine, "PendingReviews"))]
+        assert table["Properties"]["TimeToLiveSpecification"] == {
+            "AttributeName": "expiresAt",
+            "Enabled": True,
+        }
+        machine = resources[logical_id(stack.rules_engine.state_machine)]["Properties"]
+        assert machine["DefinitionSubstitutions"]["PendingReviewDays"] == str(days)
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -241,6 +259,10 @@ class TestEveryStage:
         )
         template.has_output(
             "RulesStateMachineArn", {"Value": ref(stack.rules_engine.state_machine)}
+        )
+        template.has_output(
+            "PendingReviewsTableName",
+            {"Value": ref(_cfn_child(stack.rules_engine, "PendingReviews"))},
         )
         template.has_output(
             "LedgerJournalTableName", {"Value": ref(_cfn_child(stack.poster, "LedgerJournal"))}
@@ -335,14 +357,27 @@ class TestEveryStage:
         assert synthesized.resources[logical_id(stack.poster.rule)]["Properties"][
             "EventBusName"
         ] == ref(stack.ingest.event_bus)
-        # What the business-rules workflow puts on the bus for an approved transaction.
-        definition = json.loads((ROOT / "statemachine" / "business_rules.asl.json").read_text())
+        # What the business-rules workflow puts on the bus for an approved transaction, with
+        # the names the stack substitutes.
+        machine = synthesized.resources[logical_id(stack.rules_engine.state_machine)]
+        names = {
+            key: value
+            for key, value in machine["Properties"]["DefinitionSubstitutions"].items()
+            if isinstance(value, str)
+        }
+        definition = json.loads(
+            re.sub(
+                r"\$\{(\w+)\}",
+                lambda match: names.get(match.group(1), match.group(0)),
+                (ROOT / "statemachine" / "business_rules.asl.json").read_text(),
+            )
+        )
         approvals = [
             entry
             for value in walk(definition)
             if isinstance(value, dict) and isinstance(value.get("Entries"), list)
             for entry in value["Entries"]
-            if entry.get("DetailType") == "TransactionApproved"
+            if entry.get("DetailType") == EventName.TRANSACTION_APPROVED
         ]
         assert approvals, "the workflow publishes no TransactionApproved"
         for entry in approvals:
@@ -355,13 +390,13 @@ class TestEveryStage:
         sweeper = stack.poster.expiry_sweeper
         assert sweeper is not None
         expected = {
-            logical_id(stack.ingest.pipe_role): ["payments.ingest"],
-            _role_id(stack.enrichment.function): ["payments.enrichment"],
-            _role_id(stack.screening_outcomes.function): ["payments.screening"],
-            _role_id(stack.rules_engine.state_machine): ["payments.rules"],
-            _role_id(stack.poster.function): ["payments.posting"],
+            logical_id(stack.ingest.pipe_role): [EventSource.INGEST],
+            _role_id(stack.enrichment.function): [EventSource.ENRICHMENT],
+            _role_id(stack.screening_outcomes.function): [EventSource.SCREENING],
+            _role_id(stack.rules_engine.state_machine): [EventSource.RULES],
+            _role_id(stack.poster.function): [EventSource.POSTING],
             # The expiry sweeper announces released holds as the posting stage.
-            _role_id(sweeper.function): ["payments.posting"],
+            _role_id(sweeper.function): [EventSource.POSTING],
         }
         found: dict[str, list[Any]] = {}
         for policy in synthesized.template.find_resources("AWS::IAM::Policy").values():
@@ -402,7 +437,7 @@ class TestEveryStage:
         )
         poster = synthesized.resources[logical_id(stack.poster.function)]
         assert poster["Properties"]["Environment"]["Variables"]["APPROVED_SOURCE"] == (
-            "payments.rules"
+            EventSource.RULES
         )
 
     def test_is_environment_agnostic(self, stage: str, request: pytest.FixtureRequest) -> None:

@@ -18,6 +18,7 @@ from payment_local.rules import (
     TapTarget,
     tap_registration,
 )
+from payment_posting_functions.domain.event_names import EventName
 from tests.local import fixture_handlers
 from tests.local.fixture_handlers import CALLS
 from tests.local.support import ACCOUNT, REGION, create_queue, drain, make_function
@@ -46,7 +47,7 @@ def _put(
             {
                 "EventBusName": BUS,
                 "Source": source,
-                "DetailType": "TransactionAuthorized",
+                "DetailType": EventName.TRANSACTION_AUTHORIZED.value,
                 "Detail": json.dumps(detail),
             }
         ]
@@ -86,7 +87,7 @@ def test_a_matching_event_reaches_the_function_once(clients: AwsClients) -> None
 
     (event,) = CALLS["always_ok"]
     assert event["source"] == "payments.test"
-    assert event["detail-type"] == "TransactionAuthorized"
+    assert event["detail-type"] == EventName.TRANSACTION_AUTHORIZED
     assert event["detail"] == DETAIL
     assert invocation.stats.delivered == 1
     assert invocation.stats.retried == 0

@@ -14,14 +14,15 @@ from moto.events.models import EventPattern
 from payment_local import moto_internals
 from payment_local.clients import AwsClients
 from payment_local.pipes import StreamPipe
+from payment_posting_functions.domain.event_names import EventName, EventSource
 from tests.local import fixture_handlers
 from tests.local.fixture_handlers import CALLS, POISON
 from tests.local.support import ACCOUNT, REGION, create_queue, drain, drain_bodies, make_function
 
 TABLE = "transactions"
 BUS = "payments"
-SOURCE = "payments.ingest"
-DETAIL_TYPE = "TransactionAuthorized"
+SOURCE = EventSource.INGEST.value
+DETAIL_TYPE = EventName.TRANSACTION_AUTHORIZED.value
 INSERTS_ONLY = '{"eventName":["INSERT"]}'
 
 

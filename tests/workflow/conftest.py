@@ -1,5 +1,6 @@
 """The business-rules workflow on moto's States Language interpreter, with its bus and topic
-tapped by queues, so each execution's events and notifications can be read back."""
+tapped by queues, so each execution's events and notifications can be read back, and its
+table of pending reviews."""
 
 from __future__ import annotations
 
@@ -18,8 +19,15 @@ from moto import mock_aws
 from payment_local import moto_internals
 from payment_posting_functions.domain.accounts import Account
 from payment_posting_functions.domain.enrichment import enrich
-from payment_posting_functions.domain.events import TransactionEnriched
+from payment_posting_functions.domain.events import (
+    EventName,
+    EventSource,
+    ReviewDecided,
+    ReviewDecision,
+    TransactionEnriched,
+)
 from payment_posting_functions.domain.transaction import AuthorizedTransaction
+from payment_stack.rules_engine import EVENT_NAME_SUBSTITUTIONS
 from tests.factories import valid_item
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,11 +35,14 @@ DEFINITION = ROOT / "statemachine" / "business_rules.asl.json"
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 BUS = "payments"
-# What the stack passes as DefinitionSubstitutions, besides the bus and topic.
+PENDING_REVIEWS = "pending-reviews"
+PENDING_REVIEW_DAYS = 90
+# What the stack passes as DefinitionSubstitutions, besides the bus, topic and table.
 RULE_SETTINGS = {
     "HighValueThreshold": "1000000",
     "WatchedMccs": "7995,6051,4829",
     "MaxFxDeviationBps": "300",
+    "PendingReviewDays": str(PENDING_REVIEW_DAYS),
 }
 MOTO_CONFIG: Any = {
     "stepfunctions": {"execute_state_machine": True},
@@ -49,7 +60,15 @@ def substitute(text: str, values: dict[str, str]) -> str:
 
 
 def substitutions(topic_arn: str) -> dict[str, str]:
-    return {"EventBusName": BUS, "FailureTopicArn": topic_arn, **RULE_SETTINGS}
+    """What RulesEngine substitutes: the event catalogue's names (the very mapping the
+    construct uses), the bus, the topic and the rule settings."""
+    return {
+        **EVENT_NAME_SUBSTITUTIONS,
+        "EventBusName": BUS,
+        "FailureTopicArn": topic_arn,
+        "PendingReviewsTableName": PENDING_REVIEWS,
+        **RULE_SETTINGS,
+    }
 
 
 def enriched_event(account: Account | None, **overrides: Any) -> dict[str, Any]:
@@ -64,13 +83,40 @@ def enriched_event(account: Account | None, **overrides: Any) -> dict[str, Any]:
     return {
         "version": "0",
         "id": "c4d5e6f7-0000-4000-8000-000000000001",
-        "detail-type": "TransactionEnriched",
-        "source": "payments.enrichment",
+        "detail-type": EventName.TRANSACTION_ENRICHED.value,
+        "source": EventSource.ENRICHMENT.value,
         "account": ACCOUNT,
         "time": "2026-11-24T10:15:31Z",
         "region": REGION,
         "resources": [],
         "detail": detail,
+    }
+
+
+def review_event(
+    transaction_id: str,
+    decision: str = ReviewDecision.APPROVE,
+    reviewer: str = "reviewer-7",
+    **detail: Any,
+) -> dict[str, Any]:
+    """A ReviewDecided event as EventBridge delivers it to the workflow; ``detail`` adds to
+    (or, with None, removes from) what the catalogue's model renders."""
+    rendered = ReviewDecided(
+        transaction_id=transaction_id,
+        decision=ReviewDecision.APPROVE,
+        reviewer="placeholder",
+    ).to_detail()
+    rendered.update(decision=decision, reviewer=reviewer, **detail)
+    return {
+        "version": "0",
+        "id": "d5e6f7a8-0000-4000-8000-000000000002",
+        "detail-type": EventName.REVIEW_DECIDED.value,
+        "source": EventSource.REVIEW.value,
+        "account": ACCOUNT,
+        "time": "2026-11-24T11:00:00Z",
+        "region": REGION,
+        "resources": [],
+        "detail": {key: value for key, value in rendered.items() if value is not None},
     }
 
 
@@ -92,6 +138,12 @@ class RulesWorkflow:
     tap_url: str
     notifications_url: str
     _names: Iterator[int] = field(default_factory=itertools.count)
+
+    def pending_reviews(self) -> dict[str, dict[str, Any]]:
+        """The pending reviews table, by transaction id, as DynamoDB holds it."""
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        items = dynamodb.scan(TableName=PENDING_REVIEWS)["Items"]
+        return {item["transactionId"]["S"]: item for item in items}
 
     def run(self, event: dict[str, Any]) -> Execution:
         stepfunctions = boto3.client("stepfunctions", region_name=REGION)
@@ -152,6 +204,12 @@ def rules() -> Iterator[RulesWorkflow]:
         )
         events.put_targets(
             Rule="everything", EventBusName=BUS, Targets=[{"Id": "tap", "Arn": tap_arn}]
+        )
+        boto3.client("dynamodb", region_name=REGION).create_table(
+            TableName=PENDING_REVIEWS,
+            KeySchema=[{"AttributeName": "transactionId", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "transactionId", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
         )
         topic_arn: str = sns.create_topic(Name="rules-failures")["TopicArn"]
         notifications_url, notifications_arn = _queue("rules-notifications")

@@ -18,6 +18,8 @@ from payment_posting_functions.domain.accounts import Account, sample_accounts
 from payment_posting_functions.domain.events import (
     BY_NAME,
     SCHEMA_VERSION,
+    EventName,
+    EventSource,
     ForeignTransactionFound,
     MerchantCategoryWarning,
     TransactionHeld,
@@ -28,7 +30,13 @@ from tests.workflow.conftest import BUS, REGION, Execution, RulesWorkflow, enric
 
 ACCOUNTS: dict[str, Account] = {account.account_id: account for account in sample_accounts()}
 TOKEN = valid_item()["panToken"]
-OUTCOMES = {"TransactionApproved", "TransactionRejected", "TransactionHeld"}
+APPROVED = EventName.TRANSACTION_APPROVED
+REJECTED = EventName.TRANSACTION_REJECTED
+HELD = EventName.TRANSACTION_HELD
+FOREIGN = EventName.FOREIGN_TRANSACTION_FOUND
+WATCHED = EventName.MERCHANT_CATEGORY_WARNING
+INQUIRY = EventName.INQUIRY_COMPLETED
+OUTCOMES = {APPROVED, REJECTED, HELD, INQUIRY}
 
 # A domestic transaction: paid and billed in euros, at rate 1, by a German card in Germany.
 DOMESTIC: dict[str, Any] = {
@@ -58,36 +66,39 @@ class Case:
     reason_code: str | None = None  # of TransactionRejected
     hold_reasons: list[str] = field(default_factory=list)  # of TransactionHeld
     drop_issuer_country: bool = False  # remove the key rather than send null
+    account_currency: str | None = None  # the account's, if not its own (EUR)
+    drop_account_currency: bool = False  # an enrichment without the field at all
 
 
 CASES = {
-    "plain domestic": Case(DOMESTIC, ["TransactionApproved"]),
+    "plain domestic": Case(DOMESTIC, [APPROVED]),
+    "cash (01) is no inquiry": Case({**DOMESTIC, "processingCode": "010000"}, [APPROVED]),
     "issuer country null": Case(
         {**DOMESTIC, "issuerCountry": None},
-        ["TransactionRejected"],
+        [REJECTED],
         account_id=None,  # an unknown account too: rejection wins over suspense
         reason_code="MISSING_ISSUER_COUNTRY",
     ),
     "issuer country absent": Case(
         DOMESTIC,
-        ["TransactionRejected"],
+        [REJECTED],
         reason_code="MISSING_ISSUER_COUNTRY",
         drop_issuer_country=True,
     ),
     "zero transaction amount": Case(
         {**DOMESTIC, "transactionAmount": {"amount": 0, "currency": "EUR"}},
-        ["TransactionRejected"],
+        [REJECTED],
         reason_code="INVALID_AMOUNT",
     ),
     "zero billing amount (checked before the FX rule)": Case(
         {"billingAmount": {"amount": 0, "currency": "EUR"}},
-        ["TransactionRejected"],
+        [REJECTED],
         reason_code="INVALID_AMOUNT",
     ),
     "billing amount 10% off the rate": Case(
         # 12.50 USD at 0.9215 is 11.52 EUR; 12.67 EUR is 998 bps off.
         {"billingAmount": {"amount": 1267, "currency": "EUR"}},
-        ["TransactionRejected"],
+        [REJECTED],
         reason_code="FX_MISMATCH",
     ),
     "FX deviation just over the maximum (301 bps)": Case(
@@ -96,7 +107,7 @@ CASES = {
             "billingAmount": {"amount": 10_301, "currency": "EUR"},
             "transactionAmount": {"amount": 10_000, "currency": "EUR"},
         },
-        ["TransactionRejected"],
+        [REJECTED],
         reason_code="FX_MISMATCH",
     ),
     "FX deviation at the maximum (300 bps) passes": Case(
@@ -105,23 +116,78 @@ CASES = {
             "billingAmount": {"amount": 10_300, "currency": "EUR"},
             "transactionAmount": {"amount": 10_000, "currency": "EUR"},
         },
-        ["TransactionApproved"],
+        [APPROVED],
     ),
-    "foreign (USD billed in EUR)": Case({}, ["ForeignTransactionFound", "TransactionApproved"]),
-    "watched MCC 7995": Case(
-        {**DOMESTIC, "mcc": "7995"}, ["MerchantCategoryWarning", "TransactionApproved"]
+    "billing currency not the account's": Case(
+        DOMESTIC, [REJECTED], account_currency="USD", reason_code="CURRENCY_MISMATCH"
     ),
-    "watched MCC 4829 (last of the list)": Case(
-        {**DOMESTIC, "mcc": "4829"}, ["MerchantCategoryWarning", "TransactionApproved"]
+    "billing currency the account's, which is not EUR": Case(
+        {
+            **DOMESTIC,
+            "transactionAmount": {"amount": 4200, "currency": "USD"},
+            "billingAmount": {"amount": 4200, "currency": "USD"},
+        },
+        [APPROVED],
+        account_currency="USD",
     ),
-    "high value": Case(eur(1_000_001), ["TransactionHeld"], hold_reasons=["HIGH_VALUE"]),
-    "at the high-value threshold passes": Case(eur(1_000_000), ["TransactionApproved"]),
+    "unknown account: no currency to check (null)": Case(
+        {
+            **DOMESTIC,
+            "transactionAmount": {"amount": 4200, "currency": "USD"},
+            "billingAmount": {"amount": 4200, "currency": "USD"},
+        },
+        [APPROVED],
+        account_id=None,
+    ),
+    "no account currency in the enrichment: not checked": Case(
+        DOMESTIC, [APPROVED], account_currency="USD", drop_account_currency=True
+    ),
+    "balance inquiry (31) of nothing": Case(
+        {
+            **DOMESTIC,
+            "processingCode": "310000",
+            "transactionAmount": {"amount": 0, "currency": "EUR"},
+            "billingAmount": {"amount": 0, "currency": "EUR"},
+        },
+        [INQUIRY],
+    ),
+    "available-funds inquiry (30): no side event, hold or currency check": Case(
+        # Foreign, a watched MCC, over the threshold, on an account with holds in another
+        # currency, and off the rate: a payment would be rejected; an inquiry moves nothing.
+        {
+            "processingCode": "300000",
+            "mcc": "7995",
+            "transactionAmount": {"amount": 2_170_375, "currency": "USD"},
+            "billingAmount": {"amount": 9_999_999, "currency": "EUR"},
+        },
+        [INQUIRY],
+        account_id="ACC-0010",
+        account_currency="GBP",
+    ),
+    "inquiry for an unknown account": Case(
+        {**DOMESTIC, "processingCode": "300000"}, [INQUIRY], account_id=None
+    ),
+    "inquiry without an issuer country is rejected (checked first)": Case(
+        {**DOMESTIC, "processingCode": "310000", "issuerCountry": None},
+        [REJECTED],
+        reason_code="MISSING_ISSUER_COUNTRY",
+    ),
+    "a refund (20) is no inquiry": Case(
+        {**DOMESTIC, "processingCode": "200000", "billingAmount": {"amount": 0, "currency": "EUR"}},
+        [REJECTED],
+        reason_code="INVALID_AMOUNT",
+    ),
+    "foreign (USD billed in EUR)": Case({}, [FOREIGN, APPROVED]),
+    "watched MCC 7995": Case({**DOMESTIC, "mcc": "7995"}, [WATCHED, APPROVED]),
+    "watched MCC 4829 (last of the list)": Case({**DOMESTIC, "mcc": "4829"}, [WATCHED, APPROVED]),
+    "high value": Case(eur(1_000_001), [HELD], hold_reasons=["HIGH_VALUE"]),
+    "at the high-value threshold passes": Case(eur(1_000_000), [APPROVED]),
     "account with holds": Case(
-        DOMESTIC, ["TransactionHeld"], account_id="ACC-0010", hold_reasons=["ACCOUNT_HOLD"]
+        DOMESTIC, [HELD], account_id="ACC-0010", hold_reasons=["ACCOUNT_HOLD"]
     ),
     "high value on an account with holds names both reasons": Case(
         eur(1_000_001),
-        ["TransactionHeld"],
+        [HELD],
         account_id="ACC-0010",
         hold_reasons=["HIGH_VALUE", "ACCOUNT_HOLD"],
     ),
@@ -132,7 +198,7 @@ CASES = {
             "transactionAmount": {"amount": 2_170_375, "currency": "USD"},
             "billingAmount": {"amount": 2_000_001, "currency": "EUR"},
         },
-        ["ForeignTransactionFound", "MerchantCategoryWarning", "TransactionHeld"],
+        [FOREIGN, WATCHED, HELD],
         hold_reasons=["HIGH_VALUE"],
     ),
 }
@@ -140,9 +206,13 @@ CASES = {
 
 def build_input(case: Case) -> dict[str, Any]:
     account = ACCOUNTS[case.account_id] if case.account_id else None
+    if account is not None and case.account_currency is not None:
+        account = account.model_copy(update={"currency": case.account_currency})
     event = enriched_event(account, **case.overrides)
     if case.drop_issuer_country:
         del event["detail"]["transaction"]["issuerCountry"]
+    if case.drop_account_currency:
+        del event["detail"]["enrichment"]["accountCurrency"]
     return event
 
 
@@ -151,11 +221,11 @@ def assert_catalogued(event: dict[str, Any], transaction_id: str) -> None:
     name = event["detail-type"]
     model = BY_NAME[name]
     detail = event["detail"]
-    assert event["source"] == "payments.rules"
+    assert event["source"] == EventSource.RULES
     model.model_validate(detail)  # extra fields are forbidden
     assert set(detail) == {f.alias or n for n, f in model.model_fields.items()}, name
     assert detail["name"] == name
-    assert detail["source"] == "payments.rules"
+    assert detail["source"] == EventSource.RULES
     assert detail["schemaVersion"] == SCHEMA_VERSION == "1.0"
     assert detail["transactionId"] == transaction_id
 

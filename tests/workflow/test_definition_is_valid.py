@@ -11,16 +11,26 @@ from typing import Any
 
 import pytest
 
+from payment_posting_functions.domain.card_message import TRANSACTION_TYPES, TransactionType
 from payment_posting_functions.domain.events import BY_NAME, EventSource
+from payment_stack.rules_engine import EVENT_NAME_SUBSTITUTIONS
 from tests.workflow.conftest import DEFINITION, substitute, substitutions
 
 STATELINT = Path(sys.executable).parent / "statelint"
 TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:rules-failures"
 STATES: dict[str, dict[str, Any]] = json.loads(DEFINITION.read_text())["States"]
+# The definition as deployed: every ${Name} replaced as CloudFormation does.
+DEPLOYED: dict[str, dict[str, Any]] = json.loads(
+    substitute(DEFINITION.read_text(), substitutions(TOPIC_ARN))
+)["States"]
 TASKS = sorted(name for name, state in STATES.items() if state["Type"] == "Task")
 PUT_EVENTS = sorted(
     name for name in TASKS if STATES[name]["Resource"] == "arn:aws:states:::events:putEvents"
 )
+PENDING_REVIEW_TASKS = sorted(
+    name for name in TASKS if STATES[name]["Resource"].startswith("arn:aws:states:::dynamodb:")
+)
+CONDITION_FAILED = "DynamoDB.ConditionalCheckFailedException"
 
 
 def statelint(path: Path) -> subprocess.CompletedProcess[str]:
@@ -56,19 +66,41 @@ def test_statelint_refuses_a_choice_pointing_nowhere(tmp_path: Path) -> None:
 
 def test_the_placeholders_are_those_the_stack_substitutes() -> None:
     names = set(re.findall(r"\$\{(\w+)\}", DEFINITION.read_text()))
-    assert names == set(substitutions(TOPIC_ARN))
+    assert names <= set(substitutions(TOPIC_ARN))
+    # Every setting and resource the stack substitutes is used; of the catalogue's names,
+    # those the rules publish.
+    assert set(substitutions(TOPIC_ARN)) - set(EVENT_NAME_SUBSTITUTIONS) <= names
 
 
 def test_there_are_tasks_to_check() -> None:
-    assert len(PUT_EVENTS) == 5
-    assert {"NotifyRejected", "NotifyWorkflowFailure"} <= set(TASKS)
+    assert len(PUT_EVENTS) == 8
+    assert len(PENDING_REVIEW_TASKS) == 3
+    assert {"NotifyRejected", "NotifyWorkflowFailure", "NotifyDecisionNotTaken"} <= set(TASKS)
 
 
 @pytest.mark.parametrize("name", TASKS)
 def test_every_task_retries(name: str) -> None:
     retriers = STATES[name].get("Retry", [])
     assert retriers, f"{name} has no Retry"
-    assert all(r.get("MaxAttempts", 3) >= 1 for r in retriers)
+    # Any error is retried, but for a failed condition: that is the table's answer, and
+    # asking again changes nothing (the retrier for it comes first, so it is the one used).
+    assert retriers[-1]["ErrorEquals"] == ["States.ALL"]
+    assert retriers[-1].get("MaxAttempts", 3) >= 1
+    for retrier in retriers[:-1]:
+        assert retrier == {"ErrorEquals": [CONDITION_FAILED], "MaxAttempts": 0}
+
+
+@pytest.mark.parametrize("name", PENDING_REVIEW_TASKS)
+def test_every_pending_review_call_names_the_table_and_one_transaction(name: str) -> None:
+    parameters = STATES[name]["Parameters"]
+    assert parameters["TableName"] == "${PendingReviewsTableName}"
+    key = parameters.get("Key") or {"transactionId": parameters["Item"]["transactionId"]}
+    assert key == {"transactionId": {"S.$": "$.detail.transactionId"}}
+    # Each call is conditional: a second hold, decision or removal cannot overwrite the first.
+    assert parameters["ConditionExpression"]
+    # A failed condition is handled, never an execution's unexplained failure.
+    handled = [c for c in STATES[name]["Catch"] if c["ErrorEquals"] == [CONDITION_FAILED]]
+    assert handled, name
 
 
 @pytest.mark.parametrize("name", PUT_EVENTS)
@@ -77,10 +109,36 @@ def test_every_event_goes_to_the_payments_bus_as_the_rules_source(name: str) -> 
     assert entries
     for entry in entries:
         assert entry["EventBusName"] == "${EventBusName}"
-        assert entry["Source"] == "payments.rules"
-        # The detail names the event it is, and the catalogue knows it as a rules event.
-        detail = entry["Detail"]
+        # Names are the catalogue's, substituted, never written out in the file.
+        assert entry["Source"] == entry["Detail"]["source"] == "${RulesSource}"
+        assert re.fullmatch(r"\$\{\w+\}", entry["DetailType"]), entry["DetailType"]
+        assert entry["Detail"]["name"] == entry["DetailType"]
+    for entry in DEPLOYED[name]["Parameters"]["Entries"]:
+        # Deployed, the detail names the event it is, and the catalogue knows it as a rules
+        # event.
+        assert entry["Source"] == EventSource.RULES
         assert entry["DetailType"] in BY_NAME
-        assert detail["name"] == entry["DetailType"]
-        assert detail["source"] == "payments.rules"
         assert BY_NAME[entry["DetailType"]].SOURCE is EventSource.RULES
+
+
+def test_the_inquiries_the_rules_complete_are_the_record_types_of_inquiries() -> None:
+    # The processing codes the workflow treats as inquiries, and those the record model
+    # calls one (ISO 8583 DE 3, positions 1-2), are the same.
+    patterns = [
+        rule["StringMatches"]
+        for choice in STATES["IsInquiry"]["Choices"]
+        for rule in _rules(choice)
+        if "StringMatches" in rule
+    ]
+    inquiries = {
+        code for code, kind in TRANSACTION_TYPES.items() if kind is TransactionType.INQUIRY
+    }
+    assert sorted(patterns) == sorted(f"{code}*" for code in inquiries)
+
+
+def _rules(rule: dict[str, Any]) -> list[dict[str, Any]]:
+    nested = [rule]
+    for key in ("And", "Or"):
+        for inner in rule.get(key, []):
+            nested += _rules(inner)
+    return nested
