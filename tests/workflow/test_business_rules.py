@@ -47,6 +47,10 @@ DOMESTIC: dict[str, Any] = {
 }
 
 
+ORIGINAL = {"mti": "0100", "stan": "123456", "transmittedAt": "2026-11-24T10:15:30+00:00",
+            "rrn": "123456789012", "authCode": "A1B2C3"}  # fmt: skip
+
+
 def eur(amount: int) -> dict[str, Any]:
     """A domestic transaction of ``amount`` cents."""
     return {
@@ -190,6 +194,18 @@ CASES = {
         [HELD],
         account_id="ACC-0010",
         hold_reasons=["HIGH_VALUE", "ACCOUNT_HOLD"],
+    ),
+    "a clearing over the threshold on an account with holds is not held": Case(
+        {**eur(1_000_001), "mti": "1240"}, [APPROVED], account_id="ACC-0010"
+    ),
+    "a reversal is not held": Case(
+        {**eur(1_000_001), "mti": "0420", "original": ORIGINAL}, [APPROVED], account_id="ACC-0010"
+    ),
+    "a refund is not held": Case(
+        {**eur(1_000_001), "processingCode": "200000"}, [APPROVED], account_id="ACC-0010"
+    ),
+    "an authorization advice is held like its request": Case(
+        {**eur(1_000_001), "mti": "0120"}, [HELD], hold_reasons=["HIGH_VALUE"]
     ),
     "foreign, watched MCC and high value": Case(
         # 2,170,375 USD cents at 0.9215 is 2,000,000.56 EUR cents.
