@@ -236,6 +236,44 @@ def test_an_authorization_never_cleared_expires_and_is_released(
     assert ledger.trial_balance("EUR").posted == 0
 
 
+def test_a_completion_advice_clears_its_pre_authorization(
+    lifecycle_runtime: LocalRuntime, ledger: DynamoDBLedger
+) -> None:
+    card = Card("ACC-0008")
+    before = balance(ledger, card.account)
+    [held] = send(lifecycle_runtime, card.message("tx-preauth", "0100", 10_000, mcc="5542"))
+    # The fuel pump's completion, as a single-message network sends it: a 0220 advice.
+    [completed] = send(lifecycle_runtime, card.message("tx-done", "0220", 6_789, mcc="5542"))
+    assert completed.detail_type == EventName.CLEARING_MATCHED
+    assert completed.detail["pendingId"] == held.transaction_id
+    assert balance(ledger, card.account) == (before[0] - 6_789, before[1], before[2] - 6_789)
+
+
+def test_an_inquiry_completes_and_moves_no_money(
+    lifecycle_runtime: LocalRuntime, ledger: DynamoDBLedger
+) -> None:
+    card = Card("ACC-0009")
+    before = balance(ledger, card.account)
+    inquiry = card.message("tx-balance", "0200", 0, code="310000", mcc="6011")
+    [completed] = send(lifecycle_runtime, inquiry)
+    assert completed.detail_type == EventName.INQUIRY_COMPLETED
+    assert balance(ledger, card.account) == before
+
+
+def test_a_billing_currency_other_than_the_accounts_is_rejected_by_the_rules(
+    lifecycle_runtime: LocalRuntime, ledger: DynamoDBLedger
+) -> None:
+    card = Card("ACC-0011")
+    before = balance(ledger, card.account)
+    yen = {"amount": 50_000, "currency": "JPY"}
+    item = card.message("tx-yen", "0200", 0)
+    item.update(transactionAmount=yen, billingAmount=yen)  # billed in yen, to a euro account
+    [rejected] = send(lifecycle_runtime, item)
+    assert rejected.detail_type == EventName.TRANSACTION_REJECTED
+    assert rejected.detail["reasonCode"] == "CURRENCY_MISMATCH"
+    assert balance(ledger, card.account) == before
+
+
 def test_nothing_was_refused_and_the_ledger_is_balanced(
     lifecycle_runtime: LocalRuntime, ledger: DynamoDBLedger, tmp_path: Path
 ) -> None:

@@ -22,20 +22,14 @@ from tests.factories import valid_item
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "events.md"
 # Where the catalogue's names must be imported (or substituted), never written out.
-NAMES_IMPORTED_IN = ("payment_stack", "payment_local", "statemachine")
-# Modules another change is moving to the imported names; each entry lists what is still
-# written out there, and is removed (the test below says so) once nothing is.
-STILL_WRITTEN_OUT = {
-    "payment_local/report.py": {
-        "TransactionAuthorized",
-        "DuplicateFlagged",
-        "TransactionQuarantined",
-        "TransactionRejected",
-        "TransactionHeld",
-        "TransactionPosted",
-        "PostingFailed",
-    },
-}
+# Where the catalogue's names are imported, never written out: the constructs, the local
+# runtime and its report, the States Language files and the function handlers.
+NAMES_IMPORTED_IN = (
+    "payment_stack",
+    "payment_local",
+    "statemachine",
+    "lambdas/payment_posting_functions/handlers",
+)
 
 
 def test_detail_is_camel_case_json_with_the_envelope() -> None:
@@ -126,23 +120,13 @@ def test_the_stack_the_runtime_and_the_rules_import_the_catalogues_names() -> No
     found = {}
     for path in _checked_files():
         relative = path.relative_to(ROOT).as_posix()
-        extra = _written_out(path) - STILL_WRITTEN_OUT.get(relative, set())
+        extra = _written_out(path)
         if extra:
             found[relative] = sorted(extra)
     assert found == {}, (
         "use payment_posting_functions.domain.event_names (EventName, EventSource) instead of "
         f"writing these names out (a States Language file: ${{Name}}): {found}"
     )
-
-
-def test_the_names_still_written_out_elsewhere_are_listed_exactly() -> None:
-    # An entry that no longer matches its module is out of date: shrink it, or remove it.
-    stale = {
-        module: sorted(names - _written_out(ROOT / module))
-        for module, names in STILL_WRITTEN_OUT.items()
-        if names - _written_out(ROOT / module)
-    }
-    assert stale == {}, f"no longer written out there, remove from STILL_WRITTEN_OUT: {stale}"
 
 
 def test_the_literal_check_finds_a_name_written_out(tmp_path: Path) -> None:

@@ -304,7 +304,7 @@ def post_unsaved(approved: dict[str, Any], original_overdue: bool = False) -> di
             posting_system=system_name,
         )
         metrics.add_metric(name="PostingsFailed", unit=MetricUnit.Count, value=1)
-        return {"outcome": "PostingFailed", "event": failed.to_detail()}
+        return {"outcome": failed.NAME.value, "event": failed.to_detail()}
     event = outcome_event(request, result, system_name)
     metrics.add_metric(name=f"Outcome{result.outcome.title()}", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="TransactionsPosted", unit=MetricUnit.Count, value=1)
