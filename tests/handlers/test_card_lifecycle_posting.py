@@ -176,6 +176,29 @@ def test_a_clearing_waits_for_its_authorization_then_posts_forced_when_overdue(
     assert balance(ledger) == (-(LIMIT + 1), 0, -(LIMIT + 1))
 
 
+def test_an_authorization_after_its_clearing_was_posted_holds_nothing(
+    poster: LedgerPostingSystem, ledger: Any
+) -> None:
+    # The authorization came late (or was decided in review after the scheme settled): the
+    # clearing, posted without it, took its card transaction's link, so no hold follows.
+    post(poster, message("txn-clr-1", "1240", 2_000), overdue=True)
+    assert refused(poster, message("txn-auth-1", "0100", 2_000)) is PostingFailureCode.LINK_IN_USE
+    assert balance(ledger) == (-2_000, 0, -2_000)
+    # Another clearing of it waits for nothing: posted forced at once.
+    again = post(poster, message("txn-clr-2", "1240", 500, stan="654321"))
+    assert again.outcome is PostingOutcome.POSTED
+    assert "settled" in (again.forced_reason or "")
+    assert balance(ledger) == (-2_500, 0, -2_500)
+
+
+def test_a_partial_clearing_without_its_hold_leaves_the_link_to_the_authorization(
+    poster: LedgerPostingSystem, ledger: Any
+) -> None:
+    post(poster, message("txn-clr-1", "1240", 1_000, finalClearing=False), overdue=True)
+    held = post(poster, message("txn-auth-1", "0100", 3_000))
+    assert held.outcome is PostingOutcome.HELD
+
+
 def test_a_clearing_after_its_hold_expired_is_posted_forced(
     poster: LedgerPostingSystem, ledger: Any, clock: Clock
 ) -> None:

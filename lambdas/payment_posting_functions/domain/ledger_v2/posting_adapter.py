@@ -78,6 +78,7 @@ FAILURE_CODES = {
 
 NO_AUTHORIZATION = "clearing without a matching authorization: the scheme has settled it"
 BEYOND_TOLERANCE = "clearing above its authorization beyond the tolerance: the scheme settled it"
+ALREADY_SETTLED = "clearing after its card transaction was settled: the scheme settled it again"
 
 _ACCOUNT_FIELDS = frozenset({"debit_account_id", "credit_account_id"})
 # A hold the ledger no longer has open: a clearing for it is posted forced, not waited for.
@@ -149,8 +150,12 @@ class LedgerPostingSystem:
             return self._answer(request, booked)
         assert request.link_id is not None
         authorization = self._ledger.lookup_link(request.link_id)
+        if authorization is not None and authorization.transfer.kind is not TransferKind.PENDING:
+            # The link is a posting's (an earlier final clearing posted without its hold):
+            # there is no hold to wait for.
+            return self._forced_single(request, ALREADY_SETTLED)
         hold = None
-        if authorization is not None and authorization.transfer.kind is TransferKind.PENDING:
+        if authorization is not None:
             hold = self._ledger.pending(authorization.transfer.transfer_id)
         if hold is None:
             if not request.original_overdue:
@@ -200,13 +205,22 @@ class LedgerPostingSystem:
                             excess=request.amount.amount - booked.amount)  # fmt: skip
 
     def _forced_single(self, request: PostingRequest, reason: str) -> PostingResult:
+        """A clearing posted without a hold. A final one claims its card transaction's link,
+        so an authorization that comes after it (late, or decided in review after the
+        scheme settled) is refused ``LINK_IN_USE`` instead of holding the money again for
+        its whole window; when the link is taken already, it is posted without it."""
         # Only a debit can be refused by a balance rule: a credit needs no forcing.
         forced = reason if request.direction is Direction.DEBIT else None
+        link = request.link_id if request.final else None
         try:
-            result = self._with_account(
-                request,
-                lambda account: transfer_for(request, account, forced_reason=forced),
-            )
+            try:
+                result = self._with_account(request, lambda account: transfer_for(
+                    request, account, forced_reason=forced, link=link))  # fmt: skip
+            except PermanentPostingError as failure:
+                if failure.code is not PostingFailureCode.LINK_IN_USE or link is None:
+                    raise
+                result = self._with_account(request, lambda account: transfer_for(
+                    request, account, forced_reason=forced))  # fmt: skip
         except PermanentPostingError as failure:
             if failure.code is not PostingFailureCode.CONFLICT:
                 raise
