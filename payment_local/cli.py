@@ -22,6 +22,7 @@ from payment_local.pipeline_run import InputRecord, LabelledRecord, run_transact
 from payment_local.provision import UnsupportedResourceError
 from payment_local.report import build_report, run_failures
 from payment_local.runtime import LocalRuntime
+from payment_local.state import DEFAULT_NAME, STATE_ENV, LocalState, StateError
 from payment_posting_functions.domain.generator import (
     LIFECYCLE_MIX,
     Knobs,
@@ -31,10 +32,9 @@ from payment_posting_functions.domain.generator import (
 from payment_posting_functions.domain.money import Money
 from payment_posting_functions.domain.pan import redact_card_numbers
 
-STATE_DIR = Path(".payments-local")
-EVENT_LOG = STATE_DIR / "events.jsonl"
-FUNCTION_LOG = STATE_DIR / "functions.log"
-LEDGER_DUMP = STATE_DIR / "ledger.json"
+# Where the default state keeps what `events`, `balances` and `trial-balance` read.
+EVENT_LOG = LocalState().events_path
+LEDGER_DUMP = LocalState().ledger_path
 DEFAULT_REPORT = Path("reports") / "demo-report.json"
 
 
@@ -214,6 +214,15 @@ _report_option = click.option(
 _progress_option = click.option(
     "--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal)."
 )
+state_option = click.option(
+    "--state", "state_name", default=DEFAULT_NAME, show_default=True, envvar=STATE_ENV,
+    help="The named local state (.payments-local/NAME) to use: what earlier commands left "
+    f"there is restored first, and this command's result is saved there (env {STATE_ENV}).",
+)  # fmt: skip
+_fresh_option = click.option(
+    "--fresh", is_flag=True,
+    help="Start the state clean: what it held is replaced, once this command has finished.",
+)  # fmt: skip
 _access_option = click.option(
     "--enforce-access/--no-enforce-access",
     default=True,
@@ -236,33 +245,48 @@ _access_option = click.option(
 @click.option(
     "--seed",
     type=int,
-    default=7,
-    show_default=True,
-    help="Seed of the generator, for a repeatable mix.",
+    default=None,
+    help="Seed of the generator, for a repeatable mix (default: 7, or in a state that "
+    "already has runs, the next seed it has not used, so the transactions are new).",
 )
 @_rate_options
 @_cdk_out_option
 @_report_option
 @_progress_option
 @_access_option
+@state_option
+@_fresh_option
 def run(
     count: int,
-    seed: int,
+    seed: int | None,
     cdk_out: Path,
     report: Path,
     progress: bool | None,
     enforce_access: bool,
+    state_name: str,
+    fresh: bool,
     **rates: Any,
 ) -> None:
     """Run the synthesized pipeline on this machine, on moto, with generated transactions.
 
     Every transaction written is followed to its last lifecycle event; the summary counts
-    them per stage and final state, and the command fails if any is unaccounted for.
+    them per stage and final state, and the command fails if any is unaccounted for. The
+    result is kept in the local state (--state), so `status`, `redrive`, `replay`,
+    `decide`, `events` and `balances` can look at it afterwards; --fresh starts it clean.
     """  # fmt: skip
     knobs = _knobs(rates)
+    state = _state(state_name, fresh)
+    used = {c.get("seed") for c in state.meta.get("commands", []) if c.get("command") == "run"}
+    if seed is None:
+        seed = next(s for s in range(7, 7 + len(used) + 2) if s not in used)
+    elif seed in used:
+        raise click.UsageError(
+            f"seed {seed} was used before in state {state.name!r}: its transactions are "
+            "there already; give another --seed, or --fresh to start clean"
+        )
     records = list(TransactionGenerator(knobs=knobs, seed=seed).generate(count))
     inputs = {"count": count, "seed": seed, "knobs": rates}
-    _run_and_report(records, inputs, cdk_out, report, progress, enforce_access)
+    _run_and_report(records, inputs, cdk_out, report, progress, enforce_access, state)
 
 
 @main.command(short_help="Send transactions from a JSON-lines file through the pipeline.")
@@ -271,8 +295,16 @@ def run(
 @_report_option
 @_progress_option
 @_access_option
+@state_option
+@_fresh_option
 def send(
-    source: TextIO, cdk_out: Path, report: Path, progress: bool | None, enforce_access: bool
+    source: TextIO,
+    cdk_out: Path,
+    report: Path,
+    progress: bool | None,
+    enforce_access: bool,
+    state_name: str,
+    fresh: bool,
 ) -> None:
     """Send table items from SOURCE (JSON lines, '-' for standard input) through the pipeline.
 
@@ -281,7 +313,8 @@ def send(
     """  # fmt: skip
     records = _read_records(source)
     inputs = {"count": len(records), "source": source.name}
-    _run_and_report(records, inputs, cdk_out, report, progress, enforce_access)
+    state = _state(state_name, fresh)
+    _run_and_report(records, inputs, cdk_out, report, progress, enforce_access, state)
 
 
 @main.command(short_help="Show the lifecycle of one transaction from the last run.")
@@ -361,13 +394,6 @@ def _load_ledger(path: Path) -> dict[str, Any]:
     return data
 
 
-def _save_ledger(runtime: LocalRuntime) -> None:
-    ledger = ledger_of(runtime)
-    if ledger is None:
-        return
-    LEDGER_DUMP.write_text(json.dumps(dump(runtime, ledger), indent=1))
-
-
 def _essentials(detail: dict[str, Any]) -> str:
     """The fields of a detail that say what happened, never the card token or amounts."""
     screening = detail.get("screening") or {}
@@ -413,41 +439,128 @@ def _read_records(source: TextIO) -> list[InputRecord]:
     return records
 
 
+def _state(name: str, fresh: bool) -> LocalState:
+    """The named state, its record of earlier commands read (none when starting fresh)."""
+    try:
+        state = LocalState(name)
+        if fresh:
+            state.start_fresh()
+        else:
+            state.load_meta()
+    except StateError as error:
+        raise click.ClickException(str(error)) from None
+    return state
+
+
 def _run_and_report(
     records: Sequence[InputRecord],
     inputs: dict[str, Any],
     cdk_out: Path,
     report_path: Path,
     progress: bool | None,
-    enforce_access: bool = True,
+    enforce_access: bool,
+    state: LocalState,
 ) -> None:
     show_progress = sys.stderr.isatty() if progress is None else progress
+    assembly = _assembly(cdk_out, state)
+    try:
+        with (
+            state.locked(),
+            _scratch_log(state) as (function_log, log_path),
+            _started(assembly, function_log, enforce_access) as runtime,
+        ):
+            if state.exists and not state.fresh:
+                state.restore(runtime)
+            _refuse_known_ids(runtime, records, state)
+            click.echo(_start_banner(runtime, state))
+            with click.progressbar(
+                length=len(records), label="transactions accounted for", file=sys.stderr,
+                hidden=not show_progress, show_pos=True,
+            ) as bar:  # fmt: skip
+                result = run_transactions(runtime, records, on_progress=bar.update)
+            summary = build_report(runtime, result, inputs)
+            function_log.flush()
+            state.save(
+                runtime,
+                ledger=_ledger_dump(runtime),
+                written=[{"id": tx, "writtenAt": result.written_at.get(tx)} for tx in result.ids],
+                command={"command": "run" if "seed" in inputs else "send", **inputs},
+                function_log=log_path,
+            )
+    except StateError as error:
+        raise click.ClickException(str(error)) from None
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(summary.to_json())
+    click.echo(summary.to_text())
+    click.echo(
+        f"\nReport {report_path}   state {state.path} (event log, ledger, functions' log)\n"
+        f"Next: `payments-local status{_state_flag(state)}` shows what waits in a queue; "
+        f"`payments-local events ID{_state_flag(state)}` follows one transaction."
+    )
+    problems = run_failures(summary)
+    if problems:
+        raise click.ClickException("; ".join(problems))
+
+
+def _state_flag(state: LocalState) -> str:
+    return "" if state.name == DEFAULT_NAME else f" --state {state.name}"
+
+
+def _assembly(cdk_out: Path, state: LocalState | None = None) -> StackAssembly:
     try:
         assembly = load_assembly(cdk_out)
         check_fresh(assembly)
     except AssemblyError as error:
         raise click.ClickException(str(error)) from None
-    STATE_DIR.mkdir(exist_ok=True)
-    with (
-        FUNCTION_LOG.open("w") as function_log,
-        _started(assembly, function_log, enforce_access) as runtime,
-    ):
-        click.echo(_start_banner(runtime))
-        with click.progressbar(
-            length=len(records), label="transactions accounted for", file=sys.stderr,
-            hidden=not show_progress, show_pos=True,
-        ) as bar:  # fmt: skip
-            result = run_transactions(runtime, records, on_progress=bar.update)
-        runtime.event_log.save(EVENT_LOG)
-        _save_ledger(runtime)
-        summary = build_report(runtime, result, inputs)
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(summary.to_json())
-    click.echo(summary.to_text())
-    click.echo(f"\nReport {report_path}   event log {EVENT_LOG}   function log {FUNCTION_LOG}")
-    problems = run_failures(summary)
-    if problems:
-        raise click.ClickException("; ".join(problems))
+    stack = state.meta.get("stack") if state is not None and not state.fresh else None
+    if stack and stack != assembly.stack_name:
+        raise click.ClickException(
+            f"state {state.name!r} holds stack {stack}, but {cdk_out} has "  # type: ignore[union-attr]
+            f"{assembly.stack_name}: use another --state, or --fresh to start this one clean"
+        )
+    return assembly
+
+
+@contextmanager
+def _scratch_log(state: LocalState) -> Iterator[tuple[TextIO, Path]]:
+    """This command's functions' log, next to the state until it is saved into it."""
+    path = state.root / f".{state.name}.functions.log"
+    try:
+        with path.open("w") as log:
+            yield log, path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _refuse_known_ids(
+    runtime: LocalRuntime, records: Sequence[InputRecord], state: LocalState
+) -> None:
+    """A transaction id the state's table already holds would overwrite its item, which
+    the pipe never sees (it reads inserts): refuse it rather than lose it silently."""
+    if not records:
+        return
+    table = runtime.output("TransactionsTableName")
+    ids = [r.transaction_id for r in records]
+    known: list[str] = []
+    client = runtime.clients.dynamodb
+    for start in range(0, len(ids), 100):
+        keys = [{"transactionId": {"S": tx}} for tx in dict.fromkeys(ids[start : start + 100])]
+        response = client.batch_get_item(
+            RequestItems={table: {"Keys": keys, "ProjectionExpression": "transactionId"}}
+        )
+        known += [item["transactionId"]["S"] for item in response["Responses"].get(table, [])]
+    if known:
+        shown = ", ".join(redact_card_numbers(tx) for tx in known[:3])
+        raise click.ClickException(
+            f"{len(known)} transaction id(s) are in state {state.name!r} already ({shown}"
+            f"{', ...' if len(known) > 3 else ''}): a retransmission keeps its id only within "
+            "one file; use --fresh or another --state to send them again"
+        )
+
+
+def _ledger_dump(runtime: LocalRuntime) -> dict[str, Any] | None:
+    ledger = ledger_of(runtime)
+    return None if ledger is None else dump(runtime, ledger)
 
 
 @contextmanager
@@ -466,11 +579,24 @@ def _started(
         runtime.__exit__(None, None, None)
 
 
-def _start_banner(runtime: LocalRuntime) -> str:
+def _start_banner(runtime: LocalRuntime, state: LocalState | None = None) -> str:
     topology = runtime.topology
     skipped = Counter(topology.ignored.values())
     return "\n".join(
         [
+            *(
+                [
+                    f"State {state.name!r} ({state.path}): "
+                    + (
+                        "starting clean"
+                        if state.fresh or not state.meta
+                        else f"restored, {len(state.written())} transactions from "
+                        f"{len(state.meta.get('commands', []))} earlier commands"
+                    )
+                ]
+                if state is not None
+                else []
+            ),
             f"Running {runtime.assembly.stack_name} from {runtime.assembly.directory} on moto: "
             f"{len(topology.functions)} functions, {len(topology.pipes)} pipes, "
             f"{len(topology.tap_targets)} rule targets, {len(topology.event_sources)} queue "
@@ -504,6 +630,9 @@ def _start_banner(runtime: LocalRuntime) -> str:
         ]
     )
 
+
+# The operating commands (status, redrive, replay, decide, audit, check) register on `main`.
+from payment_local import operate_cli  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

@@ -99,6 +99,10 @@ class EventLog:
                 work += len(messages)
         return work
 
+    def restore(self, event: LoggedEvent) -> None:
+        """An event an earlier command logged (``state.LocalState.restore``)."""
+        self._add(event)
+
     def _add(self, event: LoggedEvent) -> None:
         self.events.append(event)
         if event.transaction_id is not None:

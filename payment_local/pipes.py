@@ -94,6 +94,12 @@ class StreamPipe:
             work += 1
         return work
 
+    def redeliver(self, records: list[dict[str, Any]]) -> None:
+        """Take ``records`` (stream records, as the stream would give them) as if just read:
+        what a redrive of the pipe's dead-letter queue re-reads from the table."""
+        for start in range(0, len(records), self.batch_size):
+            self._pending.append(_Batch(records[start : start + self.batch_size]))
+
     def start(self) -> None:
         """Take the shard iterators now: LATEST means from when the pipe starts, not polls."""
         streams = self.clients.dynamodbstreams
@@ -209,6 +215,12 @@ class StreamPipe:
         # Like Pipes, the message locates the records in the stream; it does not copy them.
         sequence_numbers = [r["dynamodb"]["SequenceNumber"] for r in batch.records]
         sequence_numbers.sort(key=int)  # numeric strings of any width
+        # When the records were written: the window a redrive re-reads from the table once
+        # the stream no longer has them (24 hours on AWS; at once here after a restore).
+        arrivals = sorted(
+            float(r["dynamodb"].get("ApproximateCreationDateTime") or time.time())
+            for r in batch.records
+        )
         self.clients.sqs.send_message(
             QueueUrl=self.dead_letter_queue_url,
             MessageBody=json.dumps(
@@ -218,6 +230,8 @@ class StreamPipe:
                     "startSequenceNumber": sequence_numbers[0],
                     "endSequenceNumber": sequence_numbers[-1],
                     "batchSize": len(batch.records),
+                    "approximateArrivalOfFirstRecord": arrivals[0],
+                    "approximateArrivalOfLastRecord": arrivals[-1],
                     "failedAt": time.time(),
                 }
             ),

@@ -161,7 +161,7 @@ def test_the_demo_command_reports_and_shows_a_lifecycle(
     assert report["duplicates"]["flagged"] == report["duplicates"]["matchingGenerator"] > 0
 
     some_id = json.loads(
-        (tmp_path / ".payments-local" / "events.jsonl").read_text().splitlines()[0]
+        (tmp_path / ".payments-local" / "default" / "events.jsonl").read_text().splitlines()[0]
     )["detail"]["transactionId"]
     lifecycle = runner.invoke(main, ["events", some_id])
     assert lifecycle.exit_code == 0, lifecycle.output
@@ -176,8 +176,8 @@ def test_the_demo_command_reports_and_shows_a_lifecycle(
     assert "EUR  posted" in clearing.output
     # One line per transfer with the scheme's side in euros: every money-moving outcome the
     # bus announced (a clearing above its hold books its excess as a second transfer).
-    events = [json.loads(line) for line in
-              (tmp_path / ".payments-local" / "events.jsonl").read_text().splitlines()]  # fmt: skip
+    log = tmp_path / ".payments-local" / "default" / "events.jsonl"
+    events = [json.loads(line) for line in log.read_text().splitlines()]
     moving = {EventName.TRANSACTION_POSTED, EventName.AUTHORIZATION_HELD,
               EventName.CLEARING_MATCHED, EventName.REVERSAL_APPLIED}  # fmt: skip
     transfers = sum(

@@ -132,6 +132,9 @@ class TransactionEnriched(LifecycleEvent):
     source: EventSource = EventSource.ENRICHMENT
     transaction: AuthorizedTransaction
     enrichment: Enrichment
+    # The replay (EventBridge's replay-name) whose archived event this answers: the rules
+    # that follow repeat outcomes already published, and notify nobody again.
+    replay_of: str | None = None
 
 
 class ForeignTransactionFound(LifecycleEvent):

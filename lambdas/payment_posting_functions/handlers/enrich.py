@@ -57,6 +57,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
                 transaction_id=authorized.transaction_id,
                 transaction=transaction,
                 enrichment=enrichment,
+                # A replayed authorization is a repeat: the rules must know, to tell nobody twice.
+                replay_of=event.get("replay-name"),
             )
         ]
     )

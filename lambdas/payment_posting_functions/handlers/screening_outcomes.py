@@ -36,6 +36,10 @@ def publisher() -> EventPublisher:
     return EventPublisher(boto3.client("events"), os.environ["EVENT_BUS_NAME"])
 
 
+# The field EventBridge adds to an event it replays from an archive.
+REPLAY_NAME = "replay-name"
+
+
 @cache
 def sns() -> Any:
     return boto3.client("sns")
@@ -66,17 +70,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
             fingerprint=screening.fingerprint,
         )
         publisher().publish([flagged])
-        sns().publish(
-            TopicArn=os.environ["NOTIFICATION_TOPIC_ARN"],
-            Subject="Likely duplicate authorization",
-            Message=json.dumps(
-                {
-                    "event": flagged.name.value,
-                    "transactionId": flagged.transaction_id,
-                    "duplicateOf": flagged.duplicate_of,
-                }
-            ),
-        )
+        # A replay from the archive carries replay-name (EventBridge sets it): the event is
+        # published again (downstream is idempotent), but people were told the first time.
+        if REPLAY_NAME not in event:
+            sns().publish(
+                TopicArn=os.environ["NOTIFICATION_TOPIC_ARN"],
+                Subject="Likely duplicate authorization",
+                Message=json.dumps(
+                    {
+                        "event": flagged.name.value,
+                        "transactionId": flagged.transaction_id,
+                        "duplicateOf": flagged.duplicate_of,
+                    }
+                ),
+            )
         metrics.add_metric(name="DuplicatesFlagged", unit=MetricUnit.Count, value=1)
         logger.info("flagged a duplicate", extra={"transactionId": authorized.transaction_id})
     else:
