@@ -414,7 +414,7 @@ class IngestPipe(Construct):
         """The topic the alarms notify (None when every alarm is turned off)."""
         return self.alarms.topic
 
-    def metric_pipe(self, metric_name: str, **props: Any) -> cloudwatch.Metric:
+    def pipe_metric(self, metric_name: str, **props: Any) -> cloudwatch.Metric:
         """A metric of the pipe (AWS/EventBridge/Pipes, dimension PipeName), e.g.
         ``EventCount`` or ``ExecutionFailed``. ``props``: any ``cloudwatch.MetricOptions``
         field (default: 1 minute, Sum)."""
@@ -452,7 +452,7 @@ class IngestPipe(Construct):
             self.alarms.add(
                 "pipe_failures",
                 f"Pipe-{metric_name}",
-                self.metric_pipe(metric_name),
+                self.pipe_metric(metric_name),
                 f"The ingest pipe's {metric_name}: batches it retries, then sends to the "
                 "dead-letter queue. See docs/runbook.md.",
             )
@@ -477,7 +477,7 @@ class IngestPipe(Construct):
             dashboards.graph(
                 "Records in",
                 [
-                    self.metric_pipe("EventCount", label="Pipe: records read"),
+                    self.pipe_metric("EventCount", label="Pipe: records read"),
                     dashboards.labelled(powertools_metric(service, "RecordsScreened"), "Screened"),
                 ],
             ),
@@ -501,14 +501,14 @@ class IngestPipe(Construct):
             dashboards.graph(
                 "Failures",
                 [
-                    *(self.metric_pipe(name, label=name) for name in PIPE_FAILURE_METRICS),
+                    *(self.pipe_metric(name, label=name) for name in PIPE_FAILURE_METRICS),
                     self.dedup_function.metric_errors(statistic="Sum", label="Dedup errors"),
                     self.dedup_function.metric_throttles(statistic="Sum", label="Dedup throttles"),
                 ],
             ),
             dashboards.alarm_states(self.alarms.alarms)
             if self.alarms.alarms
-            else dashboards.graph("Pipe duration", [self.metric_pipe("Duration", statistic="p99")],
+            else dashboards.graph("Pipe duration", [self.pipe_metric("Duration", statistic="p99")],
                                   unit_label="ms"),
         )  # fmt: skip
         return board
