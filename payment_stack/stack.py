@@ -10,7 +10,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from payment_stack import dashboards
+from payment_stack import dashboards as widgets
 from payment_stack.alarms import (
     FUNCTION_ERRORS,
     FUNCTION_THROTTLES,
@@ -374,24 +374,24 @@ class PaymentPostingStack(Stack):
             return
         enrich, outcomes = self.enrichment, self.screening_outcomes
         board.add_widgets(
-            dashboards.graph(
+            widgets.graph(
                 "Enrichment and screening outcomes",
                 [
-                    dashboards.labelled(powertools_metric(enrich.service_name, name), label)
+                    widgets.labelled(powertools_metric(enrich.service_name, name), label)
                     for name, label in (
                         ("TransactionsEnriched", "Enriched"),
                         ("UnknownAccounts", "Unknown account"),
                     )
                 ]
                 + [
-                    dashboards.labelled(powertools_metric(outcomes.service_name, name), label)
+                    widgets.labelled(powertools_metric(outcomes.service_name, name), label)
                     for name, label in (
                         ("DuplicatesFlagged", "Duplicate flagged (terminal)"),
                         ("TransactionsQuarantined", "Quarantined (terminal)"),
                     )
                 ],
             ),
-            dashboards.graph(
+            widgets.graph(
                 "Latency to a screening outcome (ms, authorization to outcome)",
                 [
                     powertools_metric(outcomes.service_name, END_TO_END_LATENCY_METRIC, stat)
@@ -400,13 +400,13 @@ class PaymentPostingStack(Stack):
                 ],
                 unit_label="ms",
             ),
-            dashboards.queue_depths(
+            widgets.queue_depths(
                 [("Enrichment", enrich.dead_letter_queue),
                  ("ScreeningOutcomes", outcomes.dead_letter_queue)]
             ),
         )  # fmt: skip
         board.add_widgets(
-            dashboards.graph(
+            widgets.graph(
                 "Processor failures",
                 [
                     metric
@@ -420,7 +420,7 @@ class PaymentPostingStack(Stack):
         )
         processor_alarms = enrich.alarms.alarms + outcomes.alarms.alarms
         if processor_alarms:
-            board.add_widgets(dashboards.alarm_states(processor_alarms))
+            board.add_widgets(widgets.alarm_states(processor_alarms))
 
     def _core_banking(
         self, config: StageConfig, network: CoreBankingNetwork | None, *, mutual_tls: bool
