@@ -49,6 +49,8 @@ IGNORED_TYPES = {
     "AWS::Events::EventBusPolicy": _READ_BY_ACCESS_CHECK,
     "AWS::Logs::LogGroup": "function output goes to the local function log",
     "AWS::CDK::Metadata": "CDK bookkeeping",
+    "AWS::CloudWatch::Alarm": "CloudWatch alarms and dashboards",
+    "AWS::CloudWatch::Dashboard": "CloudWatch alarms and dashboards",
 }
 
 

@@ -1,5 +1,6 @@
 """CDK constructs of the payment-posting pipeline and the stack that composes them."""
 
+from payment_stack.alarms import AlarmThreshold, allow_alarms_to_publish
 from payment_stack.buffered_poster import BufferedPoster
 from payment_stack.config import StageConfig
 from payment_stack.ingest_pipe import IngestPipe, StartingPosition
@@ -23,6 +24,7 @@ from payment_stack.rules_engine import RulesEngine
 from payment_stack.stack import PaymentPostingStack
 
 __all__ = [
+    "AlarmThreshold",
     "BufferedPoster",
     "CaBundle",
     "ConflictMeaning",
@@ -42,4 +44,5 @@ __all__ = [
     "acknowledge_in_packs",
     "acknowledge_inline_policy",
     "add_compliance_packs",
+    "allow_alarms_to_publish",
 ]

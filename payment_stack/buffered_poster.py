@@ -28,11 +28,25 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from payment_posting_functions.domain.event_names import EventName
+from payment_stack import dashboards
+from payment_stack.alarms import (
+    DEAD_LETTER_QUEUE,
+    FUNCTION_ERRORS,
+    FUNCTION_THROTTLES,
+    OLDEST_MESSAGE_AGE_SECONDS,
+    POSTING_FAILURES,
+    AlarmSetting,
+    AlarmThreshold,
+    ConstructAlarms,
+    powertools_metric,
+)
 from payment_stack.ca_bundle_layer import FUNCTION_PATH as CA_BUNDLE_FUNCTION_PATH
 from payment_stack.ca_bundle_layer import ca_bundle_layer
 from payment_stack.encrypted_table import customer_key_table
@@ -125,6 +139,22 @@ VPC_ACCESS_ACTIONS = (
 # Beside the HTTP calls, a batch reads the secret, claims and records idempotency and publishes
 # its events: what the HTTP worst case leaves of the function timeout for that, at least.
 HTTP_BATCH_HEADROOM_SECONDS = 10
+# The alarm kinds of ``BufferedPoster(alarms=...)`` and their defaults (docs/runbook.md).
+ALARM_DEFAULTS: dict[str, AlarmThreshold] = {
+    "dead_letter_queue": DEAD_LETTER_QUEUE,
+    "oldest_message_age": OLDEST_MESSAGE_AGE_SECONDS,
+    "posting_failures": POSTING_FAILURES,
+    "function_errors": FUNCTION_ERRORS,
+    "function_throttles": FUNCTION_THROTTLES,
+}
+# The posting function's Powertools metrics (handlers/posting.py): one PostingFailed outcome
+# (a refusal by the posting system), and milliseconds from the authorization's transmission
+# time to the outcome, for every terminal outcome.
+POSTINGS_FAILED_METRIC = "PostingsFailed"
+END_TO_END_LATENCY_METRIC = "EndToEndLatency"
+# One count per outcome (``Outcome`` + PostingOutcome's value, title case): written out, the
+# constructs do not import the functions' domain (pydantic); a test holds them equal.
+POSTING_OUTCOMES = ("Posted", "Held", "Cleared", "Voided", "Corrected", "Reversed")
 
 
 class BufferedPoster(Construct):
@@ -158,6 +188,9 @@ class BufferedPoster(Construct):
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         role: iam.IRole | None = None,
         sweeper_role: iam.IRole | None = None,
+        alarms: AlarmSetting = True,
+        alarm_topic: sns.ITopic | None = None,
+        dashboard: bool = True,
     ) -> None:
         """
         :param encryption_key: for the buffer queue, its dead-letter queue and the idempotency
@@ -206,6 +239,22 @@ class BufferedPoster(Construct):
             categories). Default 31 days.
         :param tip_tolerance_bps: how far above its authorization a clearing posts without
             being forced, in basis points of the authorized amount. Default 2,000 (20 %).
+        :param alarms: ``True`` (default): every alarm below at its default; ``False``: none;
+            or a mapping of kind to an ``AlarmThreshold`` (replaces the default) or ``None``
+            (turns the kind off). Kinds: ``dead_letter_queue`` (the buffer's and the expiry
+            sweeper's dead-letter queues, any message visible, 1 minute),
+            ``oldest_message_age`` (the buffer's ApproximateAgeOfOldestMessage, Maximum at
+            least 300 seconds for 3 minutes in a row), ``posting_failures`` (the posting
+            function's ``PostingsFailed``, refusals by the posting system, at least 10 in 5
+            minutes), ``function_errors`` and ``function_throttles`` (the posting function and
+            the sweeper, at least 1 in 5 minutes). See docs/runbook.md.
+        :param alarm_topic: the SNS topic the alarms notify (alarm and OK). Default: a new
+            topic encrypted with ``operations_key`` (or ``encryption_key``), TLS only, that
+            only this stack's alarms may publish to. A topic you give must let
+            ``cloudwatch.amazonaws.com`` publish (``payment_stack.alarms.allow_alarms_to_publish``).
+        :param dashboard: a CloudWatch dashboard of the stage (``<stack>-<construct path>``):
+            approvals in, outcomes by type, end-to-end latency, the buffer, dead-letter
+            queues, failures. Default True.
         """
         super().__init__(scope, construct_id)
         for name, value in (
@@ -432,6 +481,120 @@ class BufferedPoster(Construct):
         self.event_bus = event_bus
         self.approved_source = approved_source
         self._warn_if_another_poster_takes_the_same_approvals()
+        self._service_name = poster.service_name
+        self.alarms = ConstructAlarms(
+            self,
+            "BufferedPoster",
+            alarms,
+            ALARM_DEFAULTS,
+            topic=alarm_topic,
+            key=operations_key or encryption_key,
+        )
+        self._alarm()
+        self.dashboard: cloudwatch.Dashboard | None = self._dashboard() if dashboard else None
+
+    @property
+    def alarm_topic(self) -> sns.ITopic | None:
+        """The topic the alarms notify (None when every alarm is turned off)."""
+        return self.alarms.topic
+
+    def _dead_letter_queues(self) -> list[tuple[str | None, sqs.IQueue, str]]:
+        queues: list[tuple[str | None, sqs.IQueue, str]] = [
+            (None, self.dead_letter_queue, "approved transactions that failed every "
+             "delivery to the posting system, or that the rule could not put in the buffer"),
+        ]  # fmt: skip
+        if self.expiry_sweeper is not None:
+            queues.append(
+                ("ExpirySweeper", self.expiry_sweeper.dead_letter_queue,
+                 "invocation records of sweeps that failed (holds not released on time)"),
+            )  # fmt: skip
+        return queues
+
+    def _functions(self) -> list[tuple[str, lambda_.IFunction]]:
+        functions: list[tuple[str, lambda_.IFunction]] = [("Poster", self.function)]
+        if self.expiry_sweeper is not None:
+            functions.append(("ExpirySweeper", self.expiry_sweeper.function))
+        return functions
+
+    def _alarm(self) -> None:
+        for name, queue, holds in self._dead_letter_queues():
+            self.alarms.dead_letter_queue(name, queue, holds)
+        self.alarms.add(
+            "oldest_message_age",
+            "Buffer-OldestMessageAge",
+            self.metric_oldest_message_age(),
+            "The oldest approved transaction in the posting buffer has waited too long "
+            "(seconds): the posting system does not keep up. See docs/runbook.md.",
+        )
+        self.alarms.add(
+            "posting_failures",
+            "PostingsFailed",
+            self.metric_posting_failures(),
+            "The posting system refused postings (PostingFailed outcomes). See docs/runbook.md.",
+        )
+        for name, function in self._functions():
+            self.alarms.function(name, function)
+
+    def _dashboard(self) -> cloudwatch.Dashboard:
+        board = dashboards.stage_dashboard(
+            self,
+            "Posting",
+            "TransactionApproved → rule → SQS buffer → posting function → posting system → "
+            "TransactionPosted, AuthorizationHeld, ClearingMatched, ReversalApplied, PostingFailed",
+        )
+        service = self._service_name
+        outcomes = [
+            dashboards.labelled(powertools_metric(service, f"Outcome{outcome}"), outcome)
+            for outcome in POSTING_OUTCOMES
+        ]
+        board.add_widgets(
+            dashboards.graph(
+                "Approved transactions in",
+                [self.queue.metric_number_of_messages_sent(statistic="Sum", label="Buffered")],
+            ),
+            dashboards.graph(
+                "Outcomes by type",
+                [*outcomes, self.metric_posting_failures(label="Failed (refused)")],
+            ),
+            dashboards.graph(
+                "End-to-end latency (ms, authorization to outcome)",
+                [
+                    self.metric_end_to_end_latency(statistic="p50", label="p50"),
+                    self.metric_end_to_end_latency(statistic="p99", label="p99"),
+                ],
+                unit_label="ms",
+            ),
+        )  # fmt: skip
+        board.add_widgets(
+            dashboards.graph(
+                "Buffer",
+                [
+                    self.metric_backlog(label="Messages waiting"),
+                    self.metric_oldest_message_age(label="Oldest message age (s)"),
+                ],
+                unit_label="messages / seconds",
+            ),
+            dashboards.queue_depths(
+                [(name or "Posting", queue) for name, queue, _ in self._dead_letter_queues()]
+            ),
+            dashboards.graph(
+                "Failures",
+                [
+                    *(metric
+                      for name, function in self._functions()
+                      for metric in (
+                          function.metric_errors(statistic="Sum", label=f"{name} errors"),
+                          function.metric_throttles(statistic="Sum", label=f"{name} throttles"),
+                      )),
+                    dashboards.labelled(powertools_metric(service, "PostingRetries"), "Retries"),
+                    dashboards.labelled(powertools_metric(service, "EventsRefused"),
+                                        "Events the bus refused"),
+                ],
+            ),
+        )  # fmt: skip
+        if self.alarms.alarms:
+            board.add_widgets(dashboards.alarm_states(self.alarms.alarms))
+        return board
 
     def _subscription(self) -> str:
         bus = Stack.of(self).resolve(self.event_bus.event_bus_name)
@@ -530,6 +693,19 @@ class BufferedPoster(Construct):
         return self.dead_letter_queue.metric_approximate_number_of_messages_visible(
             **metric_options(**props)
         )
+
+    def metric_posting_failures(self, **props: Any) -> cloudwatch.Metric:
+        """Postings the posting system refused for good (each a ``PostingFailed`` event);
+        ``props`` default: 1 minute, Sum."""
+        metric = powertools_metric(self._service_name, POSTINGS_FAILED_METRIC)
+        return metric.with_(**metric_options(SUM_PER_MINUTE, **props))
+
+    def metric_end_to_end_latency(self, **props: Any) -> cloudwatch.Metric:
+        """Milliseconds from an authorization's transmission time to its posting outcome
+        (any terminal outcome of the posting function); ``props`` default: 1 minute,
+        Maximum (give ``statistic="p99"`` for the tail)."""
+        metric = powertools_metric(self._service_name, END_TO_END_LATENCY_METRIC, "Maximum")
+        return metric.with_(**metric_options(**props))
 
     def metric_posting_errors(self, **props: Any) -> cloudwatch.Metric:
         """Failed invocations of the posting function (whole batches that raised)."""

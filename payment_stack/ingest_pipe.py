@@ -22,9 +22,23 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_pipes as pipes
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from payment_posting_functions.domain.event_names import EventName
+from payment_stack import dashboards
+from payment_stack.alarms import (
+    DEAD_LETTER_QUEUE,
+    FUNCTION_ERRORS,
+    FUNCTION_THROTTLES,
+    INGEST_LAG_SECONDS,
+    PIPE_FAILURES,
+    AlarmSetting,
+    AlarmThreshold,
+    ConstructAlarms,
+    powertools_metric,
+)
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import INGEST_SOURCE, grant_publish
 from payment_stack.grants import chosen_actions, grant_send, grant_stream_read, grant_table
@@ -59,6 +73,22 @@ TRANSACTION_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:BatchWriteItem")
 # records of one transaction id (Query, the id a TransactionQuarantined event carries), or
 # the whole quarantine (Scan: what is waiting for correction).
 QUARANTINE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")
+# The alarm kinds of ``IngestPipe(alarms=...)`` and their defaults (docs/runbook.md).
+ALARM_DEFAULTS: dict[str, AlarmThreshold] = {
+    "dead_letter_queue": DEAD_LETTER_QUEUE,
+    "pipe_failures": PIPE_FAILURES,
+    "ingest_lag": INGEST_LAG_SECONDS,
+    "function_errors": FUNCTION_ERRORS,
+    "function_throttles": FUNCTION_THROTTLES,
+}
+# The pipe's failure metrics (AWS/EventBridge/Pipes, dimension PipeName) that get an alarm:
+# a whole execution, its enrichment (the dedup function) and its target (the bus).
+PIPE_FAILURE_METRICS = ("ExecutionFailed", "EnrichmentStageFailed", "TargetStageFailed")
+PIPES_NAMESPACE = "AWS/EventBridge/Pipes"
+# What the dedup function emits (handlers/dedup.py): seconds from the stream record's
+# ApproximateCreationDateTime to its screening, for the oldest record of each batch. Pipes
+# publishes no iterator age for a DynamoDB stream source.
+INGEST_LAG_METRIC = "IngestLag"
 
 
 class StartingPosition(StrEnum):
@@ -100,6 +130,9 @@ class IngestPipe(Construct):
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         pipe_role: iam.IRole | None = None,
         dedup_function_role: iam.IRole | None = None,
+        alarms: AlarmSetting = True,
+        alarm_topic: sns.ITopic | None = None,
+        dashboard: bool = True,
     ) -> None:
         """
         :param event_bus: bus to publish to. Default: a new bus, encrypted with
@@ -150,6 +183,22 @@ class IngestPipe(Construct):
             A role of either kind imported with ``mutable=False`` gets nothing added: grant it
             what the default role's policy holds yourself. No cdk-nag finding is acknowledged
             on a role you give.
+        :param alarms: ``True`` (default): every alarm below at its default; ``False``: none;
+            or a mapping of kind to an ``AlarmThreshold`` (replaces the default) or ``None``
+            (turns the kind off). Kinds: ``dead_letter_queue`` (the pipe's and the bus's
+            dead-letter queues, any message visible, 1 minute), ``pipe_failures`` (the pipe's
+            ExecutionFailed, EnrichmentStageFailed and TargetStageFailed, at least 1 in 5
+            minutes), ``ingest_lag`` (the dedup function's ``IngestLag`` metric, seconds from a
+            record's write to its screening, Maximum at least 300 for 3 minutes in a row),
+            ``function_errors`` and ``function_throttles`` (the dedup function, at least 1 in
+            5 minutes). See docs/runbook.md for what each means and what answers it.
+        :param alarm_topic: the SNS topic the alarms notify (alarm and OK). Default: a new
+            topic encrypted with ``operations_key``, TLS only, that only this stack's alarms
+            may publish to. A topic you give must let ``cloudwatch.amazonaws.com`` publish
+            (``payment_stack.alarms.allow_alarms_to_publish``).
+        :param dashboard: a CloudWatch dashboard of the stage (``<stack>-<construct path>``):
+            records in, screening outcomes, dead-letter queues, ingest lag, failures. Default
+            True.
         """
         super().__init__(scope, construct_id)
         given_pipe_role = role_prop("IngestPipe", "pipe_role", pipe_role, "pipes")
@@ -236,6 +285,7 @@ class IngestPipe(Construct):
 
         self.archive: events.Archive | None = None
         self.archive_key: kms.IKey | None = None
+        self.bus_dead_letter_queue: sqs.Queue | None = None
         self.event_bus: events.IEventBus = event_bus or self._create_bus(
             archive_retention or Duration.days(365)
         )
@@ -348,6 +398,120 @@ class IngestPipe(Construct):
         self.pipe.node.add_dependency(self.pipe_role)
 
         self._acknowledge_findings(owns_pipe_role=given_pipe_role is None)
+        self.alarms = ConstructAlarms(
+            self,
+            "IngestPipe",
+            alarms,
+            ALARM_DEFAULTS,
+            topic=alarm_topic,
+            key=self.operations_key,
+        )
+        self._alarm()
+        self.dashboard: cloudwatch.Dashboard | None = self._dashboard() if dashboard else None
+
+    @property
+    def alarm_topic(self) -> sns.ITopic | None:
+        """The topic the alarms notify (None when every alarm is turned off)."""
+        return self.alarms.topic
+
+    def pipe_metric(self, metric_name: str, **props: Any) -> cloudwatch.Metric:
+        """A metric of the pipe (AWS/EventBridge/Pipes, dimension PipeName), e.g.
+        ``EventCount`` or ``ExecutionFailed``. ``props``: any ``cloudwatch.MetricOptions``
+        field (default: 1 minute, Sum)."""
+        return cloudwatch.Metric(
+            namespace=PIPES_NAMESPACE,
+            metric_name=metric_name,
+            dimensions_map={"PipeName": self.pipe.ref},
+            **metric_options(SUM_PER_MINUTE, **props),
+        )
+
+    def metric_ingest_lag(self, **props: Any) -> cloudwatch.Metric:
+        """Seconds from a record's write to the table to its screening by the pipe (the
+        oldest record of each batch): what an iterator age would say, which Pipes does not
+        publish. ``props``: any ``cloudwatch.MetricOptions`` field (default: 1 minute,
+        Maximum)."""
+        metric = powertools_metric(self._dedup.service_name, INGEST_LAG_METRIC, "Maximum")
+        return metric.with_(**metric_options(**props))
+
+    def _dead_letters(self) -> list[tuple[str, sqs.IQueue, str]]:
+        queues: list[tuple[str, sqs.IQueue, str]] = [
+            ("Pipe", self.dead_letter_queue, "stream positions of batches the pipe failed "
+             "after its retries (the records stay in the table)"),
+        ]  # fmt: skip
+        if self.bus_dead_letter_queue is not None:
+            queues.append(
+                ("Bus", self.bus_dead_letter_queue, "events the bus could not deliver to a "
+                 "target (for example when it could not use its key)"),
+            )  # fmt: skip
+        return queues
+
+    def _alarm(self) -> None:
+        for name, queue, holds in self._dead_letters():
+            self.alarms.dead_letter_queue(name, queue, holds)
+        for metric_name in PIPE_FAILURE_METRICS:
+            self.alarms.add(
+                "pipe_failures",
+                f"Pipe-{metric_name}",
+                self.pipe_metric(metric_name),
+                f"The ingest pipe's {metric_name}: batches it retries, then sends to the "
+                "dead-letter queue. See docs/runbook.md.",
+            )
+        self.alarms.add(
+            "ingest_lag",
+            "IngestLag",
+            self.metric_ingest_lag(),
+            "The ingest pipe is behind the transactions table's stream (seconds from write to "
+            "screening). See docs/runbook.md.",
+        )
+        self.alarms.function("Dedup", self.dedup_function)
+
+    def _dashboard(self) -> cloudwatch.Dashboard:
+        board = dashboards.stage_dashboard(
+            self,
+            "Ingest",
+            "transactions table → stream → pipe (dedup screening) → bus → enrichment and "
+            "screening outcomes",
+        )
+        service = self._dedup.service_name
+        board.add_widgets(
+            dashboards.graph(
+                "Records in",
+                [
+                    self.pipe_metric("EventCount", label="Pipe: records read"),
+                    dashboards.labelled(powertools_metric(service, "RecordsScreened"), "Screened"),
+                ],
+            ),
+            dashboards.graph(
+                "Screening outcomes",
+                [
+                    dashboards.labelled(
+                        powertools_metric(service, "DuplicatesFlagged"), "Duplicates"
+                    ),
+                    dashboards.labelled(powertools_metric(service, "InvalidRecords"), "Invalid"),
+                ],
+            ),
+            dashboards.graph(
+                "Ingest lag (seconds, write to screening)",
+                [self.metric_ingest_lag(label="Oldest record of a batch")],
+                unit_label="seconds",
+            ),
+        )
+        board.add_widgets(
+            dashboards.queue_depths([(name, queue) for name, queue, _ in self._dead_letters()]),
+            dashboards.graph(
+                "Failures",
+                [
+                    *(self.pipe_metric(name, label=name) for name in PIPE_FAILURE_METRICS),
+                    self.dedup_function.metric_errors(statistic="Sum", label="Dedup errors"),
+                    self.dedup_function.metric_throttles(statistic="Sum", label="Dedup throttles"),
+                ],
+            ),
+            dashboards.alarm_states(self.alarms.alarms)
+            if self.alarms.alarms
+            else dashboards.graph("Pipe duration", [self.pipe_metric("Duration", statistic="p99")],
+                                  unit_label="ms"),
+        )  # fmt: skip
+        return board
 
     def grant_write_transactions(self, grantee: iam.IGrantable, *actions: str) -> iam.Grant:
         """Let ``grantee`` write new transactions, which starts their lifecycle.
@@ -398,6 +562,7 @@ class IngestPipe(Construct):
         # queue must not depend on that key: SQS-managed encryption (which also breaks the
         # key -> bus -> queue -> key cycle the key policy would otherwise create).
         bus_dlq = dead_letter_queue(self, "BusDeadLetterQueue", None, self._removal_policy)
+        self.bus_dead_letter_queue = bus_dlq
         bus = events.EventBus(
             self,
             "EventBus",

@@ -111,6 +111,33 @@ def allow_bus_rules_to_encrypt(scope: Construct, key: kms.IKey, bus: events.IEve
     )
 
 
+# What CloudWatch does with an encrypted topic's key to publish an alarm (the SNS guide's
+# "compatibility with AWS services" statement).
+ALARM_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey*")
+
+
+def allow_alarms_to_encrypt(scope: Construct, key: kms.IKey, alarm_arns: str) -> None:
+    """Let CloudWatch use ``key`` to publish to a topic it encrypts, for the alarms whose ARN
+    matches ``alarm_arns`` (this stack's, by name prefix) in this account only."""
+    stack = Stack.of(scope)
+    _add_or_warn(
+        scope,
+        key,
+        iam.PolicyStatement(
+            sid="CloudWatchAlarmsOfThisStackNotify",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=list(ALARM_KEY_ACTIONS),
+            resources=["*"],
+            conditions={
+                "StringEquals": {"aws:SourceAccount": stack.account},
+                "ArnLike": {"aws:SourceArn": alarm_arns},
+            },
+        ),
+        "allow cloudwatch.amazonaws.com kms:Decrypt and kms:GenerateDataKey* for this stack's "
+        "alarms, or alarm notifications to the encrypted topic are dropped",
+    )
+
+
 def allow_pipe_to_use(scope: Construct, key: kms.IKey, pipe_role: iam.IRole) -> None:
     """Let the pipe's role encrypt and read a pipe's definition with ``key``.
 

@@ -72,6 +72,8 @@ class PaymentFunction(Construct):
         """
         super().__init__(scope, construct_id)
         given_role = role_prop("PaymentFunction", "role", role, "lambda")
+        # The ``service`` dimension of the function's Powertools metrics.
+        self.service_name = service_name
         package = LambdaPackage.of(self)
         self.log_group = logs.LogGroup(
             self,

@@ -29,6 +29,14 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from payment_stack.alarms import (
+    DEAD_LETTER_QUEUE,
+    FUNCTION_ERRORS,
+    FUNCTION_THROTTLES,
+    AlarmSetting,
+    AlarmThreshold,
+    ConstructAlarms,
+)
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import ENRICHMENT_SOURCE, SCREENING_SOURCE, grant_publish
 from payment_stack.grants import QueueDestination, grant_publish_to_topic, grant_table
@@ -56,6 +64,12 @@ ASYNC_RETRIES = 2
 ASYNC_MAX_EVENT_AGE = Duration.hours(6)
 # What a writer of the account directory may call (the sample source loads it in batches).
 ACCOUNT_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:BatchWriteItem")
+# The alarm kinds of both processors' ``alarms`` prop and their defaults (docs/runbook.md).
+ALARM_DEFAULTS: dict[str, AlarmThreshold] = {
+    "dead_letter_queue": DEAD_LETTER_QUEUE,
+    "function_errors": FUNCTION_ERRORS,
+    "function_throttles": FUNCTION_THROTTLES,
+}
 
 
 def subscribe(rule: events.Rule, function: lambda_.IFunction, failures: sqs.IQueue) -> None:
@@ -104,6 +118,25 @@ class _Processor(Construct):
     function: lambda_.IFunction
     dead_letter_queue: sqs.IQueue
     encryption_key: kms.IKey
+    alarms: ConstructAlarms
+
+    def _alarm(
+        self,
+        owner: str,
+        setting: AlarmSetting,
+        topic: sns.ITopic | None,
+        key: kms.IKey,
+        name: str,
+        holds: str,
+    ) -> None:
+        self.alarms = ConstructAlarms(self, owner, setting, ALARM_DEFAULTS, topic=topic, key=key)
+        self.alarms.dead_letter_queue(None, self.dead_letter_queue, holds)
+        self.alarms.function(name, self.function)
+
+    @property
+    def alarm_topic(self) -> sns.ITopic | None:
+        """The topic the alarms notify (None when every alarm is turned off)."""
+        return self.alarms.topic
 
     def metric_errors(self, **props: Any) -> cloudwatch.Metric:
         """Failed invocations; Lambda retries them, then sends them to the dead-letter queue."""
@@ -137,6 +170,8 @@ class EnrichmentProcessor(_Processor):
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         role: iam.IRole | None = None,
+        alarms: AlarmSetting = True,
+        alarm_topic: sns.ITopic | None = None,
     ) -> None:
         """
         :param encryption_key: for the dead-letter queue, which holds the events that failed.
@@ -151,6 +186,12 @@ class EnrichmentProcessor(_Processor):
             accounts, put events, send to the dead-letter queue); imported with
             ``mutable=False`` it gets nothing, and you grant those yourself. No cdk-nag finding
             is acknowledged on it.
+        :param alarms: ``True`` (default): every alarm at its default; ``False``: none; or a
+            mapping of kind to an ``AlarmThreshold`` or ``None`` (off). Kinds:
+            ``dead_letter_queue`` (any message visible, 1 minute), ``function_errors`` and
+            ``function_throttles`` (at least 1 in 5 minutes). See docs/runbook.md.
+        :param alarm_topic: the SNS topic the alarms notify. Default: a new topic encrypted
+            with ``operations_key``, TLS only, that only this stack's alarms may publish to.
         """
         super().__init__(scope, construct_id)
         role_prop("EnrichmentProcessor", "role", role, "lambda")
@@ -208,6 +249,16 @@ class EnrichmentProcessor(_Processor):
             ("dynamodb", "events", "kms", "logs", "sqs", "xray"),
             own_role=enrich.owns_role,
         )
+        self.service_name = enrich.service_name
+        self._alarm(
+            "EnrichmentProcessor",
+            alarms,
+            alarm_topic,
+            operations_key or encryption_key,
+            "Enrich",
+            "authorized transactions the enrichment function failed after Lambda's retries, "
+            "or that the rule could not deliver",
+        )
 
     def grant_write_accounts(self, grantee: iam.IGrantable, *actions: str) -> iam.Grant:
         """Let ``grantee`` load the account directory (the core system's sync, the sample
@@ -238,6 +289,8 @@ class ScreeningOutcomes(_Processor):
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         role: iam.IRole | None = None,
+        alarms: AlarmSetting = True,
+        alarm_topic: sns.ITopic | None = None,
     ) -> None:
         """
         :param encryption_key: for the dead-letter queue, which holds the events that failed.
@@ -251,6 +304,12 @@ class ScreeningOutcomes(_Processor):
             events, publish notifications, send to the dead-letter queue); imported with
             ``mutable=False`` it gets nothing, and you grant those yourself. No cdk-nag finding
             is acknowledged on it.
+        :param alarms: ``True`` (default): every alarm at its default; ``False``: none; or a
+            mapping of kind to an ``AlarmThreshold`` or ``None`` (off). Kinds:
+            ``dead_letter_queue`` (any message visible, 1 minute), ``function_errors`` and
+            ``function_throttles`` (at least 1 in 5 minutes). See docs/runbook.md.
+        :param alarm_topic: the SNS topic the alarms notify. Default: a new topic encrypted
+            with ``operations_key``, TLS only, that only this stack's alarms may publish to.
         """
         super().__init__(scope, construct_id)
         role_prop("ScreeningOutcomes", "role", role, "lambda")
@@ -319,4 +378,14 @@ class ScreeningOutcomes(_Processor):
             self.function,
             ("events", "kms", "logs", "sns", "sqs", "xray"),
             own_role=outcomes.owns_role,
+        )
+        self.service_name = outcomes.service_name
+        self._alarm(
+            "ScreeningOutcomes",
+            alarms,
+            alarm_topic,
+            operations_key,
+            "Outcomes",
+            "flagged duplicates and malformed records the function failed after Lambda's "
+            "retries, or that the rules could not deliver",
         )

@@ -29,6 +29,14 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from payment_posting_functions.domain.event_names import EventName, EventSource
+from payment_stack import dashboards
+from payment_stack.alarms import (
+    DEAD_LETTER_QUEUE,
+    WORKFLOW_FAILURES,
+    AlarmSetting,
+    AlarmThreshold,
+    ConstructAlarms,
+)
 from payment_stack.assets import STATEMACHINE_DIR
 from payment_stack.encrypted_table import customer_key_table
 from payment_stack.event_sources import (
@@ -67,6 +75,13 @@ PENDING_REVIEW_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:D
 MAX_PENDING_REVIEW_DAYS = 999
 # Gambling, quasi-cash and money orders: categories card schemes treat as higher risk.
 DEFAULT_WATCHED_MCCS = ("7995", "6051", "4829")
+# The alarm kinds of ``RulesEngine(alarms=...)`` and their defaults (docs/runbook.md).
+ALARM_DEFAULTS: dict[str, AlarmThreshold] = {
+    "dead_letter_queue": DEAD_LETTER_QUEUE,
+    "failed_executions": WORKFLOW_FAILURES,
+    "timed_out_executions": WORKFLOW_FAILURES,
+    "throttled_executions": WORKFLOW_FAILURES,
+}
 
 
 def _camel(member_name: str) -> str:
@@ -121,6 +136,9 @@ class RulesEngine(Construct):
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         state_machine_role: iam.IRole | None = None,
         rule_role: iam.IRole | None = None,
+        alarms: AlarmSetting = True,
+        alarm_topic: sns.ITopic | None = None,
+        dashboard: bool = True,
     ) -> None:
         """
         :param event_bus: where ``TransactionEnriched`` arrives and outcomes are published.
@@ -168,6 +186,20 @@ class RulesEngine(Construct):
             A role of either kind imported with ``mutable=False`` gets nothing added: grant it
             what the default role's policy holds yourself. No cdk-nag finding is acknowledged
             on a role you give.
+        :param alarms: ``True`` (default): every alarm below at its default; ``False``: none;
+            or a mapping of kind to an ``AlarmThreshold`` (replaces the default) or ``None``
+            (turns the kind off). Kinds: ``dead_letter_queue`` (the rule target's dead-letter
+            queue, any message visible, 1 minute), ``failed_executions``,
+            ``timed_out_executions`` and ``throttled_executions`` (the workflow's
+            ExecutionsFailed, ExecutionsTimedOut and ExecutionThrottled, at least 1 in 5
+            minutes). See docs/runbook.md.
+        :param alarm_topic: the SNS topic the alarms notify (alarm and OK). Default: a new
+            topic encrypted with ``operations_key``, TLS only, that only this stack's alarms
+            may publish to. A topic you give must let ``cloudwatch.amazonaws.com`` publish
+            (``payment_stack.alarms.allow_alarms_to_publish``).
+        :param dashboard: a CloudWatch dashboard of the stage (``<stack>-<construct path>``):
+            executions started and by result, the dead-letter queue, execution time, failures.
+            Default True.
         """
         super().__init__(scope, construct_id)
         given_state_machine_role = role_prop(
@@ -315,6 +347,85 @@ class RulesEngine(Construct):
             owns_state_machine_role=given_state_machine_role is None,
             owns_rule_role=given_rule_role is None,
         )
+        self.alarms = ConstructAlarms(
+            self, "RulesEngine", alarms, ALARM_DEFAULTS, topic=alarm_topic, key=self.operations_key
+        )
+        self._alarm()
+        self.dashboard: cloudwatch.Dashboard | None = self._dashboard() if dashboard else None
+
+    @property
+    def alarm_topic(self) -> sns.ITopic | None:
+        """The topic the alarms notify (None when every alarm is turned off)."""
+        return self.alarms.topic
+
+    def _alarm(self) -> None:
+        self.alarms.dead_letter_queue(
+            None,
+            self.dead_letter_queue,
+            "enriched transactions (and review decisions) the rule could not start the "
+            "workflow for, after EventBridge's retries",
+        )
+        for kind, name, metric, meaning in (
+            ("failed_executions", "ExecutionsFailed", self.metric_failed_executions(),
+             "executions that failed: an outcome that was not published"),
+            ("timed_out_executions", "ExecutionsTimedOut", self.metric_timed_out_executions(),
+             "executions that ran past the workflow's timeout"),
+            ("throttled_executions", "ExecutionThrottled", self.metric_throttled_executions(),
+             "starts refused for lack of capacity, retried by EventBridge, then dead-lettered"),
+        ):  # fmt: skip
+            self.alarms.add(
+                kind,
+                f"Workflow-{name}",
+                metric,
+                f"The business rules workflow's {name}: {meaning}. See docs/runbook.md.",
+            )
+
+    def _dashboard(self) -> cloudwatch.Dashboard:
+        board = dashboards.stage_dashboard(
+            self,
+            "Rules",
+            "TransactionEnriched (and ReviewDecided) → rule → business rules workflow → "
+            "approved, rejected, held, inquiry completed on the bus",
+        )
+        machine = self.state_machine
+        board.add_widgets(
+            dashboards.graph(
+                "Executions started",
+                [machine.metric_started(statistic="Sum", label="Started")],
+            ),
+            dashboards.graph(
+                "Executions by result",
+                [
+                    machine.metric_succeeded(statistic="Sum", label="Succeeded (published)"),
+                    machine.metric_failed(statistic="Sum", label="Failed"),
+                    machine.metric_timed_out(statistic="Sum", label="Timed out"),
+                    machine.metric_aborted(statistic="Sum", label="Aborted"),
+                ],
+            ),
+            dashboards.graph(
+                "Execution time (ms)",
+                [
+                    machine.metric_time(statistic="p50", label="p50"),
+                    machine.metric_time(statistic="p99", label="p99"),
+                ],
+                unit_label="ms",
+            ),
+        )  # fmt: skip
+        board.add_widgets(
+            dashboards.queue_depths([("Rules", self.dead_letter_queue)]),
+            dashboards.graph(
+                "Failures",
+                [
+                    self.metric_failed_executions(label="Failed"),
+                    self.metric_timed_out_executions(label="Timed out"),
+                    self.metric_throttled_executions(label="Throttled"),
+                ],
+            ),
+            dashboards.alarm_states(self.alarms.alarms)
+            if self.alarms.alarms
+            else dashboards.graph("Executions started", [machine.metric_started(statistic="Sum")]),
+        )
+        return board
 
     def _target(self, role: iam.IRole | None) -> targets.SfnStateMachine:
         return targets.SfnStateMachine(

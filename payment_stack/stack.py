@@ -6,9 +6,22 @@ from typing import Any
 
 from aws_cdk import CfnOutput, CfnParameter, Duration, Stack, Tags
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from payment_stack.buffered_poster import BufferedPoster
+from payment_stack import dashboards as widgets
+from payment_stack.alarms import (
+    FUNCTION_ERRORS,
+    FUNCTION_THROTTLES,
+    ConstructAlarms,
+    powertools_metric,
+    stack_alarm_prefix,
+)
+from payment_stack.alarms import (
+    operations_topic as new_operations_topic,
+)
+from payment_stack.buffered_poster import END_TO_END_LATENCY_METRIC, BufferedPoster
 from payment_stack.config import StageConfig
 from payment_stack.core_banking_network import NETWORK_CONTEXT_KEYS, network_from_context
 from payment_stack.ingest_pipe import IngestPipe
@@ -46,10 +59,24 @@ class PaymentPostingStack(Stack):
     transaction data (the ingest pipe's key, which also encrypts every queue of lifecycle
     events), the ledger (with the account directory) and operations (failure records of the
     pipe, notifications, logs); the bus archive has a key of its own.
+
+    Every construct's alarms are on (docs/adr/0020-alarms-and-dashboards-by-default.md) and
+    notify one operations topic; each stage (ingest, rules, posting) has a dashboard.
+    ``alarms=False`` turns every alarm off; ``operations_topic`` is a topic of yours to notify
+    instead of the one the stack creates (it must let cloudwatch.amazonaws.com publish:
+    ``payment_stack.alarms.allow_alarms_to_publish``); ``dashboards=False`` creates none.
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        alarms: bool = True,
+        operations_topic: sns.ITopic | None = None,
+        dashboards: bool = True,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             scope,
@@ -73,6 +100,11 @@ class PaymentPostingStack(Stack):
             "notifications, logs",
             removal_policy=config.removal_policy,
         )
+        # Created only when something alarms: a stack with every alarm off has no topic.
+        self.operations_topic: sns.ITopic | None = operations_topic or (
+            new_operations_topic(self, "OperationsTopic", self.operations_key) if alarms else None
+        )
+        observe: dict[str, Any] = {"alarms": alarms, "alarm_topic": self.operations_topic}
         self.ingest = IngestPipe(
             self,
             "Ingest",
@@ -80,6 +112,8 @@ class PaymentPostingStack(Stack):
             removal_policy=config.removal_policy,
             data_retention=Duration.days(config.data_retention_days),
             log_retention=config.log_retention,
+            dashboard=dashboards,
+            **observe,
         )
 
         self.transactions_key = self.ingest.encryption_key
@@ -93,6 +127,7 @@ class PaymentPostingStack(Stack):
             operations_key=self.operations_key,
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
+            **observe,
         )
         self.screening_outcomes = ScreeningOutcomes(
             self,
@@ -102,6 +137,7 @@ class PaymentPostingStack(Stack):
             operations_key=self.operations_key,
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
+            **observe,
         )
         self.rules_engine = RulesEngine(
             self,
@@ -113,6 +149,8 @@ class PaymentPostingStack(Stack):
             pending_review_retention=Duration.days(config.data_retention_days),
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
+            dashboard=dashboards,
+            **observe,
         )
 
         posting = self.node.try_get_context(POSTING_CONTEXT_KEY) or "ledger"
@@ -147,6 +185,8 @@ class PaymentPostingStack(Stack):
             operations_key=self.operations_key,
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
+            dashboard=dashboards,
+            **observe,
         )
 
         if posting == "http" and network is None:
@@ -194,12 +234,22 @@ class PaymentPostingStack(Stack):
                 )
                 self.poster.grant_open_accounts(self.sample_source.role)
             self._acknowledge_sample_source(self.sample_source)
+            # A development tool, but a function like the others: its failures alarm too.
+            ConstructAlarms(
+                self.sample_source,
+                "PaymentPostingStack",
+                alarms,
+                {"function_errors": FUNCTION_ERRORS, "function_throttles": FUNCTION_THROTTLES},
+                topic=self.operations_topic,
+                key=self.operations_key,
+            ).function("Function", self.sample_source.function)
             CfnOutput(
                 self,
                 "SampleSourceFunctionName",
                 value=self.sample_source.function.function_name,
                 description='Invoke with {"count": 100} to write sample transactions',
             )
+        self._add_processors_to_ingest_dashboard()
 
         CfnOutput(self, "TransactionsTableName", value=self.ingest.transactions_table.table_name)
         CfnOutput(
@@ -245,7 +295,132 @@ class PaymentPostingStack(Stack):
                 description='Put {"certificate", "privateKey"} (PEM) here (put-secret-value)',
             )
         CfnOutput(self, "PostingQueueUrl", value=self.poster.queue.queue_url)
-        CfnOutput(self, "IngestDeadLetterQueueUrl", value=self.ingest.dead_letter_queue.queue_url)
+        self._operations_outputs()
+
+    def dead_letter_queues(self) -> dict[str, tuple[sqs.IQueue, str]]:
+        """Every dead-letter queue of the stack by its output name (``<Name>DeadLetterQueueUrl``
+        without the suffix), with what lands there."""
+        rule_target = (
+            "rule-target events EventBridge could not deliver after its retries, and async "
+            "invoke failures: events the function failed after Lambda's retries, with the error"
+        )
+        queues: dict[str, tuple[sqs.IQueue, str]] = {
+            "Ingest": (
+                self.ingest.dead_letter_queue,
+                "pipe stream positions: batches of the transactions table's stream the ingest "
+                "pipe failed after its retries (positions only; the records stay in the table)",
+            ),
+            "Enrichment": (self.enrichment.dead_letter_queue, rule_target),
+            "ScreeningOutcomes": (self.screening_outcomes.dead_letter_queue, rule_target),
+            "RulesEngine": (
+                self.rules_engine.dead_letter_queue,
+                "rule-target events: enriched transactions and review decisions the rule could "
+                "not start the workflow for after EventBridge's retries",
+            ),
+            "Posting": (
+                self.poster.dead_letter_queue,
+                "posting queue messages: approved transactions that failed max_receive_count "
+                "deliveries to the posting function, and rule-target events the rule could "
+                "not put in the queue",
+            ),
+        }
+        if self.ingest.bus_dead_letter_queue is not None:
+            queues["IngestBus"] = (
+                self.ingest.bus_dead_letter_queue,
+                "events the payments bus could not deliver to a target (for example when it "
+                "could not use its key)",
+            )
+        if self.poster.expiry_sweeper is not None:
+            queues["PostingExpirySweeper"] = (
+                self.poster.expiry_sweeper.dead_letter_queue,
+                "async invoke failures: invocation records of ledger expiry sweeps that failed "
+                "(no payment data; holds past their timeout are released by the next sweep)",
+            )
+        return queues
+
+    def _operations_outputs(self) -> None:
+        for name, (queue, holds) in self.dead_letter_queues().items():
+            CfnOutput(
+                self,
+                f"{name}DeadLetterQueueUrl",
+                value=queue.queue_url,
+                description=f"Dead-letter queue: {holds}"[:1024],
+            )
+        if self.ingest.archive is not None:
+            CfnOutput(
+                self,
+                "EventArchiveName",
+                value=self.ingest.archive.archive_name,
+                description="Archive of every lifecycle event on the bus, for replay",
+            )
+        if self.operations_topic is not None:
+            CfnOutput(
+                self,
+                "OperationsTopicArn",
+                value=self.operations_topic.topic_arn,
+                description="Every alarm of the stack notifies this topic: subscribe on-call",
+            )
+        CfnOutput(
+            self,
+            "AlarmNamePrefix",
+            value=stack_alarm_prefix(self),
+            description="Every alarm of the stack is named with this prefix (docs/runbook.md)",
+        )
+
+    def _add_processors_to_ingest_dashboard(self) -> None:
+        """The ingest stage ends in the processors: their outcomes, failures and queues."""
+        board = self.ingest.dashboard
+        if board is None:
+            return
+        enrich, outcomes = self.enrichment, self.screening_outcomes
+        board.add_widgets(
+            widgets.graph(
+                "Enrichment and screening outcomes",
+                [
+                    widgets.labelled(powertools_metric(enrich.service_name, name), label)
+                    for name, label in (
+                        ("TransactionsEnriched", "Enriched"),
+                        ("UnknownAccounts", "Unknown account"),
+                    )
+                ]
+                + [
+                    widgets.labelled(powertools_metric(outcomes.service_name, name), label)
+                    for name, label in (
+                        ("DuplicatesFlagged", "Duplicate flagged (terminal)"),
+                        ("TransactionsQuarantined", "Quarantined (terminal)"),
+                    )
+                ],
+            ),
+            widgets.graph(
+                "Latency to a screening outcome (ms, authorization to outcome)",
+                [
+                    powertools_metric(outcomes.service_name, END_TO_END_LATENCY_METRIC, stat)
+                    .with_(label=stat)
+                    for stat in ("p50", "p99")
+                ],
+                unit_label="ms",
+            ),
+            widgets.queue_depths(
+                [("Enrichment", enrich.dead_letter_queue),
+                 ("ScreeningOutcomes", outcomes.dead_letter_queue)]
+            ),
+        )  # fmt: skip
+        board.add_widgets(
+            widgets.graph(
+                "Processor failures",
+                [
+                    metric
+                    for name, processor in (("Enrichment", enrich), ("Screening", outcomes))
+                    for metric in (
+                        processor.metric_errors(label=f"{name} errors"),
+                        processor.metric_throttles(label=f"{name} throttles"),
+                    )
+                ],
+            ),
+        )
+        processor_alarms = enrich.alarms.alarms + outcomes.alarms.alarms
+        if processor_alarms:
+            board.add_widgets(widgets.alarm_states(processor_alarms))
 
     def _core_banking(
         self, config: StageConfig, network: CoreBankingNetwork | None, *, mutual_tls: bool

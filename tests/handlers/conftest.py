@@ -152,3 +152,32 @@ def tap(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
     events.put_targets(Rule="everything", EventBusName=BUS, Targets=[{"Id": "tap", "Arn": arn}])
     monkeypatch.setenv("EVENT_BUS_NAME", BUS)
     return url
+
+
+def metric_values(output: str, name: str) -> list[float]:
+    """The values of metric ``name`` in the Powertools EMF lines of ``output``, in order."""
+    values: list[float] = []
+    for line in output.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        declared = {
+            metric["Name"]
+            for directive in blob["_aws"]["CloudWatchMetrics"]
+            for metric in directive["Metrics"]
+        }
+        if name in declared:
+            value = blob[name]
+            values.extend(value if isinstance(value, list) else [value])
+    return values
+
+
+def metric_unit(output: str, name: str) -> str | None:
+    """The unit ``name`` is declared with in the EMF lines of ``output``."""
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
+                for metric in directive["Metrics"]:
+                    if metric["Name"] == name:
+                        return str(metric.get("Unit"))
+    return None

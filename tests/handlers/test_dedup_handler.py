@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ from tests.handlers.conftest import (
     QUARANTINE_TABLE,
     RETENTION_SECONDS,
     handler_output,
+    metric_unit,
+    metric_values,
     read_stream,
 )
 
@@ -284,3 +287,23 @@ def test_an_expiry_set_by_the_writer_is_storage_not_a_refused_field(
 
     assert detail["screening"]["valid"] is True
     assert _quarantined(dynamodb) == []
+
+
+@pytest.mark.usefixtures("dedup_table")
+def test_a_batch_records_how_far_behind_the_table_its_oldest_record_is(
+    dynamodb: Any, transactions_table: str, lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(dynamodb, transactions_table, [valid_item(), valid_item(transactionId="tx-later-01")])
+    records = read_stream(dynamodb, transactions_table)
+    now = time.time()
+    # Written 42 s and 3 s ago: the lag is the oldest's.
+    records[0]["dynamodb"]["ApproximateCreationDateTime"] = now - 42
+    records[1]["dynamodb"]["ApproximateCreationDateTime"] = now - 3
+
+    with handler_output(dedup.logger, capsys) as output:
+        dedup.handler(records, lambda_context)
+        text = output()
+
+    [lag] = metric_values(text, "IngestLag")
+    assert 42 <= lag < 42 + 60
+    assert metric_unit(text, "IngestLag") == "Seconds"

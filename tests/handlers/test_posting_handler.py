@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -40,7 +41,7 @@ from payment_posting_functions.domain.publisher import EventPublisher
 from payment_posting_functions.domain.transaction import AuthorizedTransaction
 from payment_posting_functions.handlers import posting
 from tests.factories import valid_item
-from tests.handlers.conftest import handler_output
+from tests.handlers.conftest import handler_output, metric_unit, metric_values
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
@@ -816,3 +817,36 @@ def test_the_idempotency_record_is_keyed_by_the_transaction_id(
     (published,) = drain(tap)
     assert saved["event"] == published["detail"]
     assert TOKEN not in json.dumps(items)
+
+
+def seconds_ago(seconds: float) -> str:
+    """An authorization's transmission time, ``seconds`` before now."""
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat()
+
+
+def test_each_outcome_records_its_latency_from_the_authorization_once(
+    handle: Handle, tap: str, logs: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    posted = approved(1, transmittedAt=seconds_ago(2.0))
+    refused = approved(2, transmittedAt=seconds_ago(30.0))
+    _, system = posting.posting_system()
+    post = system.post
+
+    def refuse_the_second(request: PostingRequest) -> PostingResult:
+        if request.transaction_id == refused.transaction_id:
+            raise PermanentPostingError("refused", PostingFailureCode.REFUSED_BY_CORE)
+        return post(request)
+
+    monkeypatch.setattr(system, "post", refuse_the_second)
+
+    handle(batch(message(posted), message(refused)))
+    handle(batch(message(posted, message_id="redelivered")))  # answered from the record
+
+    output = logs()
+    latencies = sorted(metric_values(output, "EndToEndLatency"))
+    assert len(latencies) == 2  # one per outcome; the redelivery adds none
+    # Milliseconds since each transmission time, give or take the test's own run time.
+    assert 2_000 <= latencies[0] < 2_000 + 60_000
+    assert 30_000 <= latencies[1] < 30_000 + 60_000
+    assert metric_unit(output, "EndToEndLatency") == "Milliseconds"
+    assert metric_values(output, "PostingsFailed") == [1.0]

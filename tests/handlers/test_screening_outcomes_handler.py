@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -21,7 +22,7 @@ from payment_posting_functions.domain.publisher import PublishError
 from payment_posting_functions.domain.transaction import AuthorizedTransaction
 from payment_posting_functions.handlers import screening_outcomes
 from tests.factories import valid_item
-from tests.handlers.conftest import handler_output
+from tests.handlers.conftest import handler_output, metric_unit, metric_values
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
@@ -202,3 +203,36 @@ def test_a_valid_first_sighting_sent_by_mistake_is_left_alone(
     output = logs()
     assert "ignored a transaction" in output
     assert TOKEN not in output
+
+
+def test_a_flagged_duplicate_records_its_latency_from_the_authorization(
+    tap: str, notifications: str, lambda_context: Any, logs: Callable[[], str]
+) -> None:
+    five_seconds_ago = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
+    transaction = AuthorizedTransaction.model_validate(
+        valid_item(transactionId="retry-0000003", transmittedAt=five_seconds_ago)
+    )
+    detail = TransactionAuthorized(
+        transaction_id=transaction.transaction_id,
+        screening=Screening(
+            valid=True, duplicate=True, duplicate_of="first-0000001", fingerprint=FINGERPRINT
+        ),
+        transaction=transaction,
+    ).to_detail()
+
+    screening_outcomes.handler(delivered(detail), lambda_context)
+
+    output = logs()
+    [latency] = metric_values(output, "EndToEndLatency")
+    assert 5_000 <= latency < 5_000 + 60_000
+    assert metric_unit(output, "EndToEndLatency") == "Milliseconds"
+
+
+def test_a_quarantined_record_records_no_latency_it_has_no_trusted_time(
+    tap: str, notifications: str, lambda_context: Any, logs: Callable[[], str]
+) -> None:
+    screening_outcomes.handler(delivered(invalid_record()), lambda_context)
+
+    output = logs()
+    assert metric_values(output, "TransactionsQuarantined") == [1.0]
+    assert metric_values(output, "EndToEndLatency") == []

@@ -108,6 +108,8 @@ def test_every_resource_is_encrypted_with_its_domains_key(
     operations = logical_id(stack.operations_key)
     assert ingest.archive is not None
     assert ingest.archive_key is not None
+    operations_topic = stack.operations_topic
+    assert operations_topic is not None
     expected = {
         # Transaction data: the records, their stream, the bus and every queue of lifecycle
         # events (rule targets' dead-letter queues hold the events they could not deliver),
@@ -137,6 +139,8 @@ def test_every_resource_is_encrypted_with_its_domains_key(
         logical_id(ingest.dead_letter_queue): operations,
         logical_id(outcomes.notification_topic): operations,
         logical_id(rules.failure_topic): operations,
+        # Alarm notifications: names of alarms and queues, no payment data.
+        logical_id(operations_topic): operations,
     }
     for log_group in synthesized.template.find_resources("AWS::Logs::LogGroup"):
         expected[log_group] = operations

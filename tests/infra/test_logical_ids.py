@@ -66,6 +66,8 @@ _BOTH_STAGES: dict[str, set[str]] = {
         "ScreeningOutcomesDeadLetterQueueB998BF65",
     },
     "AWS::SNS::Topic": {
+        # Where every alarm goes (issue 13): new, nothing replaced.
+        "OperationsTopicC9C1CC12",
         "RulesEngineFailureTopicA33C1BBD",
         "ScreeningOutcomesNotificationTopicD9EF1587",
     },

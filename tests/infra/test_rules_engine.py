@@ -276,7 +276,8 @@ class TestDefaults:
         }
 
     def test_failure_topic_is_encrypted_and_tls_only(self, built: Built) -> None:
-        built.template.resource_count_is("AWS::SNS::Topic", 1)
+        # The failure topic, and the operations topic of the engine's alarms.
+        built.template.resource_count_is("AWS::SNS::Topic", 2)
         built.template.has_resource_properties(
             "AWS::SNS::Topic", {"KmsMasterKeyId": get_att(built.engine.encryption_key)}
         )
@@ -532,7 +533,9 @@ class TestOptions:
         template = Template.from_stack(stack)
 
         assert engine.failure_topic is topic
-        template.resource_count_is("AWS::SNS::Topic", 1)
+        # The one given, and the operations topic of the engine's alarms: no failure topic.
+        template.resource_count_is("AWS::SNS::Topic", 2)
+        assert engine.alarm_topic is not topic
         state_machine = _only(template, "AWS::StepFunctions::StateMachine")
         assert state_machine["DefinitionSubstitutions"]["FailureTopicArn"] == ref(topic)
         role_id = logical_id(engine.state_machine.role)

@@ -402,3 +402,25 @@ def test_a_staged_copy_that_differs_is_refused(tmp_path: Path, staged_code: Path
         with pytest.raises(Exception, match=r"not the synthesized.*make synth"):
             forwarder.invoke({"detail": {}})
     assert CALLS["forward_detail"] == []
+
+
+def test_alarms_and_dashboards_are_listed_as_not_run_locally(
+    tmp_path: Path, staged_code: Path
+) -> None:
+    template = _template()
+    template["Resources"]["DlqAlarm"] = {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {"MetricName": "ApproximateNumberOfMessagesVisible", "Threshold": 1},
+    }
+    template["Resources"]["Board"] = {
+        "Type": "AWS::CloudWatch::Dashboard",
+        "Properties": {"DashboardBody": "{}"},
+    }
+    with mock_aws():
+        provisioner = Provisioner(
+            _assembly(tmp_path, staged_code, template), AwsClients(REGION), Resolver()
+        )
+        topology = provisioner.survey()
+    assert topology.unsupported == {}
+    assert topology.ignored["DlqAlarm"] == "CloudWatch alarms and dashboards"
+    assert topology.ignored["Board"] == "CloudWatch alarms and dashboards"

@@ -13,6 +13,7 @@ not, so nothing written to the table is lost; an exception fails the batch and P
 from __future__ import annotations
 
 import os
+import time
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -27,6 +28,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from payment_posting_functions.domain.dedup_store import DynamoDBFingerprintStore
+from payment_posting_functions.domain.latency import oldest_age_seconds
 from payment_posting_functions.domain.log_redaction import payment_logger
 from payment_posting_functions.domain.quarantine import QuarantineStore
 from payment_posting_functions.domain.screening import (
@@ -96,12 +98,26 @@ def _quarantine(invalid: InvalidRecord, raw_keys: dict[str, Any]) -> None:
         transactions().delete(raw_keys)
 
 
+def record_ingest_lag(event: list[dict[str, Any]]) -> None:
+    """Seconds from the oldest record's write (its ApproximateCreationDateTime) to now: how
+    far behind the table the pipe reads. Pipes publishes no iterator age for a DynamoDB
+    stream, so this is it (docs/adr/0020-alarms-and-dashboards-by-default.md)."""
+    created = (DynamoDBRecord(raw).dynamodb for raw in event)
+    lag = oldest_age_seconds(
+        (stream.approximate_creation_date_time if stream else None for stream in created),
+        time.time(),
+    )
+    if lag is not None:
+        metrics.add_metric(name="IngestLag", unit=MetricUnit.Seconds, value=lag)
+
+
 @logger.inject_lambda_context(log_event=False)  # records hold card data: never log the event
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: list[dict[str, Any]], context: LambdaContext) -> list[dict[str, Any]]:
     details: list[dict[str, Any]] = []
     duplicates = invalid = 0
+    record_ingest_lag(event)
     for raw in event:
         record = DynamoDBRecord(raw)
         if record.event_name is not DynamoDBRecordEventName.INSERT:

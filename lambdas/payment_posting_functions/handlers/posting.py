@@ -56,6 +56,7 @@ from payment_posting_functions.domain.events import (
     TransactionApproved,
     TransactionPosted,
 )
+from payment_posting_functions.domain.latency import milliseconds_since
 from payment_posting_functions.domain.log_redaction import payment_logger
 from payment_posting_functions.domain.money import Money
 from payment_posting_functions.domain.posting import (
@@ -304,11 +305,25 @@ def post_unsaved(approved: dict[str, Any], original_overdue: bool = False) -> di
             posting_system=system_name,
         )
         metrics.add_metric(name="PostingsFailed", unit=MetricUnit.Count, value=1)
+        record_end_to_end_latency(transaction)
         return {"outcome": failed.NAME.value, "event": failed.to_detail()}
     event = outcome_event(request, result, system_name)
     metrics.add_metric(name=f"Outcome{result.outcome.title()}", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="TransactionsPosted", unit=MetricUnit.Count, value=1)
+    record_end_to_end_latency(transaction)
     return {"outcome": event.NAME.value, "status": result.status.value, "event": event.to_detail()}
+
+
+def record_end_to_end_latency(approved: TransactionApproved) -> None:
+    """Milliseconds from the authorization's transmission time to this terminal outcome.
+
+    Recorded where the outcome is first decided (inside the idempotency layer): a redelivery
+    answered from the record adds no second value for the same transaction."""
+    metrics.add_metric(
+        name="EndToEndLatency",
+        unit=MetricUnit.Milliseconds,
+        value=milliseconds_since(approved.transaction.transmitted_at),
+    )
 
 
 def outcome_event(

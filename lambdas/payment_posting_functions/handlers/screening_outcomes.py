@@ -23,6 +23,7 @@ from payment_posting_functions.domain.events import (
     TransactionAuthorized,
     TransactionQuarantined,
 )
+from payment_posting_functions.domain.latency import milliseconds_since
 from payment_posting_functions.domain.log_redaction import payment_logger
 from payment_posting_functions.domain.publisher import EventPublisher
 
@@ -85,6 +86,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
                 ),
             )
         metrics.add_metric(name="DuplicatesFlagged", unit=MetricUnit.Count, value=1)
+        if authorized.transaction is not None:
+            # From the authorization to this terminal outcome. A quarantined record has no
+            # trusted transmission time (it is what failed validation), so it records none.
+            metrics.add_metric(
+                name="EndToEndLatency",
+                unit=MetricUnit.Milliseconds,
+                value=milliseconds_since(authorized.transaction.transmitted_at),
+            )
         logger.info("flagged a duplicate", extra={"transactionId": authorized.transaction_id})
     else:
         logger.warning("ignored a transaction that was neither invalid nor a duplicate",
