@@ -27,7 +27,7 @@ POSTING ?= ledger
 # true: with POSTING=http, the posting function also presents a client certificate (mutual TLS)
 MTLS ?= false
 N ?= 300
-SIZES ?= 100,300,1000
+SIZES ?= 100,300,1000,2000
 LEDGER ?= v2
 WORKERS ?= 1,8,32,64
 
@@ -112,7 +112,7 @@ demo: synth ## run the pipeline locally on N generated transactions (default 300
 	$(BIN)/payments-local run -n $(N)
 
 .PHONY: bench
-bench: synth ## measure local throughput and latency at SIZES (default 100,300,1000)
+bench: synth ## measure local throughput and latency at SIZES (default 100,300,1000,2000)
 	$(BIN)/python -m payment_local.bench --sizes $(SIZES)
 
 .PHONY: bench-ledger

@@ -1,9 +1,13 @@
 """Feeding transactions into a running local pipeline and waiting until each has finished.
 
-Records are written to the transactions table a chunk at a time while the runtime keeps
-stepping (the continuous mode), as an authorization system would keep writing. The run ends
-when every transaction written has reached a terminal state and the pipeline is idle, or, if
-some never do, when it has been idle for a while: those are reported, never waited on forever.
+Records are written to the transactions table while the runtime keeps stepping (the
+continuous mode), as an authorization system would keep writing, at the rate the pipeline
+drains them: at most a window of transactions is written and not yet at a terminal state
+(``in_flight_window``), and more are written as outcomes arrive. Writing everything up front
+instead would only queue it inside the pipeline, where every step then carries all of it:
+latency would grow with the run's size and throughput fall. The run ends when every
+transaction written has reached a terminal state and the pipeline is idle, or, if some never
+do, when it has been idle for a while: those are reported, never waited on forever.
 
 Then what comes later in a card transaction's life, in the order it would come:
 
@@ -17,6 +21,8 @@ Then what comes later in a card transaction's life, in the order it would come:
 from __future__ import annotations
 
 import json
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,6 +55,21 @@ ACCOUNTS_TABLE_OUTPUT = "AccountsTableName"
 # Who the demo's review decisions come from (``ReviewDecided.reviewer``).
 REVIEWER = "demo-reviewer"
 PUT_EVENTS_LIMIT = 10
+# How many of a batching stage's batches the window holds: two keep each stage's batches
+# full while the previous ones are still on their way (one would leave a stage waiting for
+# the transactions ahead of it to finish before it got a whole batch).
+BATCHES_IN_FLIGHT = 2
+
+
+def in_flight_window(runtime: LocalRuntime) -> int:
+    """How many written transactions may be in flight (written, not yet at a terminal
+    state): what the pipeline's batching stages hold at once, the stream pipe's and the SQS
+    event sources' batches (``BATCHES_IN_FLIGHT`` of each). Fewer would leave batches part
+    empty, each a whole invocation; more would only queue inside the pipeline."""
+    batches = [pipe.batch_size for pipe in runtime.topology.pipes] + [
+        source.batch_size for source in runtime.topology.event_sources
+    ]
+    return max(1, BATCHES_IN_FLIGHT * sum(batches))
 
 
 def _seed_sample_accounts(runtime: LocalRuntime) -> None:
@@ -161,6 +182,12 @@ class RunResult:
     started_at: float = 0.0
     finished_at: float = 0.0
     steps: int = 0
+    # The most transactions ever written and not yet at a terminal state at once (those given
+    # up on as stalled not counted): what the feeding kept the pipeline's load to.
+    most_in_flight: int = 0
+    # This process's CPU time (every thread) over the same span as ``elapsed``: what the run
+    # cost, which unlike the wall clock does not depend on what else the machine runs.
+    cpu_seconds: float = 0.0
     # Whether the stack has a rule that takes review decisions (None: not looked for), and
     # the decisions sent, by transaction id.
     reviews_taken: bool | None = None
@@ -210,9 +237,24 @@ class _Follow:
     _cursor: int = 0  # events of the log already looked at
     _reported: int = 0  # the most ever accounted at once: progress only goes forward
 
+    # Written transactions given up on for the window: in flight when the pipeline went
+    # idle, so they will not reach an outcome on their own (filtered out, dead-lettered).
+    stalled: set[str] = field(default_factory=set)
+
     @property
     def done(self) -> bool:
         return len(self.accounted) == len(self.result.written_at)
+
+    @property
+    def in_flight(self) -> int:
+        """Written transactions with no outcome yet, those given up on not counted."""
+        written = self.result.written_at
+        given_up = sum(1 for tx in self.stalled if tx in written and tx not in self.accounted)
+        return len(written) - len(self.accounted) - given_up
+
+    def give_up_on_waiting(self) -> None:
+        """Stop counting what is in flight now against the window (the pipeline is idle)."""
+        self.stalled.update(set(self.result.written_at) - self.accounted)
 
     def step(self) -> int:
         """One step of the runtime; how much moved."""
@@ -249,47 +291,61 @@ def run_transactions(
     runtime: LocalRuntime,
     records: Sequence[InputRecord],
     *,
-    chunk_size: int = 25,
+    window: int | None = None,
     settle_steps: int = 50,
     timeout: float = 3600.0,
     on_progress: Callable[[int], None] | None = None,
     decide_reviews: bool = True,
     expire_holds: bool = True,
 ) -> RunResult:
-    """Write ``records`` in chunks while stepping the runtime; return when each transaction
-    has reached a terminal state (or the pipeline went idle without that: see the report).
-    Then, with ``decide_reviews``, send review decisions for some of the transactions held
-    for review and wait for their outcome; with ``expire_holds``, let the holds nothing
-    cleared expire (see the module's docstring).
+    """Write ``records`` while stepping the runtime, keeping at most ``window`` of them in
+    flight (default: ``in_flight_window``); return when each transaction has reached a
+    terminal state (or the pipeline went idle without that: see the report). Then, with
+    ``decide_reviews``, send review decisions for some of the transactions held for review
+    and wait for their outcome; with ``expire_holds``, let the holds nothing cleared expire
+    (see the module's docstring).
+
+    A step that moves nothing while records wait to be written means what is in flight will
+    not finish on its own (filtered out by the pipe, or dead-lettered): it stops counting
+    against the window, so the rest is written, and it is reported if it never finishes.
 
     ``on_progress`` gets the number of transactions newly finished after each step.
     """
+    if window is not None and window < 1:
+        raise ValueError(f"the in-flight window must be at least 1, not {window}")
     table = TransactionTable(
         boto3.resource("dynamodb").Table(runtime.output(TRANSACTIONS_TABLE_OUTPUT)),
         _retention(runtime),
     )
     _seed_sample_accounts(runtime)
+    limit = window if window is not None else in_flight_window(runtime)
     result = RunResult(records=list(records))
     follow = _Follow(runtime, result, on_progress)
-    pending = list(zip(result.ids, records, strict=True))
+    pending = deque(zip(result.ids, records, strict=True))
     idle_steps = 0
     clock = runtime.clock
     result.started_at = clock()
+    cpu_started = time.process_time()
     deadline = result.started_at + timeout
     while clock() < deadline:
-        if pending:
-            chunk, pending = pending[:chunk_size], pending[chunk_size:]
+        room = limit - follow.in_flight
+        if pending and room > 0:
+            chunk = [pending.popleft() for _ in range(min(room, len(pending)))]
             now = clock()
             table.put_all(record.item for _, record in chunk)
             for tracked, _ in chunk:
                 result.written_at[tracked] = now
+            result.most_in_flight = max(result.most_in_flight, follow.in_flight)
         moved = follow.step()
+        if not moved and pending:
+            follow.give_up_on_waiting()  # idle with a full window: nothing in it will finish
         idle_steps = 0 if moved or pending else idle_steps + 1
         if not pending and idle_steps and follow.done:
             break
         if idle_steps >= settle_steps:
             break  # idle and still missing some: report them rather than wait forever
     result.finished_at = clock()
+    result.cpu_seconds = time.process_time() - cpu_started
     if decide_reviews:
         bus = review_bus(runtime)
         result.reviews_taken = bus is not None

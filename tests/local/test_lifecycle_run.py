@@ -16,7 +16,13 @@ import pytest
 
 from payment_local.assembly import StackAssembly
 from payment_local.ledger_view import BALANCES_TABLE_OUTPUT, ledger_of
-from payment_local.pipeline_run import LabelledRecord, review_bus, run_transactions
+from payment_local.pipeline_run import (
+    LabelledRecord,
+    has_outcome,
+    in_flight_window,
+    review_bus,
+    run_transactions,
+)
 from payment_local.report import build_report, run_failures
 from payment_local.runtime import LocalRuntime
 from payment_posting_functions.domain.card_message import LONG_HOLD_SECONDS
@@ -418,3 +424,70 @@ def test_an_account_whose_pending_balance_is_not_its_holds_fails_the_check(start
     # The pending debits no longer equal the pending credits either.
     assert problems[-1] == "1 currencies whose trial balance is not zero, e.g. EUR"
     assert run_failures(report)
+
+
+# -- feeding at the rate the pipeline drains --------------------------------------------
+
+
+def _watch_in_flight(runtime: LocalRuntime) -> list[tuple[int, int]]:
+    """Before every step: (records in the transactions table, transactions with their
+    outcome), as someone watching the table and the bus would see them."""
+    seen: list[tuple[int, int]] = []
+    step = runtime.step
+    table = runtime.output("TransactionsTableName")
+
+    def watched() -> Any:
+        written = runtime.clients.dynamodb.scan(TableName=table, Select="COUNT")["Count"]
+        by_tx = runtime.event_log.by_transaction
+        seen.append((written, sum(1 for events in by_tx.values() if has_outcome(events))))
+        return step()
+
+    runtime.step = watched  # type: ignore[method-assign]
+    return seen
+
+
+def test_no_more_than_the_window_is_written_ahead_of_the_outcomes(start: Any) -> None:
+    runtime = start(review_target=None)
+    seen = _watch_in_flight(runtime)
+    records = [_posted(f"posted-{n:04}") for n in range(10)]
+
+    result = run_transactions(runtime, records, window=3)
+
+    # Written three at a time, each three once the three before had their outcome.
+    assert [written for written, _ in seen][:4] == [3, 6, 9, 10]
+    assert all(written - finished <= 3 for written, finished in seen)
+    assert result.most_in_flight == 3
+    report = build_report(runtime, result, {})
+    assert report.data["transactions"] == {"written": 10, "accounted": 10, "unaccounted": []}
+
+
+def test_the_default_window_holds_two_batches_of_each_batching_stage(start: Any) -> None:
+    runtime = start(review_target=None)
+    # The miniature's one batching stage is its pipe, batches of 10.
+    assert in_flight_window(runtime) == 20
+    seen = _watch_in_flight(runtime)
+
+    result = run_transactions(runtime, [_posted(f"posted-{n:04}") for n in range(50)])
+
+    assert seen[0][0] == 20
+    assert all(written - finished <= 20 for written, finished in seen)
+    assert len(result.written_at) == 50
+
+
+def test_transactions_that_never_finish_do_not_stop_the_rest_being_written(start: Any) -> None:
+    runtime = start(review_target=None)
+    # Authorized and then nothing: no terminal event ever comes for these.
+    stuck = [_record(f"stuck-{n:04}") for n in range(3)]
+    records = [*stuck, *(_posted(f"posted-{n:04}") for n in range(5))]
+
+    result = run_transactions(runtime, records, window=3, settle_steps=5)
+
+    report = build_report(runtime, result, {})
+    assert report.data["transactions"]["written"] == 8
+    assert report.unaccounted == ["stuck-0000", "stuck-0001", "stuck-0002"]
+
+
+def test_a_window_of_less_than_one_is_refused(start: Any) -> None:
+    runtime = start(review_target=None)
+    with pytest.raises(ValueError, match="at least 1"):
+        run_transactions(runtime, [_posted("posted-0001")], window=0)

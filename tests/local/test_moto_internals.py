@@ -12,8 +12,12 @@ import jsonpath_ng.ext
 import moto
 import pytest
 from moto import mock_aws
+from moto.core import responses
+from moto.core import utils as moto_utils
 from moto.dynamodbstreams.models import dynamodbstreams_backends
+from moto.sqs import models as sqs_models
 from moto.sqs.models import SQSBackend, sqs_backends
+from moto.sqs.responses import SQSResponse
 
 from payment_local import moto_internals
 from payment_local.clients import AwsClients
@@ -235,3 +239,26 @@ def test_stream_records_are_copies(patched: AwsClients, stream: str) -> None:
     stored = backend.dynamodb.get_table(TABLE).stream_shard.items[0].record
     assert "eventSourceARN" not in stored
     assert isinstance(stored["dynamodb"]["ApproximateCreationDateTime"], datetime)
+
+
+def test_the_cached_helpers_answer_as_moto_does(patched: AwsClients) -> None:
+    moto_responses: Any = responses  # moto's modules do not re-export what they import
+    sqs_models_any: Any = sqs_models
+    utils_any: Any = moto_utils
+    # The patched names are the cached ones, where moto's modules bound them...
+    assert sqs_models_any.camelcase_to_underscores is moto_responses.camelcase_to_underscores
+    assert hasattr(moto_responses.camelcase_to_underscores, "cache_info")
+    # ...and give what moto's own functions give (their code is still moto's).
+    original = utils_any.camelcase_to_underscores.__wrapped__
+    for name in ("QueueArn", "ContentBasedDeduplication", "ReceiveMessage", "KmsMasterKeyId"):
+        assert moto_responses.camelcase_to_underscores(name) == original(name)
+    names = moto_responses.method_names_from_class(SQSResponse)
+    assert "receive_message" in names
+    assert "send_message" in names
+    names.clear()  # a caller's list is its own
+    assert "send_message" in moto_responses.method_names_from_class(SQSResponse)
+    # A request still reaches its action through them.
+    url = patched.sqs.create_queue(QueueName="cached-helpers")["QueueUrl"]
+    patched.sqs.send_message(QueueUrl=url, MessageBody="x")
+    attributes = patched.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "1"
