@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,15 +18,15 @@ from click.core import ParameterSource
 from payment_local.assembly import AssemblyError, StackAssembly, check_fresh, load_assembly
 from payment_local.event_log import load_events
 from payment_local.ledger_view import dump, ledger_of
-from payment_local.pipeline_run import InputRecord, LabelledRecord, run_transactions
+from payment_local.pipeline_run import InputRecord, run_transactions
 from payment_local.provision import UnsupportedResourceError
 from payment_local.report import build_report, run_failures
 from payment_local.runtime import LocalRuntime
+from payment_local.send_input import InputFileError, read_records
 from payment_posting_functions.domain.generator import (
     LIFECYCLE_MIX,
     Knobs,
     TransactionGenerator,
-    lifecycle_label,
 )
 from payment_posting_functions.domain.money import Money
 from payment_posting_functions.domain.pan import redact_card_numbers
@@ -384,33 +384,23 @@ def _essentials(detail: dict[str, Any]) -> str:
 
 
 def _read_records(source: TextIO) -> list[InputRecord]:
-    records: list[InputRecord] = []
-    for number, line in enumerate(source, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line, parse_float=Decimal)
-        except json.JSONDecodeError as error:
-            raise click.ClickException(f"line {number} is not JSON: {error.msg}") from None
-        labelled = isinstance(data, dict) and "item" in data and "kind" in data
-        item = data["item"] if labelled else data
-        if not isinstance(item, dict) or not isinstance(item.get("transactionId"), str):
-            raise click.ClickException(f"line {number} has no string transactionId")
-        records.append(
-            LabelledRecord(
-                item=item,
-                kind_label=data["kind"] if labelled else None,
-                duplicate_of=data.get("duplicateOf") if labelled else None,
-                planted=(data.get("defect") or data.get("ruleBreak")) if labelled else None,
-                lifecycle_label=(
-                    lifecycle_label(data["lifecycle"], data.get("fate"))
-                    if labelled and isinstance(data.get("lifecycle"), str)
-                    else None
-                ),
-                follows=data.get("follows") if labelled else None,
-            )
-        )
-    return records
+    """Every record of SOURCE, checked in full before anything is written (``send_input``):
+    a file that cannot be sent is a clear error that leaves the last run's state as it was."""
+    name = "standard input" if source.name in ("-", "<stdin>") else str(source.name)
+    # Read the bytes under the text stream click opened: a line that is not UTF-8 is then
+    # named by its number, where decoding the stream would fail with no line to point at.
+    raw = getattr(source, "buffer", None)
+    lines: Iterable[bytes] = (
+        iter(raw.readline, b"") if raw is not None else (line.encode("utf-8") for line in source)
+    )
+    try:
+        return read_records(lines, redact_card_numbers(name))
+    except InputFileError as error:
+        raise click.ClickException(str(error)) from None
+    except UnicodeDecodeError:  # only from a text stream without bytes beneath it
+        raise click.ClickException(f"{name} is not UTF-8; save it as UTF-8") from None
+    except OSError as error:
+        raise click.ClickException(f"{name} cannot be read: {error.strerror}") from None
 
 
 def _run_and_report(
