@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,24 +18,30 @@ from click.core import ParameterSource
 from payment_local.assembly import AssemblyError, StackAssembly, check_fresh, load_assembly
 from payment_local.event_log import load_events
 from payment_local.ledger_view import dump, ledger_of
-from payment_local.pipeline_run import InputRecord, LabelledRecord, run_transactions
+from payment_local.pipeline_run import InputRecord, run_transactions
 from payment_local.provision import UnsupportedResourceError
 from payment_local.report import build_report, run_failures
 from payment_local.runtime import LocalRuntime
+from payment_local.send_input import InputFileError, read_records
 from payment_local.state import DEFAULT_NAME, STATE_ENV, LocalState, StateError
+from payment_posting_functions.domain.card_message import TransactionType, transaction_type
+from payment_posting_functions.domain.event_names import EventName
 from payment_posting_functions.domain.generator import (
     LIFECYCLE_MIX,
     Knobs,
     TransactionGenerator,
-    lifecycle_label,
 )
-from payment_posting_functions.domain.money import Money
+from payment_posting_functions.domain.ledger_v2.house import clearing_account
+from payment_posting_functions.domain.money import format_minor_units
 from payment_posting_functions.domain.pan import redact_card_numbers
+from payment_posting_functions.domain.posting import Direction, PostingStatus
 
 # Where the default state keeps what `events`, `balances` and `trial-balance` read.
 EVENT_LOG = LocalState().events_path
 LEDGER_DUMP = LocalState().ledger_path
 DEFAULT_REPORT = Path("reports") / "demo-report.json"
+# How many ledger entries `balances` shows at once.
+ENTRIES_PER_PAGE = 20
 
 
 def _json_default(value: Any) -> Any:
@@ -329,39 +335,86 @@ def send(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the events as JSON.")
 def events(transaction_id: str, log_path: Path, as_json: bool) -> None:
-    """Show every event of TRANSACTION_ID, in order, from the last `run` or `send`."""  # fmt: skip
+    """Show every event of TRANSACTION_ID, in order, from the last `run` or `send`.
+
+    Posting outcomes say what moved: the amount, the accounts, and each account's side
+    (debit or credit).
+    """  # fmt: skip
     if not log_path.is_file():
         raise click.ClickException(f"no event log at {log_path}: run `payments-local run` first")
     found = [e for e in load_events(log_path) if e.transaction_id == transaction_id]
     if not found:
         shown = redact_card_numbers(transaction_id)  # what was typed may itself be a card number
-        raise click.ClickException(f"no events for transaction {shown} in {log_path}")
+        raise click.ClickException(
+            f"no events for transaction {shown} in {log_path} (the summary names example ids "
+            "for each final state)"
+        )
     if as_json:
         click.echo(json.dumps([e.to_json() for e in found], indent=2))
         return
     first = found[0].seen_at
+    refund = _is_refund([e.detail for e in found])
     for event in found:
-        click.echo(f"+{(event.seen_at - first) * 1000:7.1f} ms  {event.detail_type:<26} "
-                   f"{event.source:<20} {_essentials(event.detail)}")  # fmt: skip
+        said = " ".join(
+            part
+            for part in (_movement(event.detail_type, event.detail, refund),
+                         _essentials(event.detail))
+            if part
+        )  # fmt: skip
+        click.echo(redact_card_numbers(
+            f"+{(event.seen_at - first) * 1000:7.1f} ms  {event.detail_type:<26} "
+            f"{event.source:<20} {said}"
+        ))  # fmt: skip
 
 
 @main.command(short_help="Balances and entries of one account, from the last run's ledger.")
 @click.argument("account_id")
 @click.option("--ledger", "ledger_path", type=click.Path(path_type=Path), default=LEDGER_DUMP,
               show_default=True, help="The ledger a run or send saved.")  # fmt: skip
-def balances(account_id: str, ledger_path: Path) -> None:
-    """Show ACCOUNT_ID's posted and available balances and its entries, oldest first."""
+@click.option("--limit", type=click.IntRange(min=1), default=ENTRIES_PER_PAGE, show_default=True,
+              help="Entries per page.")  # fmt: skip
+@click.option("--page", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Which page of entries, oldest first.")  # fmt: skip
+def balances(account_id: str, ledger_path: Path, limit: int, page: int) -> None:
+    """Show ACCOUNT_ID's posted and available balances and its entries, oldest first, a page
+    at a time."""
     ledger = _load_ledger(ledger_path)
-    rows = [b for b in ledger["balances"] if b["accountId"] == account_id]
-    entries = [e for e in ledger["entries"] if e["accountId"] == account_id]
+    try:
+        rows = [b for b in ledger["balances"] if b["accountId"] == account_id]
+        entries = [e for e in ledger["entries"] if e["accountId"] == account_id]
+    except (KeyError, TypeError):
+        raise click.ClickException(f"{ledger_path} is not a ledger a run saved") from None
     if not rows and not entries:
-        raise click.ClickException(f"account {account_id} has no postings in {ledger_path}")
+        raise click.ClickException(
+            f"account {redact_card_numbers(account_id)} has no postings in {ledger_path}"
+        )
+    pages = max(1, -(-len(entries) // limit))
+    if page > pages:
+        raise click.UsageError(
+            f"--page {page} is past the last page: {len(entries)} entries make {pages} "
+            f"page{'s' if pages > 1 else ''} of {limit}"
+        )
     for row in rows:
-        click.echo(f"{row['currency']}  posted {_major(row['posted'], row['currency'])}   "
-                   f"available {_major(row['available'], row['currency'])}")  # fmt: skip
-    for entry in entries:
-        click.echo(f"  {entry['postedAt']}  {_major(entry['amount'], entry['currency']):>16}  "
+        currency = row["currency"]
+        click.echo(f"{currency}  posted {format_minor_units(row['posted'], currency)}   "
+                   f"available {format_minor_units(row['available'], currency)}")  # fmt: skip
+    start = (page - 1) * limit
+    shown = entries[start : start + limit]
+    width = max((len(format_minor_units(e["amount"], e["currency"])) for e in shown), default=0)
+    for entry in shown:
+        amount = format_minor_units(entry["amount"], entry["currency"])
+        click.echo(f"  {entry['postedAt']}  {amount:>{width}}  "
                    f"{entry['transactionId']}  against {entry['counterAccountId']}")  # fmt: skip
+    click.echo(_page_footer(start, len(shown), len(entries), page, pages, limit))
+
+
+def _page_footer(start: int, shown: int, total: int, page: int, pages: int, limit: int) -> str:
+    """``entries 21-40 of 133; next: --page 3``: where this page is, and how to go on."""
+    if not total:
+        return "no entries"
+    size = "" if limit == ENTRIES_PER_PAGE else f" --limit {limit}"
+    where = f"entries {start + 1}-{start + shown} of {total}"
+    return f"{where}; next: --page {page + 1}{size}" if page < pages else f"{where} (last page)"
 
 
 @main.command("trial-balance", short_help="Sum of all balances per currency (zero if sound).")
@@ -371,26 +424,29 @@ def trial_balance(ledger_path: Path) -> None:
     """Sum every account's posted balance per currency; double entry makes each sum zero."""
     ledger = _load_ledger(ledger_path)
     totals: dict[str, int] = {}
-    for row in ledger["balances"]:
-        totals[row["currency"]] = totals.get(row["currency"], 0) + int(row["posted"])
+    try:
+        for row in ledger["balances"]:
+            totals[row["currency"]] = totals.get(row["currency"], 0) + int(row["posted"])
+    except (KeyError, TypeError, ValueError):
+        raise click.ClickException(f"{ledger_path} is not a ledger a run saved") from None
+    shown = {currency: format_minor_units(total, currency) for currency, total in totals.items()}
+    width = max((len(text) for text in shown.values()), default=0)
     for currency, total in sorted(totals.items()):
-        click.echo(f"{currency}  {total:>14}  {'balanced' if total == 0 else 'UNBALANCED'}")
+        click.echo(f"{currency}  {shown[currency]:>{width}}  "
+                   f"{'balanced' if total == 0 else 'UNBALANCED'}")  # fmt: skip
     if any(totals.values()):
         raise click.ClickException("the ledger does not balance")
-
-
-def _major(minor: int, currency: str) -> str:
-    return (
-        Money(amount=abs(int(minor)), currency=currency)
-        .format()
-        .replace(" ", " -" if int(minor) < 0 else " +", 1)
-    )
 
 
 def _load_ledger(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise click.ClickException(f"no ledger at {path}: run `payments-local run` first")
-    data: dict[str, Any] = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise click.ClickException(f"{path} is not a ledger a run saved (not JSON)") from None
+    if not isinstance(data, dict):
+        raise click.ClickException(f"{path} is not a ledger a run saved")
     return data
 
 
@@ -400,7 +456,7 @@ def _essentials(detail: dict[str, Any]) -> str:
     parts = [f"{k}={screening[k]}" for k in ("valid", "duplicate", "duplicateOf") if k in screening]
     if screening.get("invalidReason"):
         parts.append(f"reason={screening['invalidReason']!r}")
-    for key in ("duplicateOf", "reasonCode", "reasons", "reason", "mcc"):
+    for key in ("duplicateOf", "reasonCode", "reasons", "reason", "mcc", "decision"):
         if key in detail:
             parts.append(f"{key}={detail[key]!r}")
     enrichment = detail.get("enrichment") or {}
@@ -409,34 +465,92 @@ def _essentials(detail: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _is_refund(details: Sequence[dict[str, Any]]) -> bool:
+    """Whether the transaction is a refund (processing code 20), by the message any of its
+    events carries: a refund moves money to the cardholder, everything else from them."""
+    for detail in details:
+        code = (detail.get("transaction") or {}).get("processingCode")
+        if isinstance(code, str):
+            try:
+                return transaction_type(code) is TransactionType.REFUND
+            except ValueError:
+                return False
+    return False
+
+
+def _movement(detail_type: str, detail: dict[str, Any], refund: bool) -> str:
+    """What a posting outcome moved: amount, accounts, each one's side (``debit ACC-0014``:
+    the account is debited); empty for an event that moves no money."""
+    if detail_type == EventName.FOREIGN_TRANSACTION_FOUND:
+        paid, billed = detail.get("transactionAmount"), detail.get("billingAmount")
+        if isinstance(paid, dict) and isinstance(billed, dict):
+            return (f"paid {format_minor_units(paid['amount'], paid['currency'])}, billed "
+                    f"{format_minor_units(billed['amount'], billed['currency'])}")  # fmt: skip
+    money = detail.get("amount") or detail.get("released")
+    if detail_type not in _MOVING or not isinstance(money, dict):
+        return ""
+    try:
+        currency = str(money["currency"])
+        amount = format_minor_units(int(money["amount"]), currency)
+    except (KeyError, TypeError, ValueError):
+        return ""
+    account = detail.get("accountId", "?")
+    counter = detail.get("counterAccountId") or clearing_account(currency)
+    # From the account's side: a purchase debits the cardholder, a refund credits them.
+    if detail_type == EventName.TRANSACTION_POSTED:
+        debited = detail.get("direction") != Direction.CREDIT
+    else:
+        debited = not refund
+    if detail_type == EventName.REVERSAL_APPLIED:
+        debited = not debited  # a reversal moves the money back
+    sides = (
+        f"debit {account}, credit {counter}" if debited else f"credit {account}, debit {counter}"
+    )
+    repeated = detail.get("postingStatus") == PostingStatus.ALREADY_POSTED
+    repeat = " (a repeat: moved nothing)" if repeated else ""
+    if detail_type == EventName.AUTHORIZATION_HELD:
+        return f"{amount} held: {sides} (pending){repeat}"
+    if detail_type == EventName.CLEARING_MATCHED:
+        excess = int(detail.get("excess") or 0)
+        above = f", {format_minor_units(excess, currency)} above the hold" if excess else ""
+        final = "final" if detail.get("final") is not False else "partial"
+        return f"{amount} cleared: {sides} ({final}{above}){repeat}"
+    if detail_type == EventName.REVERSAL_APPLIED:
+        if detail.get("appliedAs") == "VOID":
+            return f"{amount} hold voided on {account}: pending released, nothing posted{repeat}"
+        return f"{amount} reversed: {sides}{repeat}"
+    if detail_type == EventName.HOLD_EXPIRED:
+        return f"{amount} hold expired on {account}: pending released, nothing posted"
+    if detail_type == EventName.POSTING_FAILED:
+        return f"{amount} not posted to {account}"
+    return f"{amount} posted: {sides}{repeat}"
+
+
+# The posting system's outcomes (and the sweeper's expiry) that name money and accounts.
+_MOVING = frozenset({
+    EventName.TRANSACTION_POSTED, EventName.AUTHORIZATION_HELD, EventName.CLEARING_MATCHED,
+    EventName.REVERSAL_APPLIED, EventName.HOLD_EXPIRED, EventName.POSTING_FAILED,
+})  # fmt: skip
+
+
 def _read_records(source: TextIO) -> list[InputRecord]:
-    records: list[InputRecord] = []
-    for number, line in enumerate(source, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line, parse_float=Decimal)
-        except json.JSONDecodeError as error:
-            raise click.ClickException(f"line {number} is not JSON: {error.msg}") from None
-        labelled = isinstance(data, dict) and "item" in data and "kind" in data
-        item = data["item"] if labelled else data
-        if not isinstance(item, dict) or not isinstance(item.get("transactionId"), str):
-            raise click.ClickException(f"line {number} has no string transactionId")
-        records.append(
-            LabelledRecord(
-                item=item,
-                kind_label=data["kind"] if labelled else None,
-                duplicate_of=data.get("duplicateOf") if labelled else None,
-                planted=(data.get("defect") or data.get("ruleBreak")) if labelled else None,
-                lifecycle_label=(
-                    lifecycle_label(data["lifecycle"], data.get("fate"))
-                    if labelled and isinstance(data.get("lifecycle"), str)
-                    else None
-                ),
-                follows=data.get("follows") if labelled else None,
-            )
-        )
-    return records
+    """Every record of SOURCE, checked in full before anything is written (``send_input``):
+    a file that cannot be sent is a clear error that leaves the last run's state as it was."""
+    name = "standard input" if source.name in ("-", "<stdin>") else str(source.name)
+    # Read the bytes under the text stream click opened: a line that is not UTF-8 is then
+    # named by its number, where decoding the stream would fail with no line to point at.
+    raw = getattr(source, "buffer", None)
+    lines: Iterable[bytes] = (
+        iter(raw.readline, b"") if raw is not None else (line.encode("utf-8") for line in source)
+    )
+    try:
+        return read_records(lines, redact_card_numbers(name))
+    except InputFileError as error:
+        raise click.ClickException(str(error)) from None
+    except UnicodeDecodeError:  # only from a text stream without bytes beneath it
+        raise click.ClickException(f"{name} is not UTF-8; save it as UTF-8") from None
+    except OSError as error:
+        raise click.ClickException(f"{name} cannot be read: {error.strerror}") from None
 
 
 def _state(name: str, fresh: bool) -> LocalState:

@@ -28,7 +28,7 @@ from payment_posting_functions.domain.ledger_v2.model import (
     PendingStatus,
     TrialBalance,
 )
-from payment_posting_functions.domain.money import Money
+from payment_posting_functions.domain.money import format_minor_units
 from payment_posting_functions.domain.pan import redact_card_numbers
 from payment_posting_functions.domain.posting import Direction, PostingStatus
 
@@ -71,6 +71,28 @@ def outcome(events: list[LoggedEvent]) -> str:
     if _last(events, EventName.HOLD_EXPIRED) is not None:
         state += ", hold expired"
     return state
+
+
+# How many transaction ids the summary names as examples of each final state.
+EXAMPLES_PER_STATE = 3
+
+
+def state_examples(
+    ids: Iterable[str], by_tx: Mapping[str, list[LoggedEvent]]
+) -> dict[str, list[str]]:
+    """The first few transactions (in the order written) to reach each final state, so a
+    reader can follow one with ``payments-local events <id>``. The ids are the event log's:
+    a record whose id held a card number is there by the ``redacted-key-...`` id the
+    pipeline gave it, never by its own."""
+    examples: dict[str, list[str]] = {}
+    for tx in ids:
+        events = by_tx.get(tx)
+        if not events:
+            continue
+        shown = examples.setdefault(final_state(events), [])
+        if len(shown) < EXAMPLES_PER_STATE:
+            shown.append(redact_card_numbers(tx))
+    return examples
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -128,8 +150,12 @@ class RunReport:
             "Events by type",
             *(f"  {name:<28}{count:>7}" for name, count in d["events"].items()),
             "",
-            "Final state per transaction",
-            *(f"  {state:<28}{count:>7}" for state, count in d["finalStates"].items()),
+            "Final state per transaction (e.g.: follow one with `payments-local events <id>`)",
+            *(
+                f"  {state:<28}{count:>7}   e.g. "
+                + ", ".join(d["finalStateExamples"].get(state, []))
+                for state, count in d["finalStates"].items()
+            ),
             "",
             f"Duplicates flagged     {d['duplicates']['flagged']:>7}   "
             f"with the generator's first id {d['duplicates']['matchingGenerator']}",
@@ -207,6 +233,7 @@ def build_report(runtime: LocalRuntime, run: RunResult, inputs: dict[str, Any]) 
     # A transaction held for review and then decided has finished when the outcome came.
     finished = [tx for tx in seen if has_outcome(by_tx[tx])]
     states = Counter(final_state(by_tx[tx]) for tx in seen)
+    examples = state_examples(run.ids, by_tx)
     expected = dict(zip(run.ids, run.records, strict=True))
 
     flagged = {tx: _last(by_tx[tx], EventName.DUPLICATE_FLAGGED) for tx in seen}
@@ -255,6 +282,7 @@ def build_report(runtime: LocalRuntime, run: RunResult, inputs: dict[str, Any]) 
         },
         "events": dict(events.most_common()),
         "finalStates": dict(states.most_common()),
+        "finalStateExamples": {state: examples[state] for state, _ in states.most_common()},
         "duplicates": {"flagged": len(duplicates), "matchingGenerator": matching},
         "quarantine": {
             "count": len(quarantined),
@@ -354,12 +382,12 @@ def _where_posted(posting: dict[str, Any]) -> list[str]:
     held = posting.get("coreBankingPostings")
     if held is not None:
         return [f"  held by the core system    {held:>7}   (HTTPS, fake core system, 127.0.0.1)"]
-    balance = ", ".join(f"{c} {v}" for c, v in posting["trialBalance"].items())
+    balance = _formatted(posting["trialBalance"])
     window = posting.get("trialBalanceReadAt")
     as_of = f"   (as of {window['from']} .. {window['to']})" if window else ""
     return [
         f"  ledger entries             {posting['ledgerEntries']:>7}",
-        f"  trial balance              {balance or '-'}{as_of}",
+        f"  trial balance              {balance}{as_of}",
     ]
 
 
@@ -452,14 +480,8 @@ def _sums(amounts: Iterable[Any]) -> dict[str, int]:
 
 
 def _formatted(sums: Mapping[str, int]) -> str:
-    """``123.45 EUR, 9000 JPY``: for a person; the JSON keeps the minor units."""
-    return (
-        ", ".join(
-            ("-" if v < 0 else "") + Money(amount=abs(v), currency=c).format()
-            for c, v in sums.items()
-        )
-        or "-"
-    )
+    """``1,123.45 EUR, 9,000 JPY``: for a person; the JSON keeps the minor units."""
+    return ", ".join(format_minor_units(v, c) for c, v in sums.items()) or "-"
 
 
 def _booked(events: Iterable[LoggedEvent]) -> list[LoggedEvent]:
@@ -724,8 +746,9 @@ def _ledger_lines(ledger: dict[str, Any] | None) -> list[str]:
         f"  accounts checked           {ledger['accountsChecked']:>7}   pending debits and "
         f"credits = their open holds' remaining: {len(ledger['accountMismatches'])} differ",
         *(
-            f"  trial balance {c}          posted {t['posted']}, pending debits "
-            f"{t['pendingDebits']} = credits {t['pendingCredits']}: "
+            f"  trial balance {c}          posted {format_minor_units(t['posted'], c)}, pending "
+            f"debits {format_minor_units(t['pendingDebits'], c)} = credits "
+            f"{format_minor_units(t['pendingCredits'], c)}: "
             f"{'balanced' if t['balanced'] else 'UNBALANCED'}"
             for c, t in ledger["trialBalances"].items()
         ),

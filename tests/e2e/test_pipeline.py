@@ -170,8 +170,8 @@ def test_the_demo_command_reports_and_shows_a_lifecycle(
 
     trial = runner.invoke(main, ["trial-balance"])
     assert trial.exit_code == 0, trial.output
-    assert "EUR               0  balanced" in trial.output
-    clearing = runner.invoke(main, ["balances", "CLEARING-EUR"])
+    assert "EUR  0.00 EUR  balanced" in trial.output
+    clearing = runner.invoke(main, ["balances", "CLEARING-EUR", "--limit", "100000"])
     assert clearing.exit_code == 0, clearing.output
     assert "EUR  posted" in clearing.output
     # One line per transfer with the scheme's side in euros: every money-moving outcome the

@@ -222,6 +222,12 @@ def test_some_held_transactions_are_decided_and_each_decision_awaited(start: Any
     report = build_report(runtime, result, {})
     assert report.data["transactions"] == {"written": 5, "accounted": 5, "unaccounted": []}
     assert report.data["finalStates"] == {"posted": 3, "rejected": 1, "held for review": 1}
+    # Ids to follow with `payments-local events`: the first (at most 3) of each, as written.
+    assert report.data["finalStateExamples"] == {
+        "posted": ["held-0001", "posted-0001", "held-0004"],
+        "rejected": ["held-0002"],
+        "held for review": ["held-0003"],
+    }
     assert report.data["reviews"] == {
         "taken": True,
         "sent": {"APPROVE": 2, "DECLINE": 1},
@@ -232,6 +238,7 @@ def test_some_held_transactions_are_decided_and_each_decision_awaited(start: Any
     assert result.holds_expired_as_of is None  # no built-in ledger: no time let pass
     text = report.to_text()
     assert "Review decisions             3   (approve 2, decline 1; 1 held left waiting)" in text
+    assert "  rejected                          1   e.g. held-0002" in text
     assert "authorization (never cleared) -> rejected DECLINED_IN_REVIEW" in text
     assert run_failures(report) == []
 

@@ -6,7 +6,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from payment_posting_functions.domain.money import MAX_MINOR_UNITS, Money, minor_unit_exponent
+from payment_posting_functions.domain.money import (
+    MAX_MINOR_UNITS,
+    Money,
+    format_minor_units,
+    minor_unit_exponent,
+)
 
 
 @pytest.mark.parametrize("amount", [0, 1250, Decimal("1250"), Decimal("1250.000"), MAX_MINOR_UNITS])
@@ -49,9 +54,30 @@ def test_minor_unit_exponents_follow_iso_4217(currency: str, exponent: int) -> N
 
 @pytest.mark.parametrize(
     ("amount", "currency", "shown"),
-    [(1250, "EUR", "12.50 EUR"), (1250, "JPY", "1250 JPY"), (1250, "BHD", "1.250 BHD")],
+    [(1250, "EUR", "12.50 EUR"), (1250, "JPY", "1,250 JPY"), (1250, "BHD", "1.250 BHD")],
 )
 def test_format_places_the_decimal_point_per_currency(
     amount: int, currency: str, shown: str
 ) -> None:
     assert Money(amount=amount, currency=currency).format() == shown
+
+
+@pytest.mark.parametrize(
+    ("minor", "currency", "shown"),
+    [
+        (-561_139, "EUR", "-5,611.39 EUR"),
+        (561_139, "EUR", "5,611.39 EUR"),
+        (0, "EUR", "0.00 EUR"),
+        (-5, "EUR", "-0.05 EUR"),
+        (123_456_789, "EUR", "1,234,567.89 EUR"),
+        (-1_234_567, "JPY", "-1,234,567 JPY"),
+        (0, "JPY", "0 JPY"),
+        (-1_234_567, "BHD", "-1,234.567 BHD"),
+        (7, "KWD", "0.007 KWD"),
+        (-1234, "XYZ", "-1,234 XYZ (minor units)"),
+    ],
+)
+def test_amounts_show_sign_thousands_and_the_currencys_decimals(
+    minor: int, currency: str, shown: str
+) -> None:
+    assert format_minor_units(minor, currency) == shown

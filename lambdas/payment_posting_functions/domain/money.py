@@ -63,7 +63,23 @@ class Money(BaseModel):
     currency: CurrencyCode
 
     def format(self) -> str:
-        """Human-readable amount, e.g. ``12.34 EUR``; for display only, never for arithmetic."""
-        exponent = minor_unit_exponent(self.currency)
-        major = Decimal(self.amount).scaleb(-exponent)
-        return f"{major:.{exponent}f} {self.currency}"
+        """Human-readable amount, e.g. ``1,012.34 EUR``; for display only, never for arithmetic."""
+        return format_minor_units(self.amount, self.currency)
+
+
+def format_minor_units(minor: int, currency: str) -> str:
+    """How every amount is shown to a person: ``-5,611.39 EUR``, ``1,250 JPY``, ``1.250 BHD``.
+
+    A minus sign for a negative amount (none for zero or more), thousands separated by commas,
+    as many decimals as the currency's minor unit exponent (ISO 4217), the code after. Exact:
+    the minor units are shifted as a Decimal, never through a float. A code that is not a
+    payment currency (a damaged ledger file, say) shows its minor units unshifted, marked as
+    such, rather than guessing a decimal point.
+    """
+    units = int(minor)
+    try:
+        exponent = minor_unit_exponent(currency)
+    except ValueError:
+        return f"{units:,} {currency} (minor units)"
+    major = Decimal(abs(units)).scaleb(-exponent)
+    return f"{'-' if units < 0 else ''}{major:,.{exponent}f} {currency}"
