@@ -17,6 +17,7 @@ from click.core import ParameterSource
 
 from payment_local.assembly import AssemblyError, StackAssembly, check_fresh, load_assembly
 from payment_local.event_log import load_events
+from payment_local.faults import FaultPlan, FaultSpecError, fault_option
 from payment_local.ledger_view import dump, ledger_of
 from payment_local.pipeline_run import InputRecord, LabelledRecord, run_transactions
 from payment_local.provision import UnsupportedResourceError
@@ -245,6 +246,7 @@ _access_option = click.option(
 @_report_option
 @_progress_option
 @_access_option
+@fault_option
 def run(
     count: int,
     seed: int,
@@ -252,6 +254,8 @@ def run(
     report: Path,
     progress: bool | None,
     enforce_access: bool,
+    faults: FaultPlan,
+    fault_seed: int,
     **rates: Any,
 ) -> None:
     """Run the synthesized pipeline on this machine, on moto, with generated transactions.
@@ -262,7 +266,7 @@ def run(
     knobs = _knobs(rates)
     records = list(TransactionGenerator(knobs=knobs, seed=seed).generate(count))
     inputs = {"count": count, "seed": seed, "knobs": rates}
-    _run_and_report(records, inputs, cdk_out, report, progress, enforce_access)
+    _run_and_report(records, inputs, cdk_out, report, progress, enforce_access, faults)
 
 
 @main.command(short_help="Send transactions from a JSON-lines file through the pipeline.")
@@ -271,8 +275,15 @@ def run(
 @_report_option
 @_progress_option
 @_access_option
+@fault_option
 def send(
-    source: TextIO, cdk_out: Path, report: Path, progress: bool | None, enforce_access: bool
+    source: TextIO,
+    cdk_out: Path,
+    report: Path,
+    progress: bool | None,
+    enforce_access: bool,
+    faults: FaultPlan,
+    fault_seed: int,
 ) -> None:
     """Send table items from SOURCE (JSON lines, '-' for standard input) through the pipeline.
 
@@ -281,7 +292,7 @@ def send(
     """  # fmt: skip
     records = _read_records(source)
     inputs = {"count": len(records), "source": source.name}
-    _run_and_report(records, inputs, cdk_out, report, progress, enforce_access)
+    _run_and_report(records, inputs, cdk_out, report, progress, enforce_access, faults)
 
 
 @main.command(short_help="Show the lifecycle of one transaction from the last run.")
@@ -420,6 +431,7 @@ def _run_and_report(
     report_path: Path,
     progress: bool | None,
     enforce_access: bool = True,
+    faults: FaultPlan | None = None,
 ) -> None:
     show_progress = sys.stderr.isatty() if progress is None else progress
     try:
@@ -430,7 +442,7 @@ def _run_and_report(
     STATE_DIR.mkdir(exist_ok=True)
     with (
         FUNCTION_LOG.open("w") as function_log,
-        _started(assembly, function_log, enforce_access) as runtime,
+        _started(assembly, function_log, enforce_access, faults) as runtime,
     ):
         click.echo(_start_banner(runtime))
         with click.progressbar(
@@ -452,13 +464,16 @@ def _run_and_report(
 
 @contextmanager
 def _started(
-    assembly: StackAssembly, function_log: TextIO, enforce_access: bool = True
+    assembly: StackAssembly,
+    function_log: TextIO,
+    enforce_access: bool = True,
+    faults: FaultPlan | None = None,
 ) -> Iterator[LocalRuntime]:
     try:
         runtime = LocalRuntime(
-            assembly, function_log=function_log, enforce_access=enforce_access
+            assembly, function_log=function_log, enforce_access=enforce_access, faults=faults
         ).__enter__()
-    except UnsupportedResourceError as error:
+    except (UnsupportedResourceError, FaultSpecError) as error:
         raise click.ClickException(str(error)) from None
     try:
         yield runtime
