@@ -61,7 +61,7 @@ def test_a_spec_names_a_kind_and_how_often(text: str, expected: FaultSpec) -> No
     ],
 )
 def test_a_bad_spec_says_what_is_wrong(text: str, says: str) -> None:
-    with pytest.raises(FaultSpecError, match=None) as raised:
+    with pytest.raises(FaultSpecError) as raised:
         parse_fault(text)
     assert says in str(raised.value)
 
@@ -156,9 +156,9 @@ def test_every_ledger_call_failing_sends_the_postings_to_the_dead_letter_queue(
     # maxReceiveCount 5: every approved transaction was received five times, then moved.
     assert retries["receivesBeyondFirst"] >= 4 * len(faults["deadLettered"])
     assert faults["deadLetterArrivals"] == {POSTING_DLQ: len(faults["deadLettered"])}
-    assert faults["deadLettered"] and report.unaccounted
+    assert faults["deadLettered"]
+    assert report.unaccounted
     assert report.data["posting"]["ledgerEntries"] == 0
-    assert "waits there for a redrive" not in report.to_text()  # the plural, with the count
     assert f"{len(faults['deadLettered'])} transactions wait there" in report.to_text()
 
 
