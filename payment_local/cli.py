@@ -17,6 +17,7 @@ from click.core import ParameterSource
 
 from payment_local.assembly import AssemblyError, StackAssembly, check_fresh, load_assembly
 from payment_local.event_log import load_events
+from payment_local.faults import FaultPlan, FaultSpecError, fault_option
 from payment_local.ledger_view import dump, ledger_of
 from payment_local.pipeline_run import InputRecord, run_transactions
 from payment_local.provision import UnsupportedResourceError
@@ -262,6 +263,7 @@ _access_option = click.option(
 @_access_option
 @state_option
 @_fresh_option
+@fault_option
 def run(
     count: int,
     seed: int | None,
@@ -271,6 +273,8 @@ def run(
     enforce_access: bool,
     state_name: str,
     fresh: bool,
+    faults: FaultPlan,
+    fault_seed: int,
     **rates: Any,
 ) -> None:
     """Run the synthesized pipeline on this machine, on moto, with generated transactions.
@@ -292,7 +296,7 @@ def run(
         )
     records = list(TransactionGenerator(knobs=knobs, seed=seed).generate(count))
     inputs = {"count": count, "seed": seed, "knobs": rates}
-    _run_and_report(records, inputs, cdk_out, report, progress, enforce_access, state)
+    _run_and_report(records, inputs, cdk_out, report, progress, enforce_access, state, faults)
 
 
 @main.command(short_help="Send transactions from a JSON-lines file through the pipeline.")
@@ -303,6 +307,7 @@ def run(
 @_access_option
 @state_option
 @_fresh_option
+@fault_option
 def send(
     source: TextIO,
     cdk_out: Path,
@@ -311,6 +316,8 @@ def send(
     enforce_access: bool,
     state_name: str,
     fresh: bool,
+    faults: FaultPlan,
+    fault_seed: int,
 ) -> None:
     """Send table items from SOURCE (JSON lines, '-' for standard input) through the pipeline.
 
@@ -320,7 +327,7 @@ def send(
     records = _read_records(source)
     inputs = {"count": len(records), "source": source.name}
     state = _state(state_name, fresh)
-    _run_and_report(records, inputs, cdk_out, report, progress, enforce_access, state)
+    _run_and_report(records, inputs, cdk_out, report, progress, enforce_access, state, faults)
 
 
 @main.command(short_help="Show the lifecycle of one transaction from the last run.")
@@ -574,6 +581,7 @@ def _run_and_report(
     progress: bool | None,
     enforce_access: bool,
     state: LocalState,
+    faults: FaultPlan | None = None,
 ) -> None:
     show_progress = sys.stderr.isatty() if progress is None else progress
     assembly = _assembly(cdk_out, state)
@@ -581,7 +589,7 @@ def _run_and_report(
         with (
             state.locked(),
             _scratch_log(state) as (function_log, log_path),
-            _started(assembly, function_log, enforce_access) as runtime,
+            _started(assembly, function_log, enforce_access, faults) as runtime,
         ):
             if state.exists and not state.fresh:
                 state.restore(runtime)
@@ -679,13 +687,16 @@ def _ledger_dump(runtime: LocalRuntime) -> dict[str, Any] | None:
 
 @contextmanager
 def _started(
-    assembly: StackAssembly, function_log: TextIO, enforce_access: bool = True
+    assembly: StackAssembly,
+    function_log: TextIO,
+    enforce_access: bool = True,
+    faults: FaultPlan | None = None,
 ) -> Iterator[LocalRuntime]:
     try:
         runtime = LocalRuntime(
-            assembly, function_log=function_log, enforce_access=enforce_access
+            assembly, function_log=function_log, enforce_access=enforce_access, faults=faults
         ).__enter__()
-    except UnsupportedResourceError as error:
+    except (UnsupportedResourceError, FaultSpecError) as error:
         raise click.ClickException(str(error)) from None
     try:
         yield runtime

@@ -20,11 +20,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from payment_local.tls import LOOPBACK, LocalCertificateAuthority
 
 _MAX_BODY = 64 * 1024
+
+
+class CoreSystemFaults(Protocol):
+    """Faults the core system plays on demand (``payment_local.faults``)."""
+
+    def status(self) -> int | None:
+        """The "not now" status to answer a posting with instead (503, 429), or None."""
+
+    def delay(self) -> float:
+        """Seconds to wait before answering a posting it has booked (0: at once)."""
 
 
 @dataclass
@@ -42,6 +52,7 @@ class CoreBankingState:
     # The common name of the client certificate each request came with ("" without one).
     client_certificates: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    faults: CoreSystemFaults | None = None
 
     def handshakes_refused(self, at_least: int = 1, timeout: float = 2.0) -> list[str]:
         """The refused handshakes, once there are ``at_least`` (or ``timeout`` passed): the
@@ -93,7 +104,22 @@ class _Handler(BaseHTTPRequestHandler):
         if not key or not isinstance(body, dict):
             self._answer(400, {"message": "an Idempotency-Key and a JSON object are required"})
             return
-        self._answer(*state.post(key, body))
+        faults = state.faults
+        refused = faults.status() if faults is not None else None
+        if refused is not None:
+            self._answer(refused, {"message": "not now (injected fault)"})
+            return
+        delay = faults.delay() if faults is not None else 0.0
+        answer = state.post(key, body)
+        if delay:
+            # Booked, but answered after the client gave up: its retry must hear 409.
+            time.sleep(delay)
+            try:
+                self._answer(*answer)
+            except OSError:
+                self.close_connection = True  # the client closed it: nobody to tell
+            return
+        self._answer(*answer)
 
     def _answer(self, status: int, body: dict[str, Any]) -> None:
         payload = json.dumps(body).encode()

@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import boto3
 
@@ -45,6 +45,33 @@ class FunctionError(Exception):
         self.function_name = function_name
         self.error_type = error_type
         self.error_message = message
+
+
+class FunctionKilled(BaseException):
+    """The invocation was ended from outside (a timeout, a crash: ``payment_local.faults``).
+
+    A BaseException, so no ``except Exception`` of the handler's runs, as none runs in a
+    process Lambda stops: an idempotency record in progress stays in progress.
+    """
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.error_message = message
+
+
+class InvocationFaults(Protocol):
+    """What fault injection does around an invocation (``payment_local.faults``)."""
+
+    def begin(self, function: LocalFunction) -> int | None:
+        """An invocation starts; returns the time left its context reports, if not the
+        function's timeout."""
+
+    def end(self, function: LocalFunction) -> None:
+        """The handler returned; may raise FunctionKilled (it failed after its work)."""
+
+    def close(self) -> None:
+        """The invocation is over, however it ended."""
 
 
 @dataclass
@@ -80,6 +107,7 @@ class LocalFunction:
     network: FunctionNetwork | None = None  # its VPC placement, checked on every connection
     invocations: int = 0
     errors: int = 0
+    faults: InvocationFaults | None = None
     _entry: Callable[[Any, Any], Any] | None = field(default=None, repr=False)
     _caller: Caller | None = field(default=None, repr=False)
     _credentials: Credentials | None = field(default=None, repr=False)
@@ -100,13 +128,25 @@ class LocalFunction:
             # Metrics are disabled locally; Powertools then warns that none were published.
             warnings.filterwarnings("ignore", "No application metrics to publish")
             handler = self._handler()  # a stale handler is the operator's error, not the function's
+            faults = self.faults
             try:
+                if faults is not None:
+                    left = faults.begin(self)
+                    context.timeout_ms = context.timeout_ms if left is None else left
                 result = handler(event, context)
+                if faults is not None:
+                    faults.end(self)
                 return json.loads(json.dumps(result))
+            except FunctionKilled as killed:
+                self.errors += 1
+                raise FunctionError(self.name, killed.error_type, killed.error_message) from None
             except Exception as error:  # the function's failure, reported, not raised as is
                 self.errors += 1
                 message = redact_card_numbers(str(error))[:1000]
                 raise FunctionError(self.name, type(error).__name__, message) from error
+            finally:
+                if faults is not None:
+                    faults.close()
 
     def _handler(self) -> Callable[[Any, Any], Any]:
         if self._entry is None:

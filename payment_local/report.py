@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from payment_local.event_log import LoggedEvent
+from payment_local.faults import fault_lines, fault_problems, fault_summary
 from payment_local.ledger_view import balances, entries, ledger_of, pendings, trial_balance_reads
 from payment_local.pipeline_run import RunResult, has_outcome, held_for_review, is_terminal
 from payment_local.runtime import LocalRuntime
@@ -204,6 +205,7 @@ class RunReport:
             f"{d['peakMemoryMb']:.0f} MB)",
             "",
             *_access_lines(d["access"]),
+            *(["", *fault_lines(d.get("faults"))] if d.get("faults") else []),
         ]
         return "\n".join(lines)
 
@@ -322,7 +324,7 @@ def build_report(runtime: LocalRuntime, run: RunResult, inputs: dict[str, Any]) 
             if ledger
             else None
         ),
-        "deadLetterQueues": dead_letter_depths(runtime),
+        "deadLetterQueues": (dead_letters := dead_letter_depths(runtime)),
         "latencyMs": {
             "p50": round(percentile(latencies, 0.50), 1),
             "p95": round(percentile(latencies, 0.95), 1),
@@ -336,6 +338,8 @@ def build_report(runtime: LocalRuntime, run: RunResult, inputs: dict[str, Any]) 
             for f in runtime.topology.functions.values()
         },
         "access": access_summary(runtime),
+        # Only when faults were asked for (--fault): payment_local/faults.py.
+        "faults": fault_summary(runtime, dead_letters, set(written)) if runtime.faults else None,
     }
     return RunReport(data)
 
@@ -352,15 +356,18 @@ def run_failures(report: RunReport) -> list[str]:
             f"({len(report.denials)} distinct; listed under Access checks): on AWS they "
             "would fail the same way"
         )
-    if report.unaccounted:
+    # With faults, a transaction whose message waits in a dead-letter queue is not lost: a
+    # redrive brings it back (the summary lists them).
+    waiting = set((report.data.get("faults") or {}).get("deadLettered", []))
+    lost = [tx for tx in report.unaccounted if tx not in waiting]
+    if lost:
         problems.append(
-            f"{len(report.unaccounted)} transactions have no lifecycle event, e.g. "
-            f"{', '.join(report.unaccounted[:5])}"
+            f"{len(lost)} transactions have no lifecycle event, e.g. {', '.join(lost[:5])}"
         )
     ledger = report.data.get("ledger")
     if ledger and ledger["problems"]:
         problems.append("the ledger check failed: " + "; ".join(ledger["problems"]))
-    return problems
+    return problems + fault_problems(report.data.get("faults"))
 
 
 def access_summary(runtime: LocalRuntime) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from payment_local.assembly import StackAssembly
 from payment_local.clients import AwsClients
 from payment_local.core_banking import CoreBankingServer, core_banking_server
 from payment_local.event_log import EventLog
+from payment_local.faults import FaultPlan
 from payment_local.functions import cold_start
 from payment_local.intrinsics import Environment, Resolver, UnresolvableError
 from payment_local.provision import Provisioner, Topology
@@ -110,6 +111,7 @@ class LocalRuntime:
         parameters: Mapping[str, str] | None = None,
         core_banking_authority: LocalCertificateAuthority | None = None,
         core_banking_requires_client_certificates: bool | None = None,
+        faults: FaultPlan | None = None,
     ) -> None:
         """
         :param enforce_access: authorize every call made on behalf of a template principal
@@ -125,6 +127,7 @@ class LocalRuntime:
             a TLS handshake without a client certificate its CA issued (mutual TLS). Default:
             when the template gives a function a client certificate secret, whose value the
             runtime then issues.
+        :param faults: the posting system's faults to play (``payment_local.faults``).
         """
         self.assembly = assembly
         self.parameters = dict(parameters or {})
@@ -138,6 +141,7 @@ class LocalRuntime:
         # What advance_time has added to the clock: scheduled rules fire on clock + offset.
         self.time_offset = 0.0
         self.topology = Topology()
+        self.faults = faults or FaultPlan([])
         self._stack: list[Any] = []
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -182,6 +186,10 @@ class LocalRuntime:
             self.scheduler.start()
             self.event_log = EventLog(self.clients, self.clock)
             self.event_log.attach(self.topology.buses.values())
+            if self.faults:
+                installed = self.faults.install(self)
+                installed.__enter__()
+                self._stack.append(installed)
         except BaseException as error:
             # A runtime that failed to start leaves neither moto running nor its environment.
             self.__exit__(type(error), error, error.__traceback__)

@@ -28,6 +28,7 @@ class EventSourceStats:
     batches: int = 0
     messages: int = 0
     messages_returned: int = 0
+    redeliveries: int = 0  # receives of a message received before (retries)
     function_errors: int = 0
     receives_refused: int = 0  # the function's role may not read the queue
     deletes_refused: int = 0
@@ -64,6 +65,9 @@ class SqsEventSource:
             return 0
         self.stats.batches += 1
         self.stats.messages += len(messages)
+        self.stats.redeliveries += sum(
+            int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")) > 1 for m in messages
+        )
         failed = self._invoke(messages)
         done = [m for m in messages if m["MessageId"] not in failed]
         returned = [m for m in messages if m["MessageId"] in failed]
