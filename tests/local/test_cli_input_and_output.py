@@ -23,9 +23,9 @@ from payment_posting_functions.domain.pan import contains_card_number
 CDK_OUT = Path(__file__).resolve().parents[2] / "cdk.out"
 CARD = "4111111111111111"
 STATE = {
-    ".payments-local/events.jsonl": '{"sentinel": "events of the last run"}\n',
-    ".payments-local/functions.log": "sentinel function log\n",
-    ".payments-local/ledger.json": '{"balances": [], "entries": [], "sentinel": true}',
+    ".payments-local/default/events.jsonl": '{"sentinel": "events of the last run"}\n',
+    ".payments-local/default/functions.log": "sentinel function log\n",
+    ".payments-local/default/ledger.json": '{"balances": [], "entries": [], "sentinel": true}',
     "reports/demo-report.json": '{"sentinel": "the last report"}\n',
 }
 
@@ -55,7 +55,7 @@ def sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Resul
             (tmp_path / name).write_bytes(content)
         result = CliRunner().invoke(main, ["send", name, "--cdk-out", str(CDK_OUT)], input=stdin)
         assert {n: (tmp_path / n).read_text() for n in STATE} == STATE
-        assert sorted(p.name for p in (tmp_path / ".payments-local").iterdir()) == sorted(
+        assert sorted(p.name for p in (tmp_path / ".payments-local/default").iterdir()) == sorted(
             Path(n).name for n in STATE if n.startswith(".payments-local")
         )
         assert "Traceback" not in result.output
@@ -258,8 +258,8 @@ def _event(seen_at: float, detail_type: str, **detail: Any) -> dict[str, Any]:
 
 
 def _write_log(tmp_path: Path, events: list[dict[str, Any]]) -> None:
-    (tmp_path / ".payments-local").mkdir(exist_ok=True)
-    (tmp_path / ".payments-local" / "events.jsonl").write_text(
+    (tmp_path / ".payments-local" / "default").mkdir(parents=True, exist_ok=True)
+    (tmp_path / ".payments-local" / "default" / "events.jsonl").write_text(
         "".join(json.dumps(e) + "\n" for e in events)
     )
 
@@ -340,7 +340,7 @@ def test_events_of_an_unknown_id_point_to_the_summarys_examples(
 
 
 def _write_ledger(tmp_path: Path, entries: int, currency: str = "EUR") -> None:
-    (tmp_path / ".payments-local").mkdir(exist_ok=True)
+    (tmp_path / ".payments-local" / "default").mkdir(parents=True, exist_ok=True)
     rows = [
         {"accountId": "ACC-1", "counterAccountId": "CLEARING", "transactionId": f"t-{n:03}",
          "amount": -561_139 * (n + 1), "currency": currency,
@@ -348,7 +348,7 @@ def _write_ledger(tmp_path: Path, entries: int, currency: str = "EUR") -> None:
         for n in range(entries)
     ]  # fmt: skip
     balance = sum(int(r["amount"]) for r in rows)  # type: ignore[call-overload]
-    (tmp_path / ".payments-local" / "ledger.json").write_text(
+    (tmp_path / ".payments-local" / "default" / "ledger.json").write_text(
         json.dumps(
             {
                 "balances": [
@@ -431,8 +431,8 @@ def test_a_damaged_ledger_file_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / ".payments-local").mkdir()
-    (tmp_path / ".payments-local" / "ledger.json").write_text("{half")
+    (tmp_path / ".payments-local" / "default").mkdir(parents=True)
+    (tmp_path / ".payments-local" / "default" / "ledger.json").write_text("{half")
     for command in (["balances", "ACC-1"], ["trial-balance"]):
         result = CliRunner().invoke(main, command)
         assert result.exit_code == 1
