@@ -37,9 +37,6 @@ from payment_posting_functions.domain.money import format_minor_units
 from payment_posting_functions.domain.pan import redact_card_numbers
 from payment_posting_functions.domain.posting import Direction, PostingStatus
 
-# Where the default state keeps what `events`, `balances` and `trial-balance` read.
-EVENT_LOG = LocalState().events_path
-LEDGER_DUMP = LocalState().ledger_path
 DEFAULT_REPORT = Path("reports") / "demo-report.json"
 # How many ledger entries `balances` shows at once.
 ENTRIES_PER_PAGE = 20
@@ -336,17 +333,19 @@ def send(
     "--log",
     "log_path",
     type=click.Path(path_type=Path),
-    default=EVENT_LOG,
+    default=None,
     show_default=True,
-    help="The event log a run or send wrote.",
+    help="The event log to read (default: the --state folder's events.jsonl).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the events as JSON.")
-def events(transaction_id: str, log_path: Path, as_json: bool) -> None:
+@state_option
+def events(transaction_id: str, log_path: Path | None, as_json: bool, state_name: str) -> None:
     """Show every event of TRANSACTION_ID, in order, from the last `run` or `send`.
 
     Posting outcomes say what moved: the amount, the accounts, and each account's side
     (debit or credit).
     """  # fmt: skip
+    log_path = log_path or _state(state_name, fresh=False).events_path
     if not log_path.is_file():
         raise click.ClickException(f"no event log at {log_path}: run `payments-local run` first")
     found = [e for e in load_events(log_path) if e.transaction_id == transaction_id]
@@ -376,15 +375,19 @@ def events(transaction_id: str, log_path: Path, as_json: bool) -> None:
 
 @main.command(short_help="Balances and entries of one account, from the last run's ledger.")
 @click.argument("account_id")
-@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path), default=LEDGER_DUMP,
-              show_default=True, help="The ledger a run or send saved.")  # fmt: skip
+@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path), default=None,
+              help="The ledger to read (default: the --state folder's ledger.json).")  # fmt: skip
 @click.option("--limit", type=click.IntRange(min=1), default=ENTRIES_PER_PAGE, show_default=True,
               help="Entries per page.")  # fmt: skip
 @click.option("--page", type=click.IntRange(min=1), default=1, show_default=True,
               help="Which page of entries, oldest first.")  # fmt: skip
-def balances(account_id: str, ledger_path: Path, limit: int, page: int) -> None:
+@state_option
+def balances(
+    account_id: str, ledger_path: Path | None, limit: int, page: int, state_name: str
+) -> None:
     """Show ACCOUNT_ID's posted and available balances and its entries, oldest first, a page
     at a time."""
+    ledger_path = ledger_path or _state(state_name, fresh=False).ledger_path
     ledger = _load_ledger(ledger_path)
     try:
         rows = [b for b in ledger["balances"] if b["accountId"] == account_id]
@@ -425,10 +428,12 @@ def _page_footer(start: int, shown: int, total: int, page: int, pages: int, limi
 
 
 @main.command("trial-balance", short_help="Sum of all balances per currency (zero if sound).")
-@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path), default=LEDGER_DUMP,
-              show_default=True, help="The ledger a run or send saved.")  # fmt: skip
-def trial_balance(ledger_path: Path) -> None:
+@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path), default=None,
+              help="The ledger to read (default: the --state folder's ledger.json).")  # fmt: skip
+@state_option
+def trial_balance(ledger_path: Path | None, state_name: str) -> None:
     """Sum every account's posted balance per currency; double entry makes each sum zero."""
+    ledger_path = ledger_path or _state(state_name, fresh=False).ledger_path
     ledger = _load_ledger(ledger_path)
     totals: dict[str, int] = {}
     try:
