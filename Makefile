@@ -109,7 +109,7 @@ test: lint typecheck synth pytest ## everything CI runs
 
 .PHONY: demo
 demo: synth ## run the pipeline locally on N generated transactions (default 300; POSTING=http posts over HTTPS, MTLS=true with a client certificate)
-	$(BIN)/payments-local run -n $(N)
+	$(BIN)/payments-local run --fresh -n $(N)
 
 .PHONY: bench
 bench: synth ## measure local throughput and latency at SIZES (default 100,300,1000,2000)
