@@ -433,7 +433,9 @@ def _replay_text(result: ReplayResult) -> str:
 
 @main.command(short_help="Send a review decision on a held transaction (local or AWS).")
 @click.argument("transaction_id")
-@click.argument("decision", type=click.Choice([d.value for d in ReviewDecision]))
+@click.argument(
+    "decision", type=click.Choice([d.value for d in ReviewDecision], case_sensitive=False)
+)
 @click.option("--reviewer", default=None, help="Who decided (default: your user name).")
 @state_option
 @_stack_option

@@ -114,8 +114,9 @@ class LocalState:
         """The meta of a state that must exist (commands that only read or operate on it)."""
         if not self.exists:
             raise StateError(
-                f"no local state {self.name!r} at {self.path}: run `payments-local run` "
-                f"(or `send`){'' if self.name == DEFAULT_NAME else f' --state {self.name}'} first"
+                f"no local state {self.name!r} at {self.path}: run `payments-local run"
+                f"{'' if self.name == DEFAULT_NAME else f' --state {self.name}'}` (or `send`) "
+                "first"
             )
         return self.load_meta()
 
