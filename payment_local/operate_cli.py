@@ -71,6 +71,9 @@ class _Session:
     plane: Plane
     state: LocalState | None = None
     runtime: Any = None
+    # What the state records of this command when it is saved (local only).
+    command: dict[str, Any] | None = None
+    audit: dict[str, Any] | None = None
 
 
 @contextmanager
@@ -107,8 +110,8 @@ def _session(
                 state.save(
                     runtime,
                     ledger=_ledger_dump(runtime),
-                    command=getattr(session, "command", None),
-                    audit=getattr(session, "audit", None),
+                    command=session.command,
+                    audit=session.audit,
                     function_log=log_path,
                 )
     except StateError as error:
@@ -144,8 +147,8 @@ def _record(session: _Session, action: str, details: dict[str, Any]) -> dict[str
         with AWS_AUDIT_LOG.open("a") as out:
             out.write(json.dumps(record) + "\n")
     else:
-        session.audit = record  # type: ignore[attr-defined]
-        session.command = {"command": action}  # type: ignore[attr-defined]
+        session.audit = record
+        session.command = {"command": action}
     return record
 
 
@@ -486,7 +489,7 @@ def decide(
             session.plane.settle()
             events = session.runtime.event_log.by_transaction.get(transaction_id, [])
             click.echo(f"  now: {final_state(events)}")
-            session.command = {"command": "decide"}  # type: ignore[attr-defined]
+            session.command = {"command": "decide"}
 
 
 # -- audit and check ---------------------------------------------------------------------
