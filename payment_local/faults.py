@@ -47,6 +47,7 @@ from botocore.awsrequest import AWSResponse
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 
 from payment_local.functions import FunctionKilled, LocalFunction
+from payment_posting_functions.domain.event_names import EventName
 
 if TYPE_CHECKING:
     from payment_local.runtime import LocalRuntime
@@ -425,8 +426,8 @@ class _CoreSystemFaults:
 
 # The posting system's outcome events: one per posting, the same each time it is answered.
 OUTCOME_EVENTS = frozenset(
-    {"TransactionPosted", "AuthorizationHeld", "ClearingMatched", "ReversalApplied",
-     "PostingFailed"}
+    {EventName.TRANSACTION_POSTED, EventName.AUTHORIZATION_HELD, EventName.CLEARING_MATCHED,
+     EventName.REVERSAL_APPLIED, EventName.POSTING_FAILED}
 )  # fmt: skip
 
 

@@ -132,7 +132,7 @@ def test_the_cli_prints_and_stores_no_card_number(
     outputs = {"send": sent.output, "events": asked.output}
     outputs |= {
         str(path.relative_to(tmp_path)): path.read_text()
-        for path in (tmp_path / "r.json", *sorted((tmp_path / ".payments-local").iterdir()))
+        for path in (tmp_path / "r.json", *_state_files(tmp_path))
     }
     assert {name: found_in(text) for name, text in outputs.items() if found_in(text)} == {}
 
@@ -153,10 +153,15 @@ def test_quiet_on_a_clean_run(
     assert result.exit_code == 0, result.output
     outputs = {"run": result.output, "r.json": (tmp_path / "r.json").read_text()}
     outputs |= {
-        path.name: path.read_text() for path in sorted((tmp_path / ".payments-local").iterdir())
+        str(path.relative_to(tmp_path)): path.read_text() for path in _state_files(tmp_path)
     }
     assert {name: found_in(text) for name, text in outputs.items() if found_in(text)} == {}
 
 
 def _as_input(item: dict[str, Any]) -> LabelledRecord:
     return LabelledRecord(item=json.loads(json.dumps(item), parse_float=Decimal))
+
+
+def _state_files(root: Path) -> list[Path]:
+    """Every file the local state keeps (tables, queues, archive, logs, ledger, audit)."""
+    return sorted(path for path in (root / ".payments-local").rglob("*") if path.is_file())
