@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from payment_posting_functions.domain.accounts import SUSPENSE_ACCOUNT_ID, Account, sample_accounts
+from payment_posting_functions.domain.digest import digest_text
 from payment_posting_functions.domain.enrichment import enrich
 from payment_posting_functions.domain.events import (
     PostingFailed,
@@ -804,9 +806,11 @@ def test_the_idempotency_record_is_keyed_by_the_transaction_id(
     items = dynamodb.scan(TableName=idempotency_table)["Items"]
     assert len(items) == 1
     (item,) = items
-    # Powertools keys the record "<function>.<qualified name>#<md5 of the JMESPath result>".
-    key_hash = hashlib.md5(json.dumps(event.transaction_id).encode()).hexdigest()  # noqa: S324
-    assert item["id"]["S"].endswith(f"#{key_hash}")
+    # Powertools keys the record "<function>.<qualified name>#<md5 of the JMESPath result>",
+    # the digest written in base32 (domain.digest), as is the content's.
+    key_hash = hashlib.md5(json.dumps(event.transaction_id).encode()).digest()  # noqa: S324
+    assert item["id"]["S"].endswith(f"#{digest_text(key_hash)}")
+    assert re.fullmatch("[a-z2-7]{26}", item["validation"]["S"])
     assert "handlers.posting" in item["id"]["S"]
     assert item["status"]["S"] == "COMPLETED"
     assert int(item["expiration"]["N"]) > 0

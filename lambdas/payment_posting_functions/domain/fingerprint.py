@@ -13,9 +13,9 @@ the same way.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 
+from payment_posting_functions.domain.digest import digest_text
 from payment_posting_functions.domain.transaction import AuthorizedTransaction
 
 # v2: the digest in lowercase base32. Hex digests hold long digit runs often enough (about one
@@ -39,6 +39,5 @@ def fingerprint(transaction: AuthorizedTransaction) -> str:
         transaction.transaction_amount.currency,
     )
     # A separator that cannot occur in any field keeps ("ab", "c") apart from ("a", "bc").
-    raw = hashlib.sha256("\x1f".join(parts).encode()).digest()
-    digest = base64.b32encode(raw).decode().rstrip("=").lower()
+    digest = digest_text(hashlib.sha256("\x1f".join(parts).encode()).digest())
     return f"{FINGERPRINT_VERSION}:{digest}"

@@ -36,11 +36,7 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -56,6 +52,7 @@ from payment_posting_functions.domain.events import (
     TransactionApproved,
     TransactionPosted,
 )
+from payment_posting_functions.domain.idempotency_store import IdempotencyStore
 from payment_posting_functions.domain.latency import milliseconds_since
 from payment_posting_functions.domain.log_redaction import payment_logger
 from payment_posting_functions.domain.money import Money
@@ -252,7 +249,7 @@ def post_once() -> Callable[..., dict[str, Any]]:
     its detail): the event is published after the batch, and a redelivery of a record whose
     event the bus refused (or never got: the function died first) publishes it from here.
     """
-    store = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
+    store = IdempotencyStore(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
     once: Callable[..., dict[str, Any]] = idempotent_function(
         data_keyword_argument="approved", persistence_store=store, config=idempotency
     )(post_unsaved)

@@ -40,6 +40,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from payment_posting_functions.domain.digest import digest_text
 from payment_posting_functions.domain.ledger_v2 import rules
 from payment_posting_functions.domain.ledger_v2.house import (
     DEFAULT_SHARDS,
@@ -134,8 +135,8 @@ def _iso(value: datetime) -> str:
 
 def content_hash(text: str) -> str:
     """What a record's ``hash`` attribute holds: an entry or transfer changed in place no
-    longer matches it (see ``DynamoDBLedger.tampered``)."""
-    return hashlib.sha256(text.encode()).hexdigest()
+    longer matches it (see ``DynamoDBLedger.tampered``). Base32, as ``domain.digest`` says."""
+    return digest_text(hashlib.sha256(text.encode()).digest())
 
 
 @dataclass
