@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from botocore.exceptions import BotoCoreError, ClientError
 
 from payment_local.cli import (
     _assembly,
@@ -87,6 +88,9 @@ def _session(
             yield _Session(AwsPlane(stack, region))
         except OperationError as error:
             raise click.ClickException(str(error)) from None
+        except (BotoCoreError, ClientError) as error:
+            # Credentials, permissions, throttling: the operator's to fix, not a traceback.
+            raise click.ClickException(f"AWS refused: {error}") from None
         return
     if region is not None:
         raise click.UsageError("--region goes with --stack")
@@ -130,18 +134,6 @@ def _record(session: _Session, action: str, details: dict[str, Any]) -> dict[str
         "where": session.plane.where,
         **details,
     }
-    bus = session.plane.output(EVENT_BUS_OUTPUT)
-    if bus:
-        session.plane.events.put_events(
-            Entries=[
-                {
-                    "EventBusName": bus,
-                    "Source": OPERATIONS_SOURCE,
-                    "DetailType": OPERATION_RECORDED,
-                    "Detail": json.dumps(record),
-                }
-            ]
-        )
     if session.state is None:
         AWS_AUDIT_LOG.parent.mkdir(parents=True, exist_ok=True)
         with AWS_AUDIT_LOG.open("a") as out:
@@ -149,6 +141,26 @@ def _record(session: _Session, action: str, details: dict[str, Any]) -> dict[str
     else:
         session.audit = record
         session.command = {"command": action}
+    bus = session.plane.output(EVENT_BUS_OUTPUT)
+    if bus:
+        try:
+            session.plane.events.put_events(
+                Entries=[
+                    {
+                        "EventBusName": bus,
+                        "Source": OPERATIONS_SOURCE,
+                        "DetailType": OPERATION_RECORDED,
+                        "Detail": json.dumps(record),
+                    }
+                ]
+            )
+        except (BotoCoreError, ClientError) as error:
+            # The operation is done: say so, and where its record is, rather than a traceback.
+            kept = AWS_AUDIT_LOG if session.state is None else "the state's audit.jsonl"
+            raise click.ClickException(
+                f"the {action} was done, but its audit event was not put on {bus}: {error}. "
+                f"The record is kept in {kept}."
+            ) from None
     return record
 
 
