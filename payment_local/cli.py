@@ -237,6 +237,17 @@ _access_option = click.option(
 )
 
 
+def _pipeline_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """What `run` and `send` both take: where the template is, where the report and state
+    go, how to show progress, whether access is enforced, and the faults to inject."""
+    for option in reversed(
+        (_cdk_out_option, _report_option, _progress_option, _access_option, state_option,
+         _fresh_option, fault_option)
+    ):  # fmt: skip
+        function = option(function)
+    return function
+
+
 @main.command(short_help="Run the pipeline locally on generated transactions (the demo).")
 @click.option(
     "--count",
@@ -254,13 +265,7 @@ _access_option = click.option(
     "already has runs, the next seed it has not used, so the transactions are new).",
 )
 @_rate_options
-@_cdk_out_option
-@_report_option
-@_progress_option
-@_access_option
-@state_option
-@_fresh_option
-@fault_option
+@_pipeline_options
 def run(
     count: int,
     seed: int | None,
@@ -298,13 +303,7 @@ def run(
 
 @main.command(short_help="Send transactions from a JSON-lines file through the pipeline.")
 @click.argument("source", type=click.File("r"))
-@_cdk_out_option
-@_report_option
-@_progress_option
-@_access_option
-@state_option
-@_fresh_option
-@fault_option
+@_pipeline_options
 def send(
     source: TextIO,
     cdk_out: Path,

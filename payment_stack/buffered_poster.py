@@ -556,13 +556,9 @@ class BufferedPoster(Construct):
                 "Outcomes by type",
                 [*outcomes, self.metric_posting_failures(label="Failed (refused)")],
             ),
-            dashboards.graph(
+            dashboards.percentiles(
                 "End-to-end latency (ms, authorization to outcome)",
-                [
-                    self.metric_end_to_end_latency(statistic="p50", label="p50"),
-                    self.metric_end_to_end_latency(statistic="p99", label="p99"),
-                ],
-                unit_label="ms",
+                lambda stat: self.metric_end_to_end_latency(statistic=stat, label=stat),
             ),
         )  # fmt: skip
         board.add_widgets(

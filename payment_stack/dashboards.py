@@ -3,7 +3,7 @@ came in, what it became, what waits in dead-letter queues, how long it took, wha
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -15,6 +15,10 @@ from payment_stack.alarms import dashboard_name
 # A dashboard is 24 units wide: three graphs to a row.
 GRAPH_WIDTH = 8
 GRAPH_HEIGHT = 6
+
+
+# The median shows a slowdown; the tail shows who waits on it.
+PERCENTILES = ("p50", "p99")
 
 
 def stage_dashboard(scope: Construct, title: str, flow: str) -> cloudwatch.Dashboard:
@@ -39,6 +43,13 @@ def graph(
         width=GRAPH_WIDTH,
         height=GRAPH_HEIGHT,
     )
+
+
+def percentiles(
+    title: str, metric: Callable[[str], cloudwatch.IMetric], *, unit_label: str = "ms"
+) -> cloudwatch.GraphWidget:
+    """The median and the tail of a duration: ``metric(statistic)`` for p50 and p99."""
+    return graph(title, [metric(statistic) for statistic in PERCENTILES], unit_label=unit_label)
 
 
 def queue_depths(queues: Sequence[tuple[str, sqs.IQueue]]) -> cloudwatch.GraphWidget:

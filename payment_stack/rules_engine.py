@@ -402,13 +402,9 @@ class RulesEngine(Construct):
                     machine.metric_aborted(statistic="Sum", label="Aborted"),
                 ],
             ),
-            dashboards.graph(
+            dashboards.percentiles(
                 "Execution time (ms)",
-                [
-                    machine.metric_time(statistic="p50", label="p50"),
-                    machine.metric_time(statistic="p99", label="p99"),
-                ],
-                unit_label="ms",
+                lambda stat: machine.metric_time(statistic=stat, label=stat),
             ),
         )  # fmt: skip
         board.add_widgets(

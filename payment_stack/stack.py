@@ -391,14 +391,11 @@ class PaymentPostingStack(Stack):
                     )
                 ],
             ),
-            widgets.graph(
+            widgets.percentiles(
                 "Latency to a screening outcome (ms, authorization to outcome)",
-                [
-                    powertools_metric(outcomes.service_name, END_TO_END_LATENCY_METRIC, stat)
-                    .with_(label=stat)
-                    for stat in ("p50", "p99")
-                ],
-                unit_label="ms",
+                lambda stat: powertools_metric(
+                    outcomes.service_name, END_TO_END_LATENCY_METRIC, stat
+                ).with_(label=stat),
             ),
             widgets.queue_depths(
                 [("Enrichment", enrich.dead_letter_queue),
