@@ -30,6 +30,7 @@ import boto3
 from payment_local.access.authorizer import Credentials
 from payment_local.access.botocore_hook import running_function
 from payment_local.access.policy import Caller
+from payment_local.function_logs import function_output
 from payment_local.network import FunctionNetwork, running_network
 from payment_posting_functions.domain.pan import redact_card_numbers
 
@@ -102,6 +103,7 @@ class LocalFunction:
     timeout_seconds: int = 3
     memory_mb: int = 128
     log: TextIO | None = None
+    log_level: str = "TRACE"  # the lowest level its log keeps (function_logs)
     role_arn: str | None = None
     layers: list[Path] = field(default_factory=list)  # staged layer contents, in order
     network: FunctionNetwork | None = None  # its VPC placement, checked on every connection
@@ -171,6 +173,8 @@ class LocalFunction:
                 **LOCAL_ENVIRONMENT,
                 "AWS_LAMBDA_FUNCTION_NAME": self.name,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
+                # Set by Lambda when a level is configured; Powertools' logger follows it.
+                **({"AWS_LAMBDA_LOG_LEVEL": self.log_level} if self.log_level != "TRACE" else {}),
                 **self._credential_variables(),
             }
         )
@@ -185,7 +189,7 @@ class LocalFunction:
         placed = running_network.set(self.network)
         try:
             if self.log is not None:
-                with contextlib.redirect_stdout(self.log):
+                with function_output(self.log, self.log_level):
                     yield
             else:
                 yield

@@ -53,7 +53,7 @@ from payment_posting_functions.domain.event_names import EventName, EventSource
 from payment_posting_functions.domain.events import ReviewDecided, ReviewDecision
 from payment_posting_functions.domain.pan import redact_card_numbers
 
-OPERATIONS_SOURCE = "payments.operations"
+OPERATIONS_SOURCE = EventSource.OPERATIONS.value
 OPERATION_RECORDED = "OperationRecorded"
 EVENT_BUS_OUTPUT = "EventBusName"
 AWS_AUDIT_LOG = Path(".payments-local") / "aws-audit.jsonl"

@@ -20,6 +20,7 @@ from moto.events.models import EventPattern
 
 from payment_local.assembly import StackAssembly
 from payment_local.clients import AwsClients
+from payment_local.function_logs import application_log_level
 from payment_local.functions import FunctionError, LocalFunction
 from payment_local.intrinsics import Resolver, references
 from payment_local.moto_internals import InvocationError, register_function
@@ -51,6 +52,7 @@ IGNORED_TYPES = {
     "AWS::CDK::Metadata": "CDK bookkeeping",
     "AWS::CloudWatch::Alarm": "CloudWatch alarms and dashboards",
     "AWS::CloudWatch::Dashboard": "CloudWatch alarms and dashboards",
+    "AWS::XRay::SamplingRule": "tracing: nothing is traced locally",
 }
 
 
@@ -319,6 +321,7 @@ class Provisioner:
             timeout_seconds=int(props.get("Timeout", 3)),
             memory_mb=int(props.get("MemorySize", 128)),
             log=self.function_log,
+            log_level=application_log_level(props.get("LoggingConfig")),
             role_arn=str(props["Role"]) if props.get("Role") else None,
             # In the template's order, as Lambda extracts them; a layer of another account or
             # stack has no content here.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+
+from payment_stack.observability import Observability
 
 # The retentions CloudWatch Logs offers that a payments team is likely to pick, in days.
 RETENTION_BY_DAYS = {
@@ -37,6 +39,11 @@ class StageConfig:
     sample_source: bool = False
     # How long a record stays in the transactions table and the quarantine (their TTL).
     data_retention_days: int = 90
+    # How long the bus archive keeps the events a replay starts from (default: as long as the
+    # data): a replay can reach back this far.
+    archive_retention_days: int = 90
+    # Log level and tracing of the functions and the workflow.
+    observability: Observability = field(default_factory=Observability)
 
     @classmethod
     def from_context(cls, scope: Construct) -> StageConfig:
@@ -53,7 +60,10 @@ class StageConfig:
 
     @classmethod
     def from_dict(cls, name: str, values: dict[str, Any]) -> StageConfig:
-        known = {"removalPolicy", "logRetentionDays", "sampleSource", "dataRetentionDays"}
+        known = {
+            "removalPolicy", "logRetentionDays", "sampleSource", "dataRetentionDays",
+            "archiveRetentionDays", "observability",
+        }  # fmt: skip
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"stage {name!r} has unknown settings: {', '.join(sorted(unknown))}")
@@ -80,9 +90,24 @@ class StageConfig:
                 f"stage {name!r}: dataRetentionDays must be a whole number of days, at least 1, "
                 f"got {data_days!r}"
             )
+        archive_days = values.get("archiveRetentionDays", data_days)
+        if isinstance(archive_days, bool) or not isinstance(archive_days, int) or archive_days < 1:
+            raise ValueError(
+                f"stage {name!r}: archiveRetentionDays must be a whole number of days, at least "
+                f"1, got {archive_days!r}"
+            )
+        observed = values.get("observability", {})
+        try:
+            if not isinstance(observed, dict):
+                raise ValueError(f"must be an object, got {observed!r}")
+            observability = Observability.from_dict(observed)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"stage {name!r}: observability: {error}") from None
         return cls(
             name=name,
+            observability=observability,
             data_retention_days=data_days,
+            archive_retention_days=archive_days,
             removal_policy=RemovalPolicy.DESTROY if policy == "destroy" else RemovalPolicy.RETAIN,
             log_retention=retention,
             sample_source=sample_source,

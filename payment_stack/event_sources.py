@@ -22,6 +22,8 @@ RULES_SOURCE: str = EventSource.RULES.value
 POSTING_SOURCE: str = EventSource.POSTING.value
 # Review decisions: sent by the operators' case tool, taken by the rules engine.
 REVIEW_SOURCE: str = EventSource.REVIEW.value
+# The audit records of redrives and replays.
+OPERATIONS_SOURCE: str = EventSource.OPERATIONS.value
 
 
 def grant_publish(

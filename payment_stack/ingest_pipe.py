@@ -11,6 +11,7 @@ dead-letter queue, which locates failed records in the stream, and the logs).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -40,7 +41,12 @@ from payment_stack.alarms import (
     powertools_metric,
 )
 from payment_stack.encrypted_table import customer_key_table
-from payment_stack.event_sources import INGEST_SOURCE, grant_publish
+from payment_stack.event_sources import (
+    INGEST_SOURCE,
+    OPERATIONS_SOURCE,
+    REVIEW_SOURCE,
+    grant_publish,
+)
 from payment_stack.grants import chosen_actions, grant_send, grant_stream_read, grant_table
 from payment_stack.keys import allow_logs_to_encrypt, allow_pipe_to_use, domain_key
 from payment_stack.metrics import SUM_PER_MINUTE
@@ -125,6 +131,7 @@ class IngestPipe(Construct):
         dedup_window: Duration | None = None,
         event_source: str = DEFAULT_EVENT_SOURCE,
         archive_retention: Duration | None = None,
+        archived_sources: Sequence[str] | None = None,
         data_retention: Duration | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
@@ -165,6 +172,11 @@ class IngestPipe(Construct):
         :param event_source: the ``source`` of the published events. Default ``payments.ingest``.
         :param archive_retention: retention of the archive of a bus this construct creates.
             Default 365 days. No archive is created on a bus that is passed in.
+        :param archived_sources: the ``source`` of the events the archive keeps. Default: the
+            roots every other event is derived from (this pipe's ``event_source``, review
+            decisions and the operating commands' audit records), which is what a replay
+            needs: replayed, they run through the pipeline again and re-derive the rest
+            (docs/adr/0023-cost-reductions.md).
         :param data_retention: how long a record stays in the transactions table and in the
             quarantine, through the tables' time to live on ``expiresAt`` (epoch seconds, set
             by the writer: ``domain.transaction_table.TransactionTable`` does). Default 90
@@ -286,8 +298,18 @@ class IngestPipe(Construct):
         self.archive: events.Archive | None = None
         self.archive_key: kms.IKey | None = None
         self.bus_dead_letter_queue: sqs.Queue | None = None
+        sources = list(
+            (event_source, REVIEW_SOURCE, OPERATIONS_SOURCE)
+            if archived_sources is None
+            else archived_sources
+        )
+        if isinstance(archived_sources, str) or not sources:
+            raise ValueError(
+                f"IngestPipe: archived_sources is a non-empty list of sources, "
+                f"got {archived_sources!r}"
+            )
         self.event_bus: events.IEventBus = event_bus or self._create_bus(
-            archive_retention or Duration.days(365)
+            archive_retention or Duration.days(365), sources
         )
 
         dedup = PaymentFunction(
@@ -557,7 +579,9 @@ class IngestPipe(Construct):
         """
         return self.dedup_function.metric_errors(**metric_options(SUM_PER_MINUTE, **props))
 
-    def _create_bus(self, archive_retention: Duration) -> events.IEventBus:
+    def _create_bus(
+        self, archive_retention: Duration, archived_sources: list[str]
+    ) -> events.IEventBus:
         # Events land here when the bus cannot encrypt or decrypt them with the key, so this
         # queue must not depend on that key: SQS-managed encryption (which also breaks the
         # key -> bus -> queue -> key cycle the key policy would otherwise create).
@@ -593,8 +617,11 @@ class IngestPipe(Construct):
             self,
             "Archive",
             source_event_bus=bus,
-            description="Every lifecycle event, for replay and audit",
-            event_pattern=events.EventPattern(account=[Stack.of(self).account]),
+            description="The events every other is derived from, for replay: "
+            + ", ".join(archived_sources),
+            event_pattern=events.EventPattern(
+                account=[Stack.of(self).account], source=archived_sources
+            ),
             kms_key=self.archive_key,
             retention=archive_retention,
         )

@@ -16,6 +16,7 @@ from constructs import Construct
 from payment_stack.keys import allow_logs_to_encrypt
 from payment_stack.lambda_package import ARCHITECTURE, RUNTIME, LambdaPackage
 from payment_stack.nag import acknowledge, acknowledge_inline_policy
+from payment_stack.observability import Observability
 from payment_stack.props import role as role_prop
 
 METRICS_NAMESPACE = "PaymentPosting"
@@ -24,9 +25,9 @@ METRICS_NAMESPACE = "PaymentPosting"
 class PaymentFunction(Construct):
     """A function from the shared code asset (the ``payment_posting_functions`` package).
 
-    Its role starts empty (no AWS managed policy): it may write to its own log group and to
-    X-Ray, and everything else is granted by the construct that uses it. Its log group is
-    encrypted with a customer-managed key, which CloudWatch Logs is allowed to use.
+    Its role starts empty (no AWS managed policy): it may write to its own log group and, unless
+    tracing is off, to X-Ray, and everything else is granted by the construct that uses it.
+    Its log group is encrypted with a customer-managed key, which CloudWatch Logs is allowed to use.
 
     Given a ``role``, the function runs as that role and every grant goes to it instead. The
     construct then acknowledges no cdk-nag finding on the role: what else the role may do is
@@ -75,6 +76,8 @@ class PaymentFunction(Construct):
         # The ``service`` dimension of the function's Powertools metrics.
         self.service_name = service_name
         package = LambdaPackage.of(self)
+        # Log level and tracing: the stage's setting (payment_stack.observability).
+        observability = Observability.of(self)
         self.log_group = logs.LogGroup(
             self,
             "LogGroup",
@@ -104,9 +107,9 @@ class PaymentFunction(Construct):
             role=self.role,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
-            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            application_log_level_v2=observability.application_log_level,
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
-            tracing=lambda_.Tracing.ACTIVE,
+            tracing=observability.function_tracing,
             timeout=timeout or Duration.seconds(30),
             memory_size=memory_size,
             reserved_concurrent_executions=reserved_concurrent_executions,
@@ -122,10 +125,12 @@ class PaymentFunction(Construct):
         self.log_group.grant_write(self.role)
         if not self.owns_role:
             return
+        acknowledge_inline_policy(self.role)
+        if observability.tracing == "off":
+            return  # no X-Ray grant, nothing to acknowledge
         acknowledge(
             self.role,
             "AwsSolutions-IAM5[Resource::*]",
             "X-Ray PutTraceSegments and PutTelemetryRecords do not support resource-level "
             "permissions; AWS documents '*' as the only resource for them.",
         )
-        acknowledge_inline_policy(self.role)

@@ -50,6 +50,7 @@ from payment_stack.keys import allow_bus_rules_to_encrypt, allow_logs_to_encrypt
 from payment_stack.metrics import SUM_PER_MINUTE
 from payment_stack.metrics import options as metric_options
 from payment_stack.nag import acknowledge, acknowledge_inline_policy
+from payment_stack.observability import Observability
 from payment_stack.props import file_path, whole_number
 from payment_stack.props import role as role_prop
 from payment_stack.queues import (
@@ -270,6 +271,7 @@ class RulesEngine(Construct):
             encryption_key=self.operations_key,
         )
         allow_logs_to_encrypt(self, self.operations_key)
+        observability = Observability.of(self)
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
@@ -307,8 +309,13 @@ class RulesEngine(Construct):
                 level=sfn.LogLevel.ERROR,
                 include_execution_data=False,
             ),
-            tracing_enabled=True,
+            tracing_enabled=observability.workflow_tracing,
             role=given_state_machine_role,
+        )
+        # With sampled tracing, a share of executions is traced: each function the workflow
+        # reaches follows its decision (PassThrough), so a sampled trace is whole.
+        self.sampling_rule = observability.sampling_rule(
+            self, "TraceSampling", self.state_machine.state_machine_name
         )
         grant_publish(event_bus, self.state_machine, published_sources)
         grant_publish_to_topic(self.failure_topic, self.state_machine)

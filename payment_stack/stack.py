@@ -86,6 +86,8 @@ class PaymentPostingStack(Stack):
         )
         Tags.of(self).add("project", "payment-posting")
         Tags.of(self).add("stage", config.name)
+        # Before any construct: each reads its log level and tracing from here.
+        config.observability.apply(self)
 
         self.ledger_key = domain_key(
             self,
@@ -111,6 +113,7 @@ class PaymentPostingStack(Stack):
             operations_key=self.operations_key,
             removal_policy=config.removal_policy,
             data_retention=Duration.days(config.data_retention_days),
+            archive_retention=Duration.days(config.archive_retention_days),
             log_retention=config.log_retention,
             dashboard=dashboards,
             **observe,

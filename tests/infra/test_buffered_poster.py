@@ -473,7 +473,7 @@ class TestFunction:
             "TIP_TOLERANCE_BPS": "2000",
             "ORIGINAL_WAIT_RECEIVES": "4",
         }
-        assert function["TracingConfig"] == {"Mode": "Active"}
+        assert function["TracingConfig"] == {"Mode": "PassThrough"}
 
     def test_the_lifecycle_settings_reach_the_function(self, custom: Built) -> None:
         variables = custom.properties(custom.poster.function)["Environment"]["Variables"]

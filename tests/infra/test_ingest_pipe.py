@@ -257,6 +257,26 @@ class TestDefaults:
             },
         )
 
+    def test_the_archive_keeps_the_roots_a_replay_rederives_the_rest_from(
+        self, built: Built
+    ) -> None:
+        (archive,) = built.template.find_resources("AWS::Events::Archive").values()
+        pattern = archive["Properties"]["EventPattern"]
+        assert sorted(pattern["source"]) == [
+            "payments.ingest", "payments.operations", "payments.review",
+        ]  # fmt: skip
+        assert "account" in pattern  # this account's events only
+
+    def test_archived_sources_can_be_chosen_and_an_empty_choice_is_refused(self) -> None:
+        stack = bare_stack()
+        IngestPipe(stack, "Ingest", archived_sources=["payments.ingest", "payments.posting"])
+        (archive,) = Template.from_stack(stack).find_resources("AWS::Events::Archive").values()
+        assert archive["Properties"]["EventPattern"]["source"] == [
+            "payments.ingest", "payments.posting",
+        ]  # fmt: skip
+        with pytest.raises(ValueError, match="archived_sources is a non-empty list"):
+            IngestPipe(bare_stack(), "Ingest", archived_sources=[])
+
     def test_dead_letter_queue_is_encrypted_with_the_operations_key_and_tls_only(
         self, built: Built
     ) -> None:
@@ -331,7 +351,7 @@ class TestDefaults:
                 "Handler": "payment_posting_functions.handlers.dedup.handler",
                 "Runtime": "python3.14",
                 "Architectures": ["arm64"],
-                "TracingConfig": {"Mode": "Active"},
+                "TracingConfig": {"Mode": "PassThrough"},
                 "Environment": {
                     "Variables": Match.object_like(
                         {

@@ -333,7 +333,7 @@ class TestResources:
                         }
                     )
                 },
-                "TracingConfig": {"Mode": "Active"},
+                "TracingConfig": {"Mode": "PassThrough"},
             },
         )
         built.template.has_resource_properties(
@@ -349,7 +349,7 @@ class TestResources:
                         }
                     )
                 },
-                "TracingConfig": {"Mode": "Active"},
+                "TracingConfig": {"Mode": "PassThrough"},
             },
         )
         built.template.resource_count_is("AWS::Lambda::Function", 2)

@@ -155,6 +155,9 @@ class TestDefaults:
     def test_express_with_tracing(self, built: Built) -> None:
         assert built.state_machine["StateMachineType"] == "EXPRESS"
         assert built.state_machine["TracingConfiguration"] == {"Enabled": True}
+        # Traced by sampling: 5 % of executions by default, no reservoir.
+        rule = _only(built.template, "AWS::XRay::SamplingRule")["SamplingRule"]
+        assert (rule["FixedRate"], rule["ReservoirSize"]) == (0.05, 0)
 
     def test_logs_errors_only_without_execution_data(self, built: Built) -> None:
         assert built.state_machine["LoggingConfiguration"] == {

@@ -16,6 +16,7 @@ from constructs import IConstruct
 from payment_posting_functions.domain.event_names import EventName, EventSource
 from payment_stack import PaymentPostingStack, StageConfig
 from payment_stack.config import STAGES_CONTEXT_KEY
+from payment_stack.observability import Observability
 from tests.infra.support import (
     ROOT,
     Synthesized,
@@ -479,6 +480,10 @@ class TestStageConfig:
             log_retention=logs.RetentionDays.ONE_MONTH,
             sample_source=True,
             data_retention_days=7,
+            archive_retention_days=7,
+            observability=Observability(
+                log_level="INFO", tracing="sampled", trace_sample_rate=0.05
+            ),
         )
         assert prod == StageConfig(
             name="prod",
@@ -486,6 +491,10 @@ class TestStageConfig:
             log_retention=logs.RetentionDays.ONE_YEAR,
             sample_source=False,
             data_retention_days=90,
+            archive_retention_days=90,
+            observability=Observability(
+                log_level="WARN", tracing="sampled", trace_sample_rate=0.01
+            ),
         )
 
     def test_defaults_are_the_safe_choices(self) -> None:
@@ -533,6 +542,11 @@ class TestStageConfig:
                 r"dataRetentionDays must be a whole number of days, at least 1, got '7'",
                 id="data-retention-string",
             ),
+            pytest.param(
+                {"archiveRetentionDays": 0},
+                r"archiveRetentionDays must be a whole number of days, at least 1, got 0",
+                id="archive-retention-zero",
+            ),
         ],
     )
     def test_from_dict_refuses_with_a_clear_message(
@@ -540,6 +554,11 @@ class TestStageConfig:
     ) -> None:
         with pytest.raises(ValueError, match=message):
             StageConfig.from_dict("dev", values)
+
+    def test_the_archive_keeps_as_long_as_the_data_unless_told(self) -> None:
+        assert StageConfig.from_dict("lab", {"dataRetentionDays": 30}).archive_retention_days == 30
+        told = StageConfig.from_dict("lab", {"dataRetentionDays": 30, "archiveRetentionDays": 400})
+        assert told.archive_retention_days == 400
 
     def test_from_context_defaults_to_the_cdk_json_stage(self) -> None:
         config = StageConfig.from_context(make_app())

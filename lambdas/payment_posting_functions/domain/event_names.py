@@ -20,6 +20,8 @@ class EventSource(StrEnum):
     POSTING = "payments.posting"
     # Decisions on transactions held for review, as a case tool or a person sends them.
     REVIEW = "payments.review"
+    # Audit records of redrives and replays, put by the operating commands (payments-local).
+    OPERATIONS = "payments.operations"
 
 
 class EventName(StrEnum):

@@ -1,0 +1,69 @@
+"""The cost reductions behave locally as on AWS (docs/adr/0023-cost-reductions.md): the
+archive keeps only the events a replay starts from, and a stage's log level drops the lines
+below it from the functions' log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from payment_local.assembly import StackAssembly
+from payment_local.cli import main
+from payment_posting_functions.domain.event_names import EventSource
+from tests.e2e.conftest import synth_dev
+from tests.infra.support import CDK_JSON_CONTEXT
+
+pytestmark = pytest.mark.slow
+
+STATE = Path(".payments-local", "default")
+
+
+def _run(assembly: StackAssembly, seed: int) -> None:
+    result = CliRunner().invoke(
+        main, ["run", "-n", "25", "--seed", str(seed), "--cdk-out", str(assembly.directory)]
+    )
+    assert result.exit_code == 0, result.output
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _levels(log: Path) -> set[str]:
+    return {
+        json.loads(line)["level"]
+        for line in log.read_text().splitlines()
+        if line.startswith("{") and '"level"' in line
+    }
+
+
+def test_the_archive_keeps_the_roots_and_the_bus_carries_the_rest(
+    assembly: StackAssembly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _run(assembly, seed=41)
+
+    archived = {record["event"]["source"] for record in _jsonl(STATE / "archives.jsonl")}
+    roots = {EventSource.INGEST.value, EventSource.REVIEW.value, EventSource.OPERATIONS.value}
+    assert EventSource.INGEST.value in archived
+    assert archived <= roots
+    published = {event["source"] for event in _jsonl(STATE / "events.jsonl")}
+    assert {EventSource.RULES.value, EventSource.POSTING.value} <= published
+    assert _levels(STATE / "functions.log") >= {"INFO"}
+
+
+def test_a_stage_at_warn_keeps_no_info_line(  # after an INFO run: modules already imported
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stages = json.loads(json.dumps(CDK_JSON_CONTEXT["payment-posting:stages"]))
+    stages["dev"]["observability"]["logLevel"] = "WARN"
+    warn = synth_dev(tmp_path_factory.mktemp("cdk.out.warn"), **{"payment-posting:stages": stages})
+    monkeypatch.chdir(tmp_path)
+
+    _run(warn, seed=41)
+
+    assert _levels(STATE / "functions.log") <= {"WARNING", "ERROR", "CRITICAL"}
