@@ -102,7 +102,38 @@ def choose_rules(
         }
         if not chosen:
             raise OperationError(f"no rule takes {', '.join(detail_types)}")
+    # A rule that takes only events the archive does not keep would get nothing: said, not
+    # replayed silently as zero events (the archive keeps the roots: docs/adr/0023).
+    kept = archived_sources(plane)
+    if kept is not None:
+        reachable = {
+            name: logical_id
+            for name, logical_id in chosen.items()
+            if _takes_source(rules[name].get("EventPattern") or {}, kept)
+        }
+        if not reachable:
+            raise OperationError(
+                f"the archive keeps only events of {', '.join(sorted(kept))}; "
+                f"{', '.join(sorted(chosen))} take{'s' if len(chosen) == 1 else ''} none of "
+                "them. Replay the events they were derived from (--detail-type "
+                "TransactionAuthorized or ReviewDecided): the pipeline derives the rest again"
+            )
+        chosen = reachable
     return chosen
+
+
+def archived_sources(plane: Plane) -> set[str] | None:
+    """The ``source`` values the archive's pattern keeps; None when it keeps every source."""
+    archive_id, _ = archive_of(plane)
+    archive = plane.template["Resources"][archive_id].get("Properties", {})
+    sources = (archive.get("EventPattern") or {}).get("source")
+    return {str(source) for source in sources} if isinstance(sources, list) else None
+
+
+def _takes_source(pattern: dict[str, Any], sources: set[str]) -> bool:
+    wanted = pattern.get("source")
+    # A content filter (prefix, anything-but) may match a kept source: counted as reachable.
+    return wanted is None or any(not isinstance(s, str) or s in sources for s in wanted)
 
 
 def _takes_any(pattern: dict[str, Any], detail_types: list[str]) -> bool:

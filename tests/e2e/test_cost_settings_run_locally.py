@@ -55,6 +55,16 @@ def test_the_archive_keeps_the_roots_and_the_bus_carries_the_rest(
     assert {EventSource.RULES.value, EventSource.POSTING.value} <= published
     assert _levels(STATE / "functions.log") >= {"INFO"}
 
+    # A replay to a rule that takes derived events only is refused, saying what to replay.
+    refused = CliRunner().invoke(
+        main, ["replay", "--from", "1h", "--detail-type", "TransactionApproved",
+               "--cdk-out", str(assembly.directory)],
+    )  # fmt: skip
+    assert refused.exit_code != 0
+    assert "the archive keeps only events of payments.ingest" in refused.output
+    assert "--detail-type TransactionAuthorized" in refused.output
+    assert "Traceback" not in refused.output
+
 
 def test_a_stage_at_warn_keeps_no_info_line(  # after an INFO run: modules already imported
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
