@@ -21,7 +21,7 @@ import resource
 from pathlib import Path
 from typing import Any
 
-from payment_local.assembly import check_fresh, load_assembly
+from payment_local.assembly import AssemblyError, check_fresh, load_assembly
 from payment_local.pipeline_run import run_transactions
 from payment_local.report import build_report
 from payment_local.runtime import LocalRuntime
@@ -30,18 +30,36 @@ from payment_posting_functions.domain.generator import Knobs, TransactionGenerat
 TARGET_PER_SECOND = 50.0
 
 
+def _sizes(text: str) -> list[int]:
+    """``100,300``: whole numbers of transactions, at least 1 each."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of counts: {text!r}"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"every size must be at least 1: {text!r}")
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--sizes", default="100,300,1000,2000", help="comma-separated run sizes")
+    parser.add_argument(
+        "--sizes", type=_sizes, default="100,300,1000,2000", help="comma-separated run sizes"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"))
     parser.add_argument("--output", type=Path, default=Path("reports") / "bench.json")
     args = parser.parse_args(argv)
-    assembly = load_assembly(args.cdk_out)
-    check_fresh(assembly)
+    try:
+        assembly = load_assembly(args.cdk_out)
+        check_fresh(assembly)
+    except AssemblyError as error:
+        parser.exit(2, f"bench: {error}\n")
 
     rows = []
-    for size in (int(s) for s in args.sizes.split(",")):
+    for size in args.sizes:
         records = list(TransactionGenerator(knobs=Knobs(), seed=args.seed).generate(size))
         for enforce in (True, False):
             with LocalRuntime(
