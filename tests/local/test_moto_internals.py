@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -262,3 +263,14 @@ def test_the_cached_helpers_answer_as_moto_does(patched: AwsClients) -> None:
     patched.sqs.send_message(QueueUrl=url, MessageBody="x")
     attributes = patched.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
     assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "1"
+
+
+def test_a_missing_path_an_is_present_check_answers_is_not_logged_as_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    moto_internals.apply_patches()
+    logger = logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component")
+    with caplog.at_level(logging.ERROR, logger=logger.name):
+        logger.error("%s at '%s'", "Exception=NoSuchJsonPathError, Details=None", "$['x']")
+        logger.error("%s at '%s'", "Exception=FailureEventException, Error=States.Runtime", "s")
+    assert [r.getMessage()[:31] for r in caplog.records] == ["Exception=FailureEventException"]
