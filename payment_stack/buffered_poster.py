@@ -97,8 +97,9 @@ DEFAULT_TIP_TOLERANCE_BPS = 2_000
 # bench-ledger). The account's Lambda concurrency quota must be at least 201 (Lambda keeps
 # 100 unreserved; the expiry sweeper reserves 1).
 DEFAULT_MAX_CONCURRENCY = 100
-# Lambda's advice: a visibility timeout at least six times the function timeout, so a batch
-# still being retried by the event source is not handed to a second poller.
+# Lambda's advice: a visibility timeout at least six times the function timeout, plus the
+# batching window, so a batch still being retried by the event source is not handed to a
+# second poller.
 VISIBILITY_FACTOR = 6
 # What ledger v2 does per posting (domain/ledger_v2/dynamodb.py): one TransactWriteItems that
 # puts the transfer, its entries and, with a link, the link's index item in the journal, each
@@ -299,7 +300,10 @@ class BufferedPoster(Construct):
             encryption=sqs.QueueEncryption.KMS,
             encryption_master_key=encryption_key,
             enforce_ssl=True,
-            visibility_timeout=Duration.seconds(timeout.to_seconds() * VISIBILITY_FACTOR),
+            visibility_timeout=Duration.seconds(
+                timeout.to_seconds() * VISIBILITY_FACTOR
+                + (max_batching_window.to_seconds() if max_batching_window else 0)
+            ),
             # Shorter than the DLQ's 14 days: a message keeps its first enqueue time when it
             # moves there, so the DLQ must outlive the buffer to keep it for inspection.
             retention_period=Duration.days(4),

@@ -42,6 +42,9 @@ class StageConfig:
     # How long the bus archive keeps the events a replay starts from (default: as long as the
     # data): a replay can reach back this far.
     archive_retention_days: int = 90
+    # How long the posting function's event source gathers a batch, in seconds (0: none,
+    # latency first). A busy queue fills batches at once; a quiet one waits up to this.
+    posting_batching_window_seconds: int = 0
     # Log level and tracing of the functions and the workflow.
     observability: Observability = field(default_factory=Observability)
 
@@ -62,7 +65,7 @@ class StageConfig:
     def from_dict(cls, name: str, values: dict[str, Any]) -> StageConfig:
         known = {
             "removalPolicy", "logRetentionDays", "sampleSource", "dataRetentionDays",
-            "archiveRetentionDays", "observability",
+            "archiveRetentionDays", "postingBatchingWindowSeconds", "observability",
         }  # fmt: skip
         unknown = set(values) - known
         if unknown:
@@ -96,6 +99,12 @@ class StageConfig:
                 f"stage {name!r}: archiveRetentionDays must be a whole number of days, at least "
                 f"1, got {archive_days!r}"
             )
+        window = values.get("postingBatchingWindowSeconds", 0)
+        if isinstance(window, bool) or not isinstance(window, int) or not 0 <= window <= 300:
+            raise ValueError(
+                f"stage {name!r}: postingBatchingWindowSeconds must be a whole number of "
+                f"seconds from 0 to 300 (Lambda's limit), got {window!r}"
+            )
         observed = values.get("observability", {})
         try:
             if not isinstance(observed, dict):
@@ -108,6 +117,7 @@ class StageConfig:
             observability=observability,
             data_retention_days=data_days,
             archive_retention_days=archive_days,
+            posting_batching_window_seconds=window,
             removal_policy=RemovalPolicy.DESTROY if policy == "destroy" else RemovalPolicy.RETAIN,
             log_retention=retention,
             sample_source=sample_source,

@@ -184,6 +184,11 @@ class PaymentPostingStack(Stack):
             event_bus=bus,
             posting_target=target,
             ledger_key=self.ledger_key if posting == "ledger" else None,
+            max_batching_window=(
+                Duration.seconds(config.posting_batching_window_seconds)
+                if config.posting_batching_window_seconds
+                else None
+            ),
             encryption_key=self.transactions_key,
             operations_key=self.operations_key,
             log_retention=config.log_retention,

@@ -170,7 +170,8 @@ class TestQueue:
 
     def test_visibility_timeout_follows_a_custom_function_timeout(self, custom: Built) -> None:
         assert custom.properties(custom.poster.function)["Timeout"] == 10
-        assert custom.properties(custom.poster.queue)["VisibilityTimeout"] == 60
+        # Six function timeouts plus the 5-second batching window, as Lambda advises.
+        assert custom.properties(custom.poster.queue)["VisibilityTimeout"] == 65
 
     def test_custom_max_receive_count(self, custom: Built) -> None:
         assert custom.properties(custom.poster.queue)["RedrivePolicy"]["maxReceiveCount"] == 3

@@ -492,6 +492,7 @@ class TestStageConfig:
             sample_source=False,
             data_retention_days=90,
             archive_retention_days=90,
+            posting_batching_window_seconds=1,
             observability=Observability(
                 log_level="WARN", tracing="sampled", trace_sample_rate=0.01
             ),
@@ -546,6 +547,11 @@ class TestStageConfig:
                 {"archiveRetentionDays": 0},
                 r"archiveRetentionDays must be a whole number of days, at least 1, got 0",
                 id="archive-retention-zero",
+            ),
+            pytest.param(
+                {"postingBatchingWindowSeconds": 301},
+                r"postingBatchingWindowSeconds must be a whole number of seconds from 0 to 300",
+                id="batching-window-too-long",
             ),
         ],
     )

@@ -1,4 +1,5 @@
-"""Tracing by sampling and a log level per stage (docs/adr/0023-cost-reductions.md)."""
+"""What each stage spends on: tracing by sampling, a log level, the archive's roots and
+retention, the posting batching window (docs/adr/0023-cost-reductions.md)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,19 @@ def test_each_stage_logs_at_its_level_and_samples_its_share_of_executions(
     assert rule["ServiceName"] == {"Fn::GetAtt": [machine_id, "Name"]}
     assert rule["ServiceType"] == "AWS::StepFunctions::StateMachine"
     assert len(rule["RuleName"]) <= 32  # X-Ray's limit
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("stage", "window", "archive_days"), [("dev", None, 7), ("prod", 1, 90)])
+def test_each_stage_batches_postings_and_keeps_its_archive_as_configured(
+    request: pytest.FixtureRequest, stage: str, window: int | None, archive_days: int
+) -> None:
+    template = request.getfixturevalue(stage).template
+
+    (mapping,) = of_type(template, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"].get("MaximumBatchingWindowInSeconds") == window
+    (archive,) = of_type(template, "AWS::Events::Archive").values()
+    assert archive["Properties"]["RetentionDays"] == archive_days
 
 
 def _rules_engine_with(observability: Observability) -> Template:
