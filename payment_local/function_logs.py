@@ -5,10 +5,11 @@ On Lambda, a function with JSON logs and an ``ApplicationLogLevel`` keeps only t
 one process: its standard output is this router while it runs, which sends each line to the
 running function's log, kept or dropped by the same rule.
 
-Why a router and not ``redirect_stdout`` to the log itself: Powertools' logger binds its
-stream once, when the handler module is first imported, so the first runtime's log would
-get every later runtime's lines (or a later runtime none). The router is the one stream it
-binds to; which log a line reaches is decided per invocation.
+Why a router and not ``redirect_stdout`` to the log itself: a handler bound to a stream when
+its module is first imported (Powertools' default handler is) would send every later
+function's lines to the first one's log. The payment logger writes to standard output as it
+is at each line (``StandardOutput``), and the router is that output while any function
+runs; which log a line reaches, and whether it is kept, is decided per invocation.
 """
 
 from __future__ import annotations

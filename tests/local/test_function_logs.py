@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from payment_local.function_logs import application_log_level, function_output, kept, level_rank
+from payment_posting_functions.domain.log_redaction import payment_logger
 
 
 def line(level: str, message: str = "m") -> str:
@@ -84,3 +85,18 @@ def test_a_last_line_without_a_newline_is_still_written() -> None:
     with function_output(log, "INFO"):
         sys.stdout.write("partial")
     assert log.getvalue() == "partial"
+
+
+def test_a_payment_logger_made_before_any_function_runs_reaches_each_functions_log() -> None:
+    # What broke in CI: a unit test imported a handler first, outside any invocation, and its
+    # logger kept writing to the test's standard output instead of each function's log.
+    logger = payment_logger(service="tests.function_logs.early")
+    first, second = io.StringIO(), io.StringIO()
+    with function_output(first, "INFO"):
+        logger.info("first")
+    with function_output(second, "WARN"):
+        logger.info("dropped at WARN")
+        logger.warning("second")
+
+    assert [json.loads(x)["message"] for x in first.getvalue().splitlines()] == ["first"]
+    assert [json.loads(x)["message"] for x in second.getvalue().splitlines()] == ["second"]

@@ -7,7 +7,10 @@ Redaction touches digit runs only, so the line stays valid JSON.
 
 from __future__ import annotations
 
+import io
 import logging
+import sys
+from typing import IO, cast
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
@@ -21,6 +24,26 @@ class CardNumberRedactingFormatter(LambdaPowertoolsFormatter):
         return redact_card_numbers(super().serialize(log))
 
 
+class StandardOutput(io.TextIOBase):
+    """Standard output as it is when a line is written, not as it was when the logger was
+    made (the standard library's last-resort handler reads ``sys.stderr`` the same way).
+
+    On Lambda the two are one stream. Where several functions share a process (the local
+    runtime, tests) a handler module is imported once, by whoever comes first, and standard
+    output changes per invocation: bound at import, every later function's lines would go to
+    the first one's stream.
+    """
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 def payment_logger(handler: logging.Handler | None = None, service: str | None = None) -> Logger:
     """The logger every handler uses: Powertools JSON with card numbers redacted.
 
@@ -29,5 +52,9 @@ def payment_logger(handler: logging.Handler | None = None, service: str | None =
     handler names its own ``service`` too.
     """
     return Logger(
-        service=service, logger_formatter=CardNumberRedactingFormatter(), logger_handler=handler
+        service=service,
+        logger_formatter=CardNumberRedactingFormatter(),
+        logger_handler=handler,
+        # Powertools types ``stream`` as IO[str]; a handler only writes and flushes it.
+        stream=cast(IO[str], StandardOutput()),
     )
