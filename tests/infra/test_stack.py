@@ -493,6 +493,7 @@ class TestStageConfig:
             data_retention_days=90,
             archive_retention_days=90,
             posting_batching_window_seconds=1,
+            ingest_batching_window_seconds=1,
             observability=Observability(
                 log_level="WARN", tracing="sampled", trace_sample_rate=0.01
             ),
@@ -552,6 +553,11 @@ class TestStageConfig:
                 {"postingBatchingWindowSeconds": 301},
                 r"postingBatchingWindowSeconds must be a whole number of seconds from 0 to 300",
                 id="batching-window-too-long",
+            ),
+            pytest.param(
+                {"ingestBatchingWindowSeconds": -1},
+                r"ingestBatchingWindowSeconds must be a whole number of seconds from 0 to 300",
+                id="ingest-window-negative",
             ),
         ],
     )
