@@ -48,20 +48,26 @@ def application_log_level(logging_config: Mapping[str, Any] | None) -> str:
 
 
 def kept(line: str, minimum: int) -> bool:
-    """Whether Lambda keeps ``line`` at level rank ``minimum``: a JSON line with a ``level``
-    below it is dropped; any other line (plain text, no level) is kept, as Lambda keeps it."""
+    """Whether Lambda keeps ``line`` at level rank ``minimum``. A line's level is its JSON
+    ``level``; a line without one, or with one Lambda does not know (plain text, an
+    embedded-metric line, the runtime's error report, which says ``log_level``) is INFO, as
+    Lambda's log-level filtering documents: at WARN such lines are dropped."""
+    level = _level_of(line)
+    try:
+        rank = level_rank(level) if level is not None else LEVELS.index("INFO")
+    except ValueError:
+        rank = LEVELS.index("INFO")
+    return rank >= minimum
+
+
+def _level_of(line: str) -> str | None:
     if not line.startswith("{"):
-        return True
+        return None
     try:
         level = json.loads(line).get("level")
     except (ValueError, AttributeError):
-        return True
-    if not isinstance(level, str):
-        return True
-    try:
-        return level_rank(level) >= minimum
-    except ValueError:
-        return True
+        return None
+    return level if isinstance(level, str) else None
 
 
 @dataclass

@@ -15,7 +15,11 @@ from aws_cdk import aws_xray as xray
 from constructs import Construct
 
 CONTEXT_KEY = "payment-posting:observability"
-LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+# The levels a stage may set. Not WARN and above: Lambda gives a line without a ``level`` (an
+# embedded-metric line, the runtime's own error report) the level INFO, so a function
+# filtered at WARN would lose its metrics, and the alarms and latency built on them.
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO")
+FILTERING_AWAY_METRICS = ("WARN", "ERROR", "FATAL")
 TRACING_MODES = ("sampled", "active", "off")
 # After the rules a team writes itself (lower numbers match first) and before the default rule.
 SAMPLING_RULE_PRIORITY = 9000
@@ -27,7 +31,9 @@ _FIELDS = {"logLevel": "log_level", "tracing": "tracing", "traceSampleRate": "tr
 class Observability:
     """
     :param log_level: the lowest level the functions' application logs keep (Lambda filters
-        the JSON lines below it before they reach CloudWatch Logs, which bills every byte).
+        the JSON lines below it before they reach CloudWatch Logs, which bills every byte):
+        TRACE, DEBUG or INFO. Higher levels are refused: Lambda treats a line without a level,
+        as every embedded-metric line is, as INFO, and would drop the metrics.
     :param tracing: ``sampled`` traces a share of the workflow's executions, and each
         function is traced when its caller's request was (PassThrough); ``active`` traces
         every function as Lambda samples it (1 request a second and 5% of the rest, per
@@ -41,6 +47,12 @@ class Observability:
     trace_sample_rate: float = 0.05
 
     def __post_init__(self) -> None:
+        if self.log_level in FILTERING_AWAY_METRICS:
+            raise ValueError(
+                f"log level {self.log_level} would drop the functions' metrics (Lambda gives an "
+                "embedded-metric line, which has no level, the level INFO), and with them the "
+                f"alarms and the latency metric; use one of {', '.join(LOG_LEVELS)}"
+            )
         if self.log_level not in LOG_LEVELS:
             raise ValueError(
                 f"log level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"

@@ -1,6 +1,6 @@
 """The cost reductions behave locally as on AWS (docs/adr/0023-cost-reductions.md): the
-archive keeps only the events a replay starts from, and a stage's log level drops the lines
-below it from the functions' log."""
+archive keeps only the events a replay starts from, and the functions' log keeps the stage's
+level (a level that would drop the metrics is refused at synth: tests/infra)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from click.testing import CliRunner
 from payment_local.assembly import StackAssembly
 from payment_local.cli import main
 from payment_posting_functions.domain.event_names import EventSource
-from tests.e2e.conftest import synth_dev
-from tests.infra.support import CDK_JSON_CONTEXT
 
 pytestmark = pytest.mark.slow
 
@@ -64,16 +62,3 @@ def test_the_archive_keeps_the_roots_and_the_bus_carries_the_rest(
     assert "the archive keeps only events of payments.ingest" in refused.output
     assert "--detail-type TransactionAuthorized" in refused.output
     assert "Traceback" not in refused.output
-
-
-def test_a_stage_at_warn_keeps_no_info_line(  # after an INFO run: modules already imported
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    stages = json.loads(json.dumps(CDK_JSON_CONTEXT["payment-posting:stages"]))
-    stages["dev"]["observability"]["logLevel"] = "WARN"
-    warn = synth_dev(tmp_path_factory.mktemp("cdk.out.warn"), **{"payment-posting:stages": stages})
-    monkeypatch.chdir(tmp_path)
-
-    _run(warn, seed=41)
-
-    assert _levels(STATE / "functions.log") <= {"WARNING", "ERROR", "CRITICAL"}

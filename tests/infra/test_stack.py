@@ -495,7 +495,7 @@ class TestStageConfig:
             posting_batching_window_seconds=1,
             ingest_batching_window_seconds=1,
             observability=Observability(
-                log_level="WARN", tracing="sampled", trace_sample_rate=0.01
+                log_level="INFO", tracing="sampled", trace_sample_rate=0.01
             ),
         )
 

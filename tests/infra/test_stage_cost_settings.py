@@ -36,7 +36,7 @@ def policy_actions(template: Template) -> set[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("stage", "level", "rate"), [("dev", "INFO", 0.05), ("prod", "WARN", 0.01)]
+    ("stage", "level", "rate"), [("dev", "INFO", 0.05), ("prod", "INFO", 0.01)]
 )
 def test_each_stage_logs_at_its_level_and_samples_its_share_of_executions(
     request: pytest.FixtureRequest, stage: str, level: str, rate: float
@@ -97,10 +97,10 @@ def test_tracing_off_traces_nothing_and_grants_no_xray_write() -> None:
 
 @pytest.mark.slow
 def test_active_tracing_traces_every_function_by_lambdas_own_sampling() -> None:
-    template = _rules_engine_with(Observability(tracing="active", log_level="ERROR"))
+    template = _rules_engine_with(Observability(tracing="active", log_level="DEBUG"))
 
     assert {function["TracingConfig"]["Mode"] for function in functions(template)} == {"Active"}
-    assert {f["LoggingConfig"]["ApplicationLogLevel"] for f in functions(template)} == {"ERROR"}
+    assert {f["LoggingConfig"]["ApplicationLogLevel"] for f in functions(template)} == {"DEBUG"}
     assert of_type(template, "AWS::XRay::SamplingRule") == {}
     assert "xray:PutTraceSegments" in policy_actions(template)
 
@@ -108,7 +108,9 @@ def test_active_tracing_traces_every_function_by_lambdas_own_sampling() -> None:
 @pytest.mark.parametrize(
     ("observability", "error"),
     [
-        ({"logLevel": "LOUD"}, "log level must be one of TRACE, DEBUG, INFO, WARN, ERROR"),
+        ({"logLevel": "LOUD"}, "log level must be one of TRACE, DEBUG, INFO, got 'LOUD'"),
+        ({"logLevel": "WARN"}, "log level WARN would drop the functions' metrics"),
+        ({"logLevel": "ERROR"}, "log level ERROR would drop the functions' metrics"),
         ({"tracing": "always"}, "tracing must be one of sampled, active, off, got 'always'"),
         ({"traceSampleRate": 1.5}, "trace sample rate must be between 0 and 1, got 1.5"),
         ({"traceSampleRate": "5%"}, "trace sample rate must be between 0 and 1, got '5%'"),

@@ -37,8 +37,16 @@ def test_json_lines_below_the_level_are_dropped_and_the_rest_kept() -> None:
     assert kept(line("WARNING"), warn)  # Python's name, as Powertools writes it
     assert kept(line("ERROR"), warn)
     assert kept(line("CRITICAL"), warn)
-    assert kept("a plain print", warn)  # Lambda filters JSON lines only
-    assert kept("{not json", warn)
+    # Lambda gives a line without a (known) level the level INFO: at WARN it is dropped.
+    assert not kept("a plain print", warn)
+    assert not kept("{not json", warn)
+    assert not kept(json.dumps({"_aws": {"CloudWatchMetrics": []}, "Latency": 5}), warn)
+    assert not kept(json.dumps({"log_level": "ERROR", "errorMessage": "boom"}), warn)
+    assert not kept(line("LOUD"), warn)
+    info = level_rank("INFO")
+    assert kept("a plain print", info)
+    assert kept(json.dumps({"_aws": {"CloudWatchMetrics": []}, "Latency": 5}), info)
+    assert not kept(line("DEBUG"), info)
 
 
 def test_an_unknown_level_is_refused_by_name() -> None:
