@@ -45,9 +45,6 @@ class StageConfig:
     # How long the posting function's event source gathers a batch, in seconds (0: none,
     # latency first). A busy queue fills batches at once; a quiet one waits up to this.
     posting_batching_window_seconds: int = 0
-    # How long the ingest pipe gathers a batch of stream records, in seconds (0: none). Each
-    # batch is one screening invocation and one pipe request, whatever its size.
-    ingest_batching_window_seconds: int = 0
     # Log level and tracing of the functions and the workflow.
     observability: Observability = field(default_factory=Observability)
 
@@ -68,8 +65,7 @@ class StageConfig:
     def from_dict(cls, name: str, values: dict[str, Any]) -> StageConfig:
         known = {
             "removalPolicy", "logRetentionDays", "sampleSource", "dataRetentionDays",
-            "archiveRetentionDays", "postingBatchingWindowSeconds", "ingestBatchingWindowSeconds",
-            "observability",
+            "archiveRetentionDays", "postingBatchingWindowSeconds", "observability",
         }  # fmt: skip
         unknown = set(values) - known
         if unknown:
@@ -103,9 +99,12 @@ class StageConfig:
                 f"stage {name!r}: archiveRetentionDays must be a whole number of days, at least "
                 f"1, got {archive_days!r}"
             )
-        # Lambda's and Pipes' limit alike.
-        window = _window_seconds(name, "postingBatchingWindowSeconds", values)
-        ingest_window = _window_seconds(name, "ingestBatchingWindowSeconds", values)
+        window = values.get("postingBatchingWindowSeconds", 0)
+        if isinstance(window, bool) or not isinstance(window, int) or not 0 <= window <= 300:
+            raise ValueError(
+                f"stage {name!r}: postingBatchingWindowSeconds must be a whole number of "
+                f"seconds from 0 to 300 (Lambda's limit), got {window!r}"
+            )
         observed = values.get("observability", {})
         try:
             if not isinstance(observed, dict):
@@ -119,20 +118,7 @@ class StageConfig:
             data_retention_days=data_days,
             archive_retention_days=archive_days,
             posting_batching_window_seconds=window,
-            ingest_batching_window_seconds=ingest_window,
             removal_policy=RemovalPolicy.DESTROY if policy == "destroy" else RemovalPolicy.RETAIN,
             log_retention=retention,
             sample_source=sample_source,
         )
-
-
-def _window_seconds(stage: str, key: str, values: dict[str, Any]) -> int:
-    """A batching window: whole seconds from 0 to 300, the limit of Lambda's event source
-    mappings and of Pipes' sources alike."""
-    window = values.get(key, 0)
-    if isinstance(window, bool) or not isinstance(window, int) or not 0 <= window <= 300:
-        raise ValueError(
-            f"stage {stage!r}: {key} must be a whole number of seconds from 0 to 300 "
-            f"(Lambda's and Pipes' limit), got {window!r}"
-        )
-    return window

@@ -114,11 +114,6 @@ class PaymentPostingStack(Stack):
             removal_policy=config.removal_policy,
             data_retention=Duration.days(config.data_retention_days),
             archive_retention=Duration.days(config.archive_retention_days),
-            maximum_batching_window=(
-                Duration.seconds(config.ingest_batching_window_seconds)
-                if config.ingest_batching_window_seconds
-                else None
-            ),
             log_retention=config.log_retention,
             dashboard=dashboards,
             **observe,

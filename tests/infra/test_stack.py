@@ -493,7 +493,6 @@ class TestStageConfig:
             data_retention_days=90,
             archive_retention_days=90,
             posting_batching_window_seconds=1,
-            ingest_batching_window_seconds=1,
             observability=Observability(
                 log_level="INFO", tracing="sampled", trace_sample_rate=0.01
             ),
@@ -553,11 +552,6 @@ class TestStageConfig:
                 {"postingBatchingWindowSeconds": 301},
                 r"postingBatchingWindowSeconds must be a whole number of seconds from 0 to 300",
                 id="batching-window-too-long",
-            ),
-            pytest.param(
-                {"ingestBatchingWindowSeconds": -1},
-                r"ingestBatchingWindowSeconds must be a whole number of seconds from 0 to 300",
-                id="ingest-window-negative",
             ),
         ],
     )

@@ -1,5 +1,5 @@
 """What each stage spends on: tracing by sampling, a log level, the archive's roots and
-retention, the posting and ingest batching windows (docs/adr/0023-cost-reductions.md)."""
+retention, the posting batching window (docs/adr/0023-cost-reductions.md)."""
 
 from __future__ import annotations
 
@@ -67,9 +67,6 @@ def test_each_stage_batches_postings_and_keeps_its_archive_as_configured(
 
     (mapping,) = of_type(template, "AWS::Lambda::EventSourceMapping").values()
     assert mapping["Properties"].get("MaximumBatchingWindowInSeconds") == window
-    (pipe,) = of_type(template, "AWS::Pipes::Pipe").values()
-    stream = pipe["Properties"]["SourceParameters"]["DynamoDBStreamParameters"]
-    assert stream.get("MaximumBatchingWindowInSeconds") == window
     (archive,) = of_type(template, "AWS::Events::Archive").values()
     assert archive["Properties"]["RetentionDays"] == archive_days
 
