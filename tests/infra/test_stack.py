@@ -200,7 +200,7 @@ class TestTableProtection:
 class TestRetention:
     """Finding 6 of issue 9: what the pipeline stores expires, per stage."""
 
-    @pytest.mark.parametrize(("stage_name", "days"), [("dev", 7), ("prod", 90)])
+    @pytest.mark.parametrize(("stage_name", "days"), [("dev", 7), ("prod", 35)])
     def test_transactions_and_quarantine_expire_after_the_stage_retention(
         self, stage_name: str, days: int, request: pytest.FixtureRequest
     ) -> None:
@@ -220,7 +220,7 @@ class TestRetention:
         assert env["Variables"]["RETENTION_SECONDS"] == seconds
         synthesized.template.has_output("TransactionRetentionSeconds", {"Value": seconds})
 
-    @pytest.mark.parametrize(("stage_name", "days"), [("dev", 7), ("prod", 90)])
+    @pytest.mark.parametrize(("stage_name", "days"), [("dev", 7), ("prod", 35)])
     def test_a_review_of_a_held_transaction_expires_after_the_stage_retention(
         self, stage_name: str, days: int, request: pytest.FixtureRequest
     ) -> None:
@@ -490,7 +490,7 @@ class TestStageConfig:
             removal_policy=RemovalPolicy.RETAIN,
             log_retention=logs.RetentionDays.ONE_YEAR,
             sample_source=False,
-            data_retention_days=90,
+            data_retention_days=35,
             archive_retention_days=90,
             posting_batching_window_seconds=1,
             observability=Observability(
