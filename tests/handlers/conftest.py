@@ -118,19 +118,23 @@ class _CurrentStdout(io.TextIOBase):
 
 @contextmanager
 def handler_output(logger: Any, capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], str]]:
-    """Everything a handler writes to stdout (logs and metrics), as Lambda would ship it.
+    """Everything a handler writes to stdout (logs and metrics), as Lambda would ship it at
+    DEBUG.
 
     Powertools binds its stream when the module is imported, so capsys alone sees none of the
     log lines; the handler writes through to the current stdout for the test instead.
     """
     handler = logger.registered_handler
     assert isinstance(handler, logging.StreamHandler)
-    original = handler.stream
+    original, level = handler.stream, logger.log_level
     handler.setStream(_CurrentStdout())
+    # Every line, DEBUG too: what a stage at DEBUG would ship must hold no card number either.
+    logger.setLevel(logging.DEBUG)
     try:
         yield lambda: capsys.readouterr().out
     finally:
         handler.setStream(original)
+        logger.setLevel(level)
 
 
 @pytest.fixture

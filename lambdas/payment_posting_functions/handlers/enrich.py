@@ -65,7 +65,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
     metrics.add_metric(name="TransactionsEnriched", unit=MetricUnit.Count, value=1)
     if not enrichment.account_found:
         metrics.add_metric(name="UnknownAccounts", unit=MetricUnit.Count, value=1)
-    logger.info(
+    # DEBUG: a line per transaction is what the per-stage level keeps out of CloudWatch Logs
+    # (the TransactionsEnriched and UnknownAccounts metrics count them at every level).
+    logger.debug(
         "enriched a transaction",
         extra={
             "transactionId": authorized.transaction_id,

@@ -454,8 +454,11 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
             metrics.add_metric(name="OriginalsAwaited", unit=MetricUnit.Count, value=1)
             raise
     except Exception as error:
-        # The error class only: messages of parse errors may quote the body (card data).
-        logger.warning("a record failed and returns to the queue", extra={
+        # The error class only: messages of parse errors may quote the body (card data). A
+        # message that overtook its original is the pipeline's ordinary reordering, counted
+        # by OriginalsAwaited: not a warning, or every clearing would write one.
+        log = logger.debug if isinstance(error, OriginalNotYetPosted) else logger.warning
+        log("a record failed and returns to the queue", extra={
             "messageId": record.message_id, "error": type(error).__name__})  # fmt: skip
         metrics.add_metric(name="PostingRetries", unit=MetricUnit.Count, value=1)
         raise
