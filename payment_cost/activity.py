@@ -62,7 +62,11 @@ class Activity:
     # service -> level -> bytes logged in the run; and the invocations they came from
     log_bytes: dict[str, dict[str, int]] = field(default_factory=dict)
     invocations: dict[str, int] = field(default_factory=dict)
-    custom_metrics: int = 0
+    # The custom metrics (namespace, name, dimensions) the embedded metric format lines
+    # declared. Locally every function shares one Powertools Metrics object in one process, so
+    # which function publishes which is not told apart. Lambda gives a line without a "level"
+    # the level INFO.
+    custom_metrics: set[tuple[str, str, tuple[str, ...]]] = field(default_factory=set)
     record_bytes: int = 1024
     # table logical id -> bytes of the items the run left in it (DynamoDB JSON)
     table_bytes: dict[str, int] = field(default_factory=dict)
@@ -134,14 +138,19 @@ def load_activity(state_dir: Path = DEFAULT_STATE, report_path: Path = DEFAULT_R
     )
 
 
-def _function_logs(path: Path) -> tuple[dict[str, str], dict[str, dict[str, int]], int]:
+MetricKey = tuple[str, str, tuple[str, ...]]
+
+
+def _function_logs(
+    path: Path,
+) -> tuple[dict[str, str], dict[str, dict[str, int]], set[MetricKey]]:
     """Function name -> service, bytes by service and level, and how many distinct custom
     metrics (name and dimensions) the embedded metric format lines declared."""
     services: dict[str, str] = {}
     by_service: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    metrics: set[tuple[str, str, tuple[str, ...]]] = set()
+    metrics: set[MetricKey] = set()
     if not path.is_file():
-        return services, {}, 0
+        return services, {}, set()
     for line in path.read_text().splitlines():
         try:
             entry = json.loads(line)
@@ -159,10 +168,12 @@ def _function_logs(path: Path) -> tuple[dict[str, str], dict[str, dict[str, int]
                 dims = tuple(sorted(f"{d}={entry.get(d)}" for d in dimensions))
                 for metric in block.get("Metrics", []):
                     metrics.add((block.get("Namespace", ""), metric.get("Name", ""), dims))
+        # Lambda's log-level filtering: a missing or unknown level is INFO
+        # (docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html).
         level = str(entry.get("level", "INFO")).upper()
         level = _LEVEL_ALIASES.get(level, level if level in LEVELS else "INFO")
         by_service[service][level] += len(line) + 1
-    return services, {s: dict(v) for s, v in by_service.items()}, len(metrics)
+    return services, {s: dict(v) for s, v in by_service.items()}, metrics
 
 
 def _table_bytes(path: Path) -> dict[str, int]:

@@ -95,9 +95,11 @@ LOG_COMPRESSION = 0.2
 # keeps polling an empty queue (services-sqs-scaling); five batches share the arrivals.
 SQS_POLLERS = 5
 SQS_LONG_POLL_SECONDS = 20
-# A DynamoDB stream is read about four times a second per shard (the pipe's poller);
-# the table's stream is assumed to have one shard per partition and the table few partitions.
-STREAM_SHARDS = 1
+# A DynamoDB stream is read four times a second per shard (Lambda's documented base rate for
+# stream pollers; Pipes use the same pollers). A new on-demand table is made for 4,000 write
+# units a second, 1,000 per partition: four partitions, so four stream shards, and records are
+# spread over them and then over the pipe's ParallelizationFactor concurrent batches.
+STREAM_SHARDS = 4
 STREAM_POLLS_PER_SECOND = 4
 
 # KMS: services that cache a data key call KMS once per period per caller.
@@ -127,6 +129,10 @@ STEPFUNCTIONS_KMS_SOURCE = (
 LOGS_KMS_SOURCE = (
     "https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html"
     " (CloudWatch Logs caches data keys; about one call per log stream per 5 minutes)"
+)
+PIPES_KMS_SOURCE = (
+    "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-encryption-pipes-cmkey.html"
+    " (assumed cached like DynamoDB's table key: one call per 5 minutes)"
 )
 SNS_KMS_SOURCE = (
     "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html"

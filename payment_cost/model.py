@@ -121,7 +121,12 @@ class _Builder:
 
     def flows(self) -> None:
         for pipe in self.inv.pipes:
-            size = batch_size(pipe.batch_size, pipe.window_seconds, self.rate, pipe.parallelization)
+            size = batch_size(
+                pipe.batch_size,
+                pipe.window_seconds,
+                self.rate,
+                a.STREAM_SHARDS * pipe.parallelization,
+            )
             per_record = 1.0 / size
             requests = per_record * chunks(size * self.act.record_bytes)
             self.add(
@@ -140,13 +145,13 @@ class _Builder:
                 "stream reads by the pipe",
                 0.0,
                 polls * self.p["dynamodb.streams.read_request"],
-                f"{a.STREAM_POLLS_PER_SECOND} GetRecords/s on {a.STREAM_SHARDS} shard",
+                f"{a.STREAM_POLLS_PER_SECOND} GetRecords/s on each of {a.STREAM_SHARDS} shards",
                 "dynamodb.streams.read_request",
             )
             self.kms_requests(
                 pipe.key,
                 a.SECONDS_PER_MONTH / a.DYNAMODB_KEY_CACHE_SECONDS,
-                "pipe: data key per 5 minutes",
+                f"pipe: {a.PIPES_KMS_SOURCE}",
             )
             if pipe.enrichment:
                 self.invocations[pipe.enrichment] += per_record
@@ -643,16 +648,7 @@ class _Builder:
                 f"{inv.dashboards} dashboards",
                 "cloudwatch.dashboard_month",
             )
-        if self.act.custom_metrics:
-            self.add(
-                "metrics",
-                "CloudWatch",
-                "custom metrics (embedded metric format)",
-                0.0,
-                self.act.custom_metrics * self.p["cloudwatch.custom_metric_month"],
-                f"{self.act.custom_metrics} metrics seen in the run",
-                "cloudwatch.custom_metric_month",
-            )
+        self.custom_metrics()
         hours = a.SECONDS_PER_MONTH / 3600
         if inv.interface_endpoint_azs:
             self.add(
@@ -683,6 +679,33 @@ class _Builder:
                 inv.secrets * self.p["secretsmanager.secret_month"],
                 f"{inv.secrets} secrets",
                 "secretsmanager.secret_month",
+            )
+
+    def custom_metrics(self) -> None:
+        """Metrics the functions publish in embedded metric format lines. Those lines carry no
+        level, so Lambda files them as INFO: a function whose application log level is above
+        INFO drops them, and with them the metrics (and any alarm on them)."""
+        declared = self.act.custom_metrics
+        emitting = [f for f in self.inv.functions.values() if self.invocations.get(f.id)]
+        keeping = [f for f in emitting if f.app_log_level in ("TRACE", "DEBUG", "INFO")]
+        kept = declared if keeping else set()
+        if declared and len(keeping) < len(emitting):
+            dropped = sorted(f.service for f in emitting if f not in keeping)
+            names = ", ".join(sorted({name for _, name, _ in declared}))
+            self.notes.append(
+                f"{', '.join(dropped)} log above INFO: their metric lines (no level, so INFO to "
+                f"Lambda) are dropped, and with them what they publish of {names}, and any "
+                "alarm on those metrics"
+            )
+        if kept:
+            self.add(
+                "metrics",
+                "CloudWatch",
+                "custom metrics (embedded metric format)",
+                0.0,
+                len(kept) * self.p["cloudwatch.custom_metric_month"],
+                f"{len(kept)} metrics seen in the run",
+                "cloudwatch.custom_metric_month",
             )
 
     def run(self) -> Costing:

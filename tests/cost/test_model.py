@@ -79,7 +79,8 @@ def test_a_pipe_window_cuts_pipe_requests_and_dedup_invocations() -> None:
     t["Resources"]["Pipe"]["Properties"]["SourceParameters"]["DynamoDBStreamParameters"][
         "MaximumBatchingWindowInSeconds"
     ] = 1
-    rate = VOLUME / a.SECONDS_PER_MONTH  # 7.6 a second, one poller
+    # 7.6 a second, spread over the stream's shards, one batch at a time on each.
+    rate = VOLUME / a.SECONDS_PER_MONTH / a.STREAM_SHARDS
     assert per_million(template(), "pipe requests") == pytest.approx(
         1e6 * PRICES["eventbridge.pipes.request"]
     )
@@ -168,3 +169,19 @@ def test_queue_kms_requests_follow_the_data_key_reuse_period() -> None:
     assert long < short
     queue_part = a.SECONDS_PER_MONTH / 300 * 3 * PRICES["kms.request"]
     assert short - long == pytest.approx(queue_part * (1 - 300 / 3600))
+
+
+def test_metric_lines_are_dropped_with_the_info_lines() -> None:
+    act = activity()
+    act.custom_metrics = {("PaymentPosting", "IngestLag", ("service",))}
+    inventory = inventory_from_template("Small", template())
+    kept = cost(inventory, act, PRICES, VOLUME)
+    assert item(kept, "custom metrics (embedded metric format)").monthly_fixed == pytest.approx(
+        PRICES["cloudwatch.custom_metric_month"]
+    )
+    warn = template()
+    for name in ("Dedup", "Enrich", "Poster"):
+        warn["Resources"][name]["Properties"]["LoggingConfig"]["ApplicationLogLevel"] = "WARN"
+    dropped = cost(inventory_from_template("Small", warn), act, PRICES, VOLUME)
+    assert not [i for i in dropped.items if i.item.startswith("custom metrics")]
+    assert any("IngestLag" in note and "dropped" in note for note in dropped.notes)
