@@ -68,6 +68,28 @@ PROFILES: dict[str, Profile] = {
 }
 DEFAULT_PROFILE = Profile(base_ms=50)
 
+# The leaner topology's one function inside the pipe: screening and enrichment of a batch, a
+# conditional write and a GetItem per record (no PutEvents: the pipe hands the batch on).
+PROFILES["screen-and-enrich"] = Profile(
+    base_ms=20,
+    per_record_ms=15,
+    tables={
+        "DEDUP_TABLE_NAME": (TableCalls(writes=1),),
+        "QUARANTINE_TABLE_NAME": (TableCalls(writes=1, when=("TransactionQuarantined",)),),
+        "ACCOUNTS_TABLE_NAME": (TableCalls(reads=0.5),),
+    },
+)
+# The guidance's functions as its own cost table gives them: 128 MB, 200 ms an invocation.
+GUIDANCE_MEMORY_MB = 128
+GUIDANCE_DURATION_MS = 200
+PROFILES["guidance-dedup"] = Profile(
+    base_ms=GUIDANCE_DURATION_MS, tables={"DEDUP_TABLE_NAME": (TableCalls(writes=1),)}
+)
+PROFILES["guidance-enrichment"] = Profile(
+    base_ms=GUIDANCE_DURATION_MS, tables={"METADATA_TABLE_NAME": (TableCalls(reads=0.5),)}
+)
+PROFILES["guidance-posting"] = Profile(base_ms=GUIDANCE_DURATION_MS)
+
 # The workflow: a task that puts events, publishes a notification or writes a table takes
 # about this long; Choice and Pass states add little. Express bills whole 100 ms steps.
 WORKFLOW_BASE_MS = 20
@@ -77,6 +99,11 @@ EXPRESS_BILLED_MB = 64  # the smallest step; the workflow's payloads are a few K
 # units); a review decision claims and removes it (UpdateItem and DeleteItem: 4 write units).
 HOLD_WRITE_UNITS = 2
 REVIEW_WRITE_UNITS = 4
+
+# What never expires (a log group without retention, an archive kept for ever, a table
+# without a time to live) is priced for a year: each month's data costs this much over its
+# first year, and the bill keeps growing after that.
+NO_EXPIRY_DAYS = 365
 
 # Cold starts: the share of invocations that start a new execution environment at a steady
 # rate (environments are recycled every few hours), and how long the import of a handler takes

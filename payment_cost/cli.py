@@ -9,9 +9,11 @@ from pathlib import Path
 
 from payment_cost.activity import DEFAULT_REPORT, DEFAULT_STATE, load_activity
 from payment_cost.errors import CostInputError
+from payment_cost.guidance import guidance_activity, guidance_inventory
+from payment_cost.leaner import leaner_activity, leaner_inventory
 from payment_cost.model import cost
 from payment_cost.prices import load_prices
-from payment_cost.report import summary, text
+from payment_cost.report import comparison, comparison_text, summary, text
 from payment_cost.template import inventory_from_template, load_template
 
 USAGE_ERROR = 2
@@ -53,14 +55,23 @@ def main(argv: list[str] | None = None) -> int:
         prices = load_prices(args.region)
         name, template = load_template(args.cdk_out)
         activity = load_activity(args.state, args.report)
-        costing = cost(inventory_from_template(name, template), activity, prices, args.volume)
+        deployed = inventory_from_template(name, template)
+        costing = cost(deployed, activity, prices, args.volume)
+        guidance = cost(guidance_inventory(), guidance_activity(activity), prices, args.volume)
+        leaner = cost(
+            leaner_inventory(deployed, activity), leaner_activity(activity), prices, args.volume
+        )
     except CostInputError as error:
         print(f"make cost: {error}", file=sys.stderr)
         return USAGE_ERROR
-    print("\n".join(text(costing)))
+    print("\n".join(text(costing) + comparison_text(costing, guidance, leaner)))
     print(f"\nActivity from {activity.origin} ({activity.records} records); prices: {args.region}")
     if args.json is not None:
-        data = summary(costing) | {"region": args.region, "activity": activity.origin}
+        data = (
+            summary(costing)
+            | comparison(costing, guidance, leaner)
+            | {"region": args.region, "activity": activity.origin}
+        )
         try:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(data, indent=2) + "\n")

@@ -296,9 +296,8 @@ class _Builder:
             "logs.ingest_gb",
         )
         group = self.inv.log_groups.get(function.log_group or "")
-        retention_months = (
-            group.retention_days if group and group.retention_days else 3650
-        ) / 30.42
+        retention_days = group.retention_days if group and group.retention_days else None
+        retention_months = (retention_days or a.NO_EXPIRY_DAYS) / 30.42
         stored = per_invocation_gb * a.LOG_COMPRESSION * retention_months
         self.add(
             function.log_group or function.id,
@@ -306,7 +305,8 @@ class _Builder:
             f"{function.service} logs stored",
             per_record * stored * self.p["logs.storage_gb_month"],
             monthly * stored * self.p["logs.storage_gb_month"],
-            f"{retention_months * 30.42:.0f} days kept, compressed to {a.LOG_COMPRESSION:.0%}",
+            f"{retention_days or 'never expire: 365'} days kept, compressed to "
+            f"{a.LOG_COMPRESSION:.0%}",
             "logs.storage_gb_month",
         )
         if group and group.key:
@@ -510,7 +510,7 @@ class _Builder:
                 if archive.pattern is None or matches(archive.pattern, e.envelope)
             ]
             gb = self.act.per_record(sum(e.size_bytes for e in archived)) / 1e9
-            months = (archive.retention_days or 3650) / 30.42
+            months = (archive.retention_days or a.NO_EXPIRY_DAYS) / 30.42
             self.add(
                 archive.id,
                 "EventBridge",
@@ -526,7 +526,7 @@ class _Builder:
                 "archive: storage",
                 gb * months * self.p["eventbridge.archive.gb_month"],
                 0.0,
-                f"kept {archive.retention_days or 'for ever (10 years modelled)'} days",
+                f"kept {archive.retention_days or 'for ever: a year priced'} days",
                 "eventbridge.archive.gb_month",
             )
             self.kms_requests(
@@ -550,7 +550,11 @@ class _Builder:
             left = self.act.table_bytes.get(table_id)
             if left is None or table_id not in self.written_tables:
                 continue
-            months = (table.retention_days / 30.42) if table.ttl and table.retention_days else 12.0
+            months = (
+                (table.retention_days / 30.42)
+                if table.ttl and table.retention_days
+                else a.NO_EXPIRY_DAYS / 30.42
+            )
             if table.ttl and table.retention_days is None:
                 months = 1.0
             gb_per_record = left / self.act.records / 1e9 * months

@@ -60,13 +60,15 @@ def summary(costing: Costing) -> dict[str, Any]:
     }
 
 
-def text(costing: Costing, *, minimum: float = 0.0005) -> list[str]:
+def text(
+    costing: Costing, *, minimum: float = 0.0005, blocks: tuple[tuple[str, str], ...] = BLOCKS
+) -> list[str]:
     volume = costing.volume
     lines = [
         f"{costing.inventory.name}: dollars per million records written to the transactions "
         f"table, at {volume:,} a month"
     ]
-    for block, title in BLOCKS:
+    for block, title in blocks:
         items = sorted(
             (i for i in costing.items if i.block == block), key=lambda i: -i.per_million(volume)
         )
@@ -84,6 +86,8 @@ def text(costing: Costing, *, minimum: float = 0.0005) -> list[str]:
             "  by service: "
             + ", ".join(f"{s} {v:.2f}" for s, v in by_service(costing, block).items())
         )
+    if len(blocks) < len(BLOCKS):
+        return lines
     data = summary(costing)
     lines.append("")
     if data["ledgerPerPosting"] is not None:
@@ -98,4 +102,60 @@ def text(costing: Costing, *, minimum: float = 0.0005) -> list[str]:
             f"${data['perCompletedLifecycle'] * 1e6:.2f} per million lifecycles"
         )
     lines += [f"Note: {n}" for n in costing.notes]
+    return lines
+
+
+def comparison(ours: Costing, guidance: Costing, leaner: Costing) -> dict[str, Any]:
+    from payment_cost.guidance import GUIDANCE_ESTIMATE_VOLUME, GUIDANCE_MONTHLY_ESTIMATE
+    from payment_cost.leaner import GIVES_UP
+
+    pipeline = ours.total("pipeline")
+    quoted = GUIDANCE_MONTHLY_ESTIMATE / GUIDANCE_ESTIMATE_VOLUME * 1e6
+    return {
+        "guidance": {
+            "modelledPerMillion": round(guidance.total("pipeline"), 4),
+            "ratioToThisPipeline": round(guidance.total("pipeline") / pipeline, 2),
+            "quotedPerMillion": round(quoted, 2),
+            "quoted": f"${GUIDANCE_MONTHLY_ESTIMATE:,.2f} a month for about 20 million (its "
+            "AWS Pricing Calculator estimate)",
+            "byService": {k: round(v, 4) for k, v in by_service(guidance, "pipeline").items()},
+            "lineItems": summary(guidance)["lineItems"],
+        },
+        "leaner": {
+            "pipelinePerMillion": round(leaner.total("pipeline"), 4),
+            "savingPerMillion": round(pipeline - leaner.total("pipeline"), 4),
+            "givesUp": list(GIVES_UP),
+            "byService": {k: round(v, 4) for k, v in by_service(leaner, "pipeline").items()},
+            "lineItems": summary(leaner)["lineItems"],
+        },
+    }
+
+
+def comparison_text(ours: Costing, guidance: Costing, leaner: Costing) -> list[str]:
+    data = comparison(ours, guidance, leaner)
+    g, lean = data["guidance"], data["leaner"]
+    pipeline = ours.total("pipeline")
+    lines = ["", "=" * 100, ""]
+    lines += text(guidance, blocks=(("pipeline", "The guidance's design, modelled the same way"),))
+    lines += [
+        "",
+        f"This pipeline ${pipeline:.2f} per million; the guidance's design "
+        f"${guidance.total('pipeline'):.2f} modelled here, "
+        f"{g['ratioToThisPipeline']:.1f} times as much"
+        f" (the guidance quotes ${g['quotedPerMillion']:.2f} per million: {g['quoted']}).",
+        "",
+        "=" * 100,
+        "",
+    ]
+    lines += text(
+        leaner,
+        blocks=(("pipeline", "Option (modelled, not built): the leaner topology"),),
+    )
+    lines += [
+        "",
+        f"The leaner topology: ${leaner.total('pipeline'):.2f} per million, "
+        f"${pipeline - leaner.total('pipeline'):.2f} less than the pipeline as deployed. "
+        "It gives up:",
+        *(f"  - {reason}" for reason in lean["givesUp"]),
+    ]
     return lines

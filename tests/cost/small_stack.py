@@ -110,3 +110,16 @@ def activity(records: int = 100, approved: int = 80) -> Activity:
         log_bytes={s: {"INFO": 500 * records, "WARN": 100 * records} for s in services},
         invocations=dict.fromkeys(services, records),
     )
+
+
+def lifecycle(records: int = 10) -> Activity:
+    """Every record authorized as valid and new, enriched, approved: the rules' sources and
+    screening fields as the pipeline writes them."""
+    base = activity(records)
+    screening = {"screening": {"valid": True, "duplicate": False}}
+    base.events = [
+        *(BusEvent("payments.ingest", "TransactionAuthorized", screening) for _ in range(records)),
+        *(BusEvent("payments.enrichment", "TransactionEnriched", {}) for _ in range(records)),
+        *(BusEvent("payments.rules", "TransactionApproved", {}) for _ in range(records)),
+    ]
+    return base

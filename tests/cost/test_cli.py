@@ -82,6 +82,11 @@ def test_prints_the_blocks_and_writes_json(
     # 1.75 events per record at $1 a million: $1.75 of the pipeline's per million.
     events = next(i for i in data["lineItems"] if i["item"] == "events put on the bus")
     assert events["perMillion"] == pytest.approx(1.75)
+    assert data["guidance"]["ratioToThisPipeline"] > 0
+    assert data["guidance"]["quotedPerMillion"] == pytest.approx(90.56, abs=0.01)
+    assert data["leaner"]["givesUp"]
+    assert "The guidance's design, modelled the same way" in printed
+    assert "Option (modelled, not built): the leaner topology" in printed
     assert data["perMillionRecords"]["pipeline"] == pytest.approx(
         sum(i["perMillion"] for i in data["lineItems"] if i["block"] == "pipeline"), abs=0.01
     )

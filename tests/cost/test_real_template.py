@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 
-from payment_cost.activity import Activity, BusEvent
 from payment_cost.inventory import Inventory
 from payment_cost.model import Costing, cost
 from payment_cost.prices import load_prices
 from payment_cost.template import inventory_from_template
-from tests.cost.small_stack import activity
+from tests.cost.small_stack import lifecycle
 from tests.infra.support import synth_payment_stack
 
 pytestmark = pytest.mark.slow
@@ -26,19 +25,6 @@ def inventories() -> dict[str, Inventory]:
         body: dict[str, Any] = dict(template.to_json())
         found[stage] = inventory_from_template(f"PaymentPosting-{stage}", body)
     return found
-
-
-def lifecycle(records: int = 10) -> Activity:
-    """Every record authorized as valid and new, enriched, approved: the rules' sources and
-    screening fields as the pipeline writes them."""
-    base = activity(records)
-    screening = {"screening": {"valid": True, "duplicate": False}}
-    base.events = [
-        *(BusEvent("payments.ingest", "TransactionAuthorized", screening) for _ in range(records)),
-        *(BusEvent("payments.enrichment", "TransactionEnriched", {}) for _ in range(records)),
-        *(BusEvent("payments.rules", "TransactionApproved", {}) for _ in range(records)),
-    ]
-    return base
 
 
 def costed(inventory: Inventory) -> Costing:
