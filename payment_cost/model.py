@@ -29,6 +29,7 @@ class LineItem:
     monthly_fixed: float  # dollars a month whatever the volume
     quantity: str  # what was counted, for a reader to check
     prices: list[str] = field(default_factory=list)
+    resource: str = ""  # the logical id the cost is of
 
     def per_million(self, volume: int) -> float:
         return self.per_record * MILLION + self.monthly_fixed / volume * MILLION
@@ -42,6 +43,13 @@ class Costing:
     postings_per_record: float
     records_per_lifecycle: float | None
     notes: list[str]
+
+    def source_table(self) -> float:
+        """Of the pipeline: what the transactions table costs (the source's write, its
+        storage and backups, the reads of its stream), which the source system may count as
+        its own."""
+        tables = {p.source_table for p in self.inventory.pipes}
+        return sum(i.per_million(self.volume) for i in self.items if i.resource in tables)
 
     def total(self, block: str | None = None) -> float:
         return sum(i.per_million(self.volume) for i in self.items if block in (None, i.block))
@@ -105,6 +113,7 @@ class _Builder:
                 fixed,
                 quantity,
                 list(prices),
+                resource,
             )
         )
 

@@ -29,6 +29,7 @@ def summary(costing: Costing) -> dict[str, Any]:
             "pipeline": round(costing.total("pipeline"), 4),
             "ledger": round(costing.total("ledger"), 4),
             "total": round(costing.total(), 4),
+            "pipelineOfWhichTransactionsTable": round(costing.source_table(), 4),
         },
         "perMonth": {b: round(costing.monthly(b), 2) for b, _ in BLOCKS}
         | {"total": round(costing.monthly(), 2)},
@@ -82,6 +83,11 @@ def text(
             if value < minimum:
                 continue
             lines.append(f"  {value:8.3f}  {item.service:<14} {item.item:<48} {item.quantity}")
+        if block == "pipeline" and costing.source_table():
+            lines.append(
+                "  of which the transactions table (the source's write, storage, backups, stream "
+                f"reads): {costing.source_table():.2f}"
+            )
         lines.append(
             "  by service: "
             + ", ".join(f"{s} {v:.2f}" for s, v in by_service(costing, block).items())

@@ -82,6 +82,9 @@ def test_prints_the_blocks_and_writes_json(
     # 1.75 events per record at $1 a million: $1.75 of the pipeline's per million.
     events = next(i for i in data["lineItems"] if i["item"] == "events put on the bus")
     assert events["perMillion"] == pytest.approx(1.75)
+    table = data["perMillionRecords"]["pipelineOfWhichTransactionsTable"]
+    # The source's write (1 write unit) and the stream's reads, at least.
+    assert 0.625 < table < data["perMillionRecords"]["pipeline"]
     assert data["guidance"]["ratioToThisPipeline"] > 0
     assert data["guidance"]["quotedPerMillion"] == pytest.approx(90.56, abs=0.01)
     assert data["leaner"]["givesUp"]
