@@ -236,6 +236,11 @@ class _Builder:
                 )
                 continue
             profile = a.PROFILES.get(function.service, a.DEFAULT_PROFILE)
+            if function.service not in a.PROFILES:
+                self.notes.append(
+                    f"{function.service}: no duration profile in payment_cost/assumptions.py: "
+                    f"{a.DEFAULT_PROFILE.base_ms:g} ms an invocation and no table calls assumed"
+                )
             handled = self.records_handled.get(function.id, 0.0)
             batch = handled / per_record if per_record else 1.0
             duration_s = (profile.base_ms + profile.per_record_ms * batch) / 1000

@@ -185,3 +185,14 @@ def test_metric_lines_are_dropped_with_the_info_lines() -> None:
     dropped = cost(inventory_from_template("Small", warn), act, PRICES, VOLUME)
     assert not [i for i in dropped.items if i.item.startswith("custom metrics")]
     assert any("IngestLag" in note and "dropped" in note for note in dropped.notes)
+
+
+def test_a_function_without_a_profile_is_priced_at_the_default_and_said_so() -> None:
+    t = template()
+    t["Resources"]["Enrich"]["Properties"]["Environment"]["Variables"][
+        "POWERTOOLS_SERVICE_NAME"
+    ] = "something-new"
+    costing = costed(t)
+    assert any("something-new: no duration profile" in note for note in costing.notes)
+    expected = 1e6 * 0.25 * a.DEFAULT_PROFILE.base_ms / 1000 * PRICES["lambda.gb_second.arm64"]
+    assert item(costing, "something-new duration").per_million(VOLUME) == pytest.approx(expected)
