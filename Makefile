@@ -5,6 +5,7 @@
 #                POSTING=http posts to a fake core-banking system over HTTPS instead of the ledger,
 #                POSTING=http MTLS=true with a client certificate too)
 #   make bench   local throughput and latency at a few sizes
+#   make cost    dollars per million records from the synthesized template and the last `make demo`
 #   make dist    build the wheel of the constructs (and their Lambda asset) into dist/
 #   make lock    rewrite the hashed lock files after a pin in a requirements*.txt changed
 
@@ -119,6 +120,19 @@ bench: synth ## measure local throughput and latency at SIZES (default 100,300,1
 bench-ledger: $(VENV_STAMP) ## K concurrent posting workers against the ledger (LEDGER=v1|v2, WORKERS=1,8,32,64) with DynamoDB's latency and conflicts modelled
 	$(BIN)/python -m payment_local.ledger_bench --ledger $(LEDGER) --workers $(WORKERS)
 
+# A bank at 20 million records a month runs prod, so the cost model prices prod by default.
+COST_STAGE ?= $(if $(filter command line,$(origin STAGE)),$(STAGE),prod)
+VOLUME ?= 20000000
+REGION ?= us-east-1
+JSON ?=
+COST_OUT := $(if $(filter dev,$(COST_STAGE)),cdk.out,cdk.out.$(COST_STAGE))
+
+.PHONY: cost
+cost: install ## dollars per million records at VOLUME a month (default 20000000) from STAGE's template (default prod, what a bank at that volume runs) and the last `make demo` run; REGION (us-east-1), JSON=path writes the report as JSON
+	@test -f reports/demo-report.json || { echo "make cost: no local run to take the activity from: run \`make demo\` first" >&2; exit 2; }
+	$(CDK) synth --quiet -o $(COST_OUT) -c stage=$(COST_STAGE) -c posting=$(POSTING) -c coreBankingMtls=$(MTLS) >/dev/null
+	$(BIN)/python -m payment_cost --cdk-out $(COST_OUT) --volume '$(VOLUME)' --region '$(REGION)' $(if $(JSON),--json '$(JSON)')
+
 .PHONY: dist
 dist: $(VENV_STAMP) ## build the wheel (constructs, Lambda asset, States Language files) into dist/
 	@# As the editable install: the locked setuptools, no index, nothing downloaded.
@@ -134,7 +148,7 @@ events-doc: $(VENV_STAMP) ## regenerate docs/events.md from the event models
 
 .PHONY: clean
 clean: ## remove build output (keeps the virtual environment)
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .payments-local reports dist build
+	rm -rf cdk.out cdk.out.* .pytest_cache .mypy_cache .ruff_cache .payments-local reports dist build
 
 .PHONY: distclean
 distclean: clean ## remove everything make created

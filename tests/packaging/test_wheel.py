@@ -33,10 +33,11 @@ SOURCES = (
     "README.md",
     "payment_stack",
     "payment_local",
+    "payment_cost",
     "lambdas",
     "statemachine",
 )
-PACKAGES = ("payment_stack", "payment_local", "payment_posting_functions")
+PACKAGES = ("payment_stack", "payment_local", "payment_cost", "payment_posting_functions")
 
 PROBE = """
 import json
@@ -141,10 +142,12 @@ def test_the_wheel_carries_the_asset_and_no_generic_top_level_names(installed: I
     for package, folder in [
         ("payment_stack", ROOT / "payment_stack"),
         ("payment_local", ROOT / "payment_local"),
+        ("payment_cost", ROOT / "payment_cost"),
         ("payment_posting_functions", ROOT / "lambdas" / "payment_posting_functions"),
     ]:
         modules = {f"{package}/{p.relative_to(folder).as_posix()}" for p in folder.rglob("*.py")}
         assert modules <= names, f"missing from the wheel: {sorted(modules - names)}"
+    assert "payment_cost/prices/us-east-1.json" in names
     assert {
         "payment_stack/statemachine/business_rules.asl.json",
         "payment_stack/lambda_layer/requirements.txt",

@@ -1,0 +1,5 @@
+import sys
+
+from payment_cost.cli import main
+
+sys.exit(main())
