@@ -129,7 +129,9 @@ COST_OUT := $(if $(filter dev,$(COST_STAGE)),cdk.out,cdk.out.$(COST_STAGE))
 
 .PHONY: cost
 cost: install ## dollars per million records at VOLUME a month (default 20000000) from STAGE's template (default prod, what a bank at that volume runs) and the last `make demo` run; REGION (us-east-1), JSON=path writes the report as JSON
-	@test -f reports/demo-report.json || { echo "make cost: no local run to take the activity from: run \`make demo\` first" >&2; exit 2; }
+	@# The activity (events per record, outcome mix, bytes logged) comes from a local run: the
+	@# demo's, run first if there is none yet.
+	@test -f reports/demo-report.json || $(MAKE) --no-print-directory demo
 	$(CDK) synth --quiet -o $(COST_OUT) -c stage=$(COST_STAGE) -c posting=$(POSTING) -c coreBankingMtls=$(MTLS) >/dev/null
 	$(BIN)/python -m payment_cost --cdk-out $(COST_OUT) --volume '$(VOLUME)' --region '$(REGION)' $(if $(JSON),--json '$(JSON)')
 
