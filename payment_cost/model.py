@@ -663,7 +663,7 @@ class _Builder:
                 "dashboards",
                 0.0,
                 inv.dashboards * self.p["cloudwatch.dashboard_month"],
-                f"{inv.dashboards} dashboards",
+                f"{inv.dashboards} dashboard{'' if inv.dashboards == 1 else 's'}",
                 "cloudwatch.dashboard_month",
             )
         self.custom_metrics()

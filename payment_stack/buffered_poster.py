@@ -191,7 +191,7 @@ class BufferedPoster(Construct):
         sweeper_role: iam.IRole | None = None,
         alarms: AlarmSetting = True,
         alarm_topic: sns.ITopic | None = None,
-        dashboard: bool = True,
+        dashboard: bool | cloudwatch.Dashboard = True,
     ) -> None:
         """
         :param encryption_key: for the buffer queue, its dead-letter queue and the idempotency
@@ -253,7 +253,9 @@ class BufferedPoster(Construct):
             topic encrypted with ``operations_key`` (or ``encryption_key``), TLS only, that
             only this stack's alarms may publish to. A topic you give must let
             ``cloudwatch.amazonaws.com`` publish (``payment_stack.alarms.allow_alarms_to_publish``).
-        :param dashboard: a CloudWatch dashboard of the stage (``<stack>-<construct path>``):
+        :param dashboard: True: a CloudWatch dashboard of the stage (``<stack>-<construct
+            path>``); a ``Dashboard``: the stage's section on it (the stack puts the three
+            stages on one); False: none. It shows
             approvals in, outcomes by type, end-to-end latency, the buffer, dead-letter
             queues, failures. Default True.
         """
@@ -495,7 +497,9 @@ class BufferedPoster(Construct):
             key=operations_key or encryption_key,
         )
         self._alarm()
-        self.dashboard: cloudwatch.Dashboard | None = self._dashboard() if dashboard else None
+        self.dashboard: cloudwatch.Dashboard | None = (
+            self._dashboard(dashboards.given(dashboard)) if dashboard else None
+        )
 
     @property
     def alarm_topic(self) -> sns.ITopic | None:
@@ -539,12 +543,13 @@ class BufferedPoster(Construct):
         for name, function in self._functions():
             self.alarms.function(name, function)
 
-    def _dashboard(self) -> cloudwatch.Dashboard:
+    def _dashboard(self, into: cloudwatch.Dashboard | None) -> cloudwatch.Dashboard:
         board = dashboards.stage_dashboard(
             self,
             "Posting",
             "TransactionApproved → rule → SQS buffer → posting function → posting system → "
             "TransactionPosted, AuthorizationHeld, ClearingMatched, ReversalApplied, PostingFailed",
+            into=into,
         )
         service = self._service_name
         outcomes = [

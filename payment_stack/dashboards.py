@@ -1,5 +1,7 @@
-"""One CloudWatch dashboard per stage (ingest, rules, posting), laid out the same way: what
-came in, what it became, what waits in dead-letter queues, how long it took, what failed."""
+"""CloudWatch dashboards: a section per pipeline stage (ingest, rules, posting), laid out the
+same way: what came in, what it became, what waits in dead-letter queues, how long it took,
+what failed. The stack puts the three sections, in the order a transaction flows, on one
+dashboard; a construct used on its own makes a dashboard of its own."""
 
 from __future__ import annotations
 
@@ -21,9 +23,13 @@ GRAPH_HEIGHT = 6
 PERCENTILES = ("p50", "p99")
 
 
-def stage_dashboard(scope: Construct, title: str, flow: str) -> cloudwatch.Dashboard:
-    """A dashboard named ``<stack name>-<construct path>``, headed by the stage's flow."""
-    dashboard = cloudwatch.Dashboard(
+def stage_dashboard(
+    scope: Construct, title: str, flow: str, into: cloudwatch.Dashboard | None = None
+) -> cloudwatch.Dashboard:
+    """The dashboard a stage's widgets go on, headed by the stage's flow: ``into``, when the
+    stage is a section of a larger one, or a dashboard of its own named
+    ``<stack name>-<construct path>``."""
+    dashboard = into or cloudwatch.Dashboard(
         scope,
         "Dashboard",
         dashboard_name=dashboard_name(scope),
@@ -31,6 +37,11 @@ def stage_dashboard(scope: Construct, title: str, flow: str) -> cloudwatch.Dashb
     )
     dashboard.add_widgets(cloudwatch.TextWidget(markdown=f"# {title}\n{flow}", width=24, height=2))
     return dashboard
+
+
+def given(dashboard: bool | cloudwatch.Dashboard) -> cloudwatch.Dashboard | None:
+    """The dashboard a construct's ``dashboard=`` names, when it names one, not True."""
+    return dashboard if isinstance(dashboard, cloudwatch.Dashboard) else None
 
 
 def graph(

@@ -139,7 +139,7 @@ class IngestPipe(Construct):
         dedup_function_role: iam.IRole | None = None,
         alarms: AlarmSetting = True,
         alarm_topic: sns.ITopic | None = None,
-        dashboard: bool = True,
+        dashboard: bool | cloudwatch.Dashboard = True,
     ) -> None:
         """
         :param event_bus: bus to publish to. Default: a new bus, encrypted with
@@ -208,7 +208,9 @@ class IngestPipe(Construct):
             topic encrypted with ``operations_key``, TLS only, that only this stack's alarms
             may publish to. A topic you give must let ``cloudwatch.amazonaws.com`` publish
             (``payment_stack.alarms.allow_alarms_to_publish``).
-        :param dashboard: a CloudWatch dashboard of the stage (``<stack>-<construct path>``):
+        :param dashboard: True: a CloudWatch dashboard of the stage (``<stack>-<construct
+            path>``); a ``Dashboard``: the stage's section on it (the stack puts the three
+            stages on one); False: none. It shows
             records in, screening outcomes, dead-letter queues, ingest lag, failures. Default
             True.
         """
@@ -429,7 +431,9 @@ class IngestPipe(Construct):
             key=self.operations_key,
         )
         self._alarm()
-        self.dashboard: cloudwatch.Dashboard | None = self._dashboard() if dashboard else None
+        self.dashboard: cloudwatch.Dashboard | None = (
+            self._dashboard(dashboards.given(dashboard)) if dashboard else None
+        )
 
     @property
     def alarm_topic(self) -> sns.ITopic | None:
@@ -487,12 +491,13 @@ class IngestPipe(Construct):
         )
         self.alarms.function("Dedup", self.dedup_function)
 
-    def _dashboard(self) -> cloudwatch.Dashboard:
+    def _dashboard(self, into: cloudwatch.Dashboard | None) -> cloudwatch.Dashboard:
         board = dashboards.stage_dashboard(
             self,
             "Ingest",
             "transactions table → stream → pipe (dedup screening) → bus → enrichment and "
             "screening outcomes",
+            into=into,
         )
         service = self._dedup.service_name
         board.add_widgets(

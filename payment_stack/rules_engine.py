@@ -139,7 +139,7 @@ class RulesEngine(Construct):
         rule_role: iam.IRole | None = None,
         alarms: AlarmSetting = True,
         alarm_topic: sns.ITopic | None = None,
-        dashboard: bool = True,
+        dashboard: bool | cloudwatch.Dashboard = True,
     ) -> None:
         """
         :param event_bus: where ``TransactionEnriched`` arrives and outcomes are published.
@@ -198,7 +198,9 @@ class RulesEngine(Construct):
             topic encrypted with ``operations_key``, TLS only, that only this stack's alarms
             may publish to. A topic you give must let ``cloudwatch.amazonaws.com`` publish
             (``payment_stack.alarms.allow_alarms_to_publish``).
-        :param dashboard: a CloudWatch dashboard of the stage (``<stack>-<construct path>``):
+        :param dashboard: True: a CloudWatch dashboard of the stage (``<stack>-<construct
+            path>``); a ``Dashboard``: the stage's section on it (the stack puts the three
+            stages on one); False: none. It shows
             executions started and by result, the dead-letter queue, execution time, failures.
             Default True.
         """
@@ -358,7 +360,9 @@ class RulesEngine(Construct):
             self, "RulesEngine", alarms, ALARM_DEFAULTS, topic=alarm_topic, key=self.operations_key
         )
         self._alarm()
-        self.dashboard: cloudwatch.Dashboard | None = self._dashboard() if dashboard else None
+        self.dashboard: cloudwatch.Dashboard | None = (
+            self._dashboard(dashboards.given(dashboard)) if dashboard else None
+        )
 
     @property
     def alarm_topic(self) -> sns.ITopic | None:
@@ -387,12 +391,13 @@ class RulesEngine(Construct):
                 f"The business rules workflow's {name}: {meaning}. See docs/runbook.md.",
             )
 
-    def _dashboard(self) -> cloudwatch.Dashboard:
+    def _dashboard(self, into: cloudwatch.Dashboard | None) -> cloudwatch.Dashboard:
         board = dashboards.stage_dashboard(
             self,
             "Rules",
             "TransactionEnriched (and ReviewDecided) → rule → business rules workflow → "
             "approved, rejected, held, inquiry completed on the bus",
+            into=into,
         )
         machine = self.state_machine
         board.add_widgets(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, CfnParameter, Duration, Stack, Tags
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -61,7 +62,8 @@ class PaymentPostingStack(Stack):
     pipe, notifications, logs); the bus archive has a key of its own.
 
     Every construct's alarms are on (docs/adr/0020-alarms-and-dashboards-by-default.md) and
-    notify one operations topic; each stage (ingest, rules, posting) has a dashboard.
+    notify one operations topic; one dashboard, ``<stack name>``, shows the three stages
+    (ingest, rules, posting) in the order a transaction flows through them.
     ``alarms=False`` turns every alarm off; ``operations_topic`` is a topic of yours to notify
     instead of the one the stack creates (it must let cloudwatch.amazonaws.com publish:
     ``payment_stack.alarms.allow_alarms_to_publish``); ``dashboards=False`` creates none.
@@ -107,6 +109,19 @@ class PaymentPostingStack(Stack):
             new_operations_topic(self, "OperationsTopic", self.operations_key) if alarms else None
         )
         observe: dict[str, Any] = {"alarms": alarms, "alarm_topic": self.operations_topic}
+        # One dashboard for the three stages: a transaction's flow read top to bottom, and one
+        # dashboard's price, not three (ADR 0023).
+        self.dashboard: cloudwatch.Dashboard | None = (
+            cloudwatch.Dashboard(
+                self,
+                "Dashboard",
+                dashboard_name=self.stack_name,
+                default_interval=Duration.hours(3),
+            )
+            if dashboards
+            else None
+        )
+        board: bool | cloudwatch.Dashboard = self.dashboard or False
         self.ingest = IngestPipe(
             self,
             "Ingest",
@@ -115,7 +130,7 @@ class PaymentPostingStack(Stack):
             data_retention=Duration.days(config.data_retention_days),
             archive_retention=Duration.days(config.archive_retention_days),
             log_retention=config.log_retention,
-            dashboard=dashboards,
+            dashboard=board,
             **observe,
         )
 
@@ -142,6 +157,7 @@ class PaymentPostingStack(Stack):
             removal_policy=config.removal_policy,
             **observe,
         )
+        self._add_processors_to_ingest_dashboard()
         self.rules_engine = RulesEngine(
             self,
             "RulesEngine",
@@ -152,7 +168,7 @@ class PaymentPostingStack(Stack):
             pending_review_retention=Duration.days(config.data_retention_days),
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
-            dashboard=dashboards,
+            dashboard=board,
             **observe,
         )
 
@@ -193,7 +209,7 @@ class PaymentPostingStack(Stack):
             operations_key=self.operations_key,
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
-            dashboard=dashboards,
+            dashboard=board,
             **observe,
         )
 
@@ -257,7 +273,6 @@ class PaymentPostingStack(Stack):
                 value=self.sample_source.function.function_name,
                 description='Invoke with {"count": 100} to write sample transactions',
             )
-        self._add_processors_to_ingest_dashboard()
 
         CfnOutput(self, "TransactionsTableName", value=self.ingest.transactions_table.table_name)
         CfnOutput(

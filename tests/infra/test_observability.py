@@ -318,17 +318,29 @@ def dashboard_bodies(resources: Resources) -> dict[str, str]:
     }
 
 
-def test_one_dashboard_per_stage_showing_every_dead_letter_queue(
+def test_one_dashboard_shows_the_stages_in_flow_order_and_every_dead_letter_queue(
     synthesized: Synthesized,
 ) -> None:
     bodies = dashboard_bodies(synthesized.resources)
     stack = synthesized.stack.stack_name
-    assert set(bodies) == {f"{stack}-Ingest", f"{stack}-RulesEngine", f"{stack}-Posting"}
-    every = " ".join(bodies.values())
+    assert set(bodies) == {stack}
+    body = bodies[stack]
     for queue in dead_letter_targets(synthesized.resources):
-        assert f'"{queue}", "QueueName"' in every, f"no dashboard shows {queue}"
-    assert "EndToEndLatency" in bodies[f"{stack}-Posting"]
-    assert "IngestLag" in bodies[f"{stack}-Ingest"]
+        assert f'"{queue}", "QueueName"' in body, f"the dashboard does not show {queue}"
+    headings = [body.index(f"# {stage}") for stage in ("Ingest", "Rules", "Posting")]
+    assert headings == sorted(headings), "the stages are not in the order a transaction flows"
+    # The processors close the ingest section, before the rules.
+    assert headings[0] < body.index("Enrichment and screening outcomes") < headings[1]
+    assert headings[0] < body.index("IngestLag") < headings[1]
+    assert headings[2] < body.index("End-to-end latency (ms, authorization to outcome)")
+
+
+def test_a_construct_on_its_own_makes_a_dashboard_of_its_own() -> None:
+    stack = bare_stack()
+    RulesEngine(stack, "RulesEngine", event_bus=events.EventBus(stack, "Bus"))
+    bodies = dashboard_bodies(Template.from_stack(stack).to_json()["Resources"])
+    assert list(bodies) == [f"{stack.stack_name}-RulesEngine"]
+    assert "# Rules" in bodies[f"{stack.stack_name}-RulesEngine"]
 
 
 def test_the_dashboards_outcome_metrics_are_the_ones_the_posting_function_emits() -> None:
