@@ -4,7 +4,7 @@
 #   make demo    run the pipeline locally on generated transactions (N=300 by default;
 #                POSTING=http posts to a fake core-banking system over HTTPS instead of the ledger,
 #                POSTING=http MTLS=true with a client certificate too)
-#   make bench   local throughput and latency at a few sizes
+#   make bench   handler import times against boto3, then local throughput and latency at a few sizes
 #   make cost    dollars per million records from the synthesized template and the last `make demo`
 #   make dist    build the wheel of the constructs (and their Lambda asset) into dist/
 #   make lock    rewrite the hashed lock files after a pin in a requirements*.txt changed
@@ -31,6 +31,7 @@ N ?= 300
 SIZES ?= 100,300,1000,2000
 LEDGER ?= v2
 WORKERS ?= 1,8,32,64
+IMPORT_RUNS ?= 7
 
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
@@ -113,8 +114,13 @@ demo: synth ## run the pipeline locally on N generated transactions (default 300
 	$(BIN)/payments-local run --fresh -n $(N)
 
 .PHONY: bench
-bench: synth ## measure local throughput and latency at SIZES (default 100,300,1000,2000)
+bench: synth ## handler import times against boto3 (bench-imports), then local throughput and latency at SIZES (default 100,300,1000,2000)
+	$(BIN)/python -m payment_local.import_bench --runs $(IMPORT_RUNS)
 	$(BIN)/python -m payment_local.bench --sizes $(SIZES)
+
+.PHONY: bench-imports
+bench-imports: synth ## each handler's import time against `import boto3` (median of IMPORT_RUNS fresh processes, limit 1.5x); fails when one is over
+	$(BIN)/python -m payment_local.import_bench --runs $(IMPORT_RUNS)
 
 .PHONY: bench-ledger
 bench-ledger: $(VENV_STAMP) ## K concurrent posting workers against the ledger (LEDGER=v1|v2, WORKERS=1,8,32,64) with DynamoDB's latency and conflicts modelled

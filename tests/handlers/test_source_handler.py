@@ -7,6 +7,7 @@ import boto3
 import pytest
 from pydantic import ValidationError
 
+from payment_posting_functions.domain.source_request import MAX_COUNT
 from payment_posting_functions.domain.transaction import AuthorizedTransaction
 from payment_posting_functions.domain.transaction_table import EXPIRES_AT
 from payment_posting_functions.handlers import source
@@ -67,7 +68,7 @@ def test_it_writes_the_card_lifecycle_unless_asked_for_single_messages(
 
 @pytest.mark.parametrize(
     "event",
-    [{"count": 0}, {"count": source.MAX_COUNT + 1}, {"duplicateRate": 1.5}, {"colour": "red"}],
+    [{"count": 0}, {"count": MAX_COUNT + 1}, {"duplicateRate": 1.5}, {"colour": "red"}],
 )
 def test_a_bad_request_is_refused_and_writes_nothing(
     transactions_table: str, lambda_context: Any, event: dict[str, Any]

@@ -13,8 +13,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from payment_posting_functions.domain.generator import SAMPLE_ACCOUNT_IDS
-
 SUSPENSE_ACCOUNT_ID = "SUSPENSE-EUR"
 HEAD_OFFICE_ACCOUNT_ID = "HEAD-OFFICE-EUR"
 _SAMPLE_BANK_CODE = "50010517"  # a German bank code (BLZ), for realistic sample IBANs
@@ -36,6 +34,8 @@ class Account(BaseModel):
         frozen=True,
         extra="ignore",
         hide_input_in_errors=True,
+        # Validators are built on first use, not at import (docs/adr/0024).
+        defer_build=True,
     )
 
     account_id: str
@@ -67,6 +67,10 @@ def iban_is_valid(value: str) -> bool:
 
 def sample_accounts() -> list[Account]:
     """The sample directory: every sample account id, every tenth one with holds."""
+    # Imported here: only the sample source and the local runtime build the directory, and the
+    # generator is no part of the enrichment path that imports this module.
+    from payment_posting_functions.domain.generator import SAMPLE_ACCOUNT_IDS
+
     types = list(AccountType)
     return [
         Account(

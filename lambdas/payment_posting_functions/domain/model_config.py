@@ -15,4 +15,7 @@ RECORD_CONFIG = ConfigDict(
     frozen=True,
     extra="forbid",
     hide_input_in_errors=True,
+    # Each model's validator is built when it first validates, not at import: a function
+    # imports every event model and uses a few (docs/adr/0024-lazy-imports-on-the-payment-path.md).
+    defer_build=True,
 )

@@ -6,7 +6,6 @@ from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any
 
-import iso4217
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 # ISO 8583 DE 4 and DE 6 carry twelve digits of minor units.
@@ -20,6 +19,10 @@ def minor_unit_exponent(code: str) -> int:
     Raises ValueError for a code that is not an ISO 4217 currency with minor units (funds,
     precious metals and testing codes have none and cannot carry a payment amount).
     """
+    # Imported on first use: loading the ISO 4217 table is a noticeable share of a cold start
+    # (docs/adr/0024-lazy-imports-on-the-payment-path.md); the result is cached per code.
+    import iso4217
+
     try:
         exponent = iso4217.Currency(code).exponent
     except ValueError:
@@ -57,7 +60,9 @@ SignedMinorUnits = Annotated[int, BeforeValidator(integral_minor_units)]
 class Money(BaseModel):
     """An amount in the currency's minor units (cents for EUR, yen for JPY)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", hide_input_in_errors=True, defer_build=True
+    )
 
     amount: MinorUnits
     currency: CurrencyCode

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-import pycountry
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -46,6 +45,9 @@ def _no_card_number(value: str) -> str:
 
 
 def _country(code: str) -> str:
+    # Imported on first use, like iso4217 in money.py (docs/adr/0024).
+    import pycountry
+
     if pycountry.countries.get(alpha_2=code) is None:
         raise ValueError("is not an ISO 3166-1 alpha-2 country code")
     return code

@@ -16,33 +16,31 @@ import os
 import time
 from datetime import timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
-from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
-    DynamoDBRecord,
-    DynamoDBRecordEventName,
-)
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payment_posting_functions.domain.dedup_store import DynamoDBFingerprintStore
 from payment_posting_functions.domain.latency import oldest_age_seconds
 from payment_posting_functions.domain.log_redaction import payment_logger
-from payment_posting_functions.domain.quarantine import QuarantineStore
-from payment_posting_functions.domain.screening import (
-    InvalidRecord,
-    Screener,
-    parse_record,
-    record_id,
-    stream_position,
-)
-from payment_posting_functions.domain.transaction import AuthorizedTransaction
-from payment_posting_functions.domain.transaction_table import TransactionTable
+from payment_posting_functions.handlers.tracing import capture_lambda_handler
+
+# The domain (its pydantic models) and Powertools' stream record classes are imported where
+# they are used, on the first invocation, not here:
+# docs/adr/0024-lazy-imports-on-the-payment-path.md.
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+        DynamoDBRecord,
+    )
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from payment_posting_functions.domain.quarantine import QuarantineStore
+    from payment_posting_functions.domain.screening import InvalidRecord, Screener
+    from payment_posting_functions.domain.transaction import AuthorizedTransaction
+    from payment_posting_functions.domain.transaction_table import TransactionTable
 
 logger = payment_logger()
-tracer = Tracer()
 metrics = Metrics()
 
 NO_IMAGE_REASON = "stream record has no new image: the table stream must include NEW_IMAGE"
@@ -51,22 +49,37 @@ NO_IMAGE_REASON = "stream record has no new image: the table stream must include
 @cache
 def screener() -> Screener:
     """Built on first use, not at import, so configuration errors surface as invocation errors."""
+    from payment_posting_functions.domain.dedup_store import DynamoDBFingerprintStore
+    from payment_posting_functions.domain.screening import Screener
+
     store = DynamoDBFingerprintStore(boto3.client("dynamodb"), os.environ["DEDUP_TABLE_NAME"])
     return Screener(store, timedelta(seconds=int(os.environ["DEDUP_WINDOW_SECONDS"])))
 
 
 @cache
 def quarantine() -> QuarantineStore:
+    from payment_posting_functions.domain.quarantine import QuarantineStore
+
     table = boto3.resource("dynamodb").Table(os.environ["QUARANTINE_TABLE_NAME"])
     return QuarantineStore(table, timedelta(seconds=int(os.environ["RETENTION_SECONDS"])))
 
 
 @cache
 def transactions() -> TransactionTable:
+    from payment_posting_functions.domain.transaction_table import TransactionTable
+
     return TransactionTable(boto3.resource("dynamodb").Table(os.environ["TRANSACTIONS_TABLE_NAME"]))
 
 
 def _parse(record: DynamoDBRecord) -> AuthorizedTransaction | InvalidRecord:
+    from payment_posting_functions.domain.screening import (
+        InvalidRecord,
+        parse_record,
+        record_id,
+        stream_position,
+    )
+    from payment_posting_functions.domain.transaction import AuthorizedTransaction
+
     stream = record.dynamodb
     raw_keys = (stream.keys if stream else None) or {}
     keys = {name: str(value) for name, value in raw_keys.items()}
@@ -102,6 +115,10 @@ def record_ingest_lag(event: list[dict[str, Any]]) -> None:
     """Seconds from the oldest record's write (its ApproximateCreationDateTime) to now: how
     far behind the table the pipe reads. Pipes publishes no iterator age for a DynamoDB
     stream, so this is it (docs/adr/0020-alarms-and-dashboards-by-default.md)."""
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+        DynamoDBRecord,
+    )
+
     created = (DynamoDBRecord(raw).dynamodb for raw in event)
     lag = oldest_age_seconds(
         (stream.approximate_creation_date_time if stream else None for stream in created),
@@ -112,9 +129,14 @@ def record_ingest_lag(event: list[dict[str, Any]]) -> None:
 
 
 @logger.inject_lambda_context(log_event=False)  # records hold card data: never log the event
-@tracer.capture_lambda_handler(capture_response=False)
+@capture_lambda_handler
 @metrics.log_metrics
 def handler(event: list[dict[str, Any]], context: LambdaContext) -> list[dict[str, Any]]:
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+        DynamoDBRecord,
+        DynamoDBRecordEventName,
+    )
+
     details: list[dict[str, Any]] = []
     duplicates = invalid = 0
     record_ingest_lag(event)

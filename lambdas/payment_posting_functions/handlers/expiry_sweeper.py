@@ -18,22 +18,24 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
-from aws_lambda_powertools import Tracer
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payment_posting_functions.domain.events import HoldExpired
-from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger
-from payment_posting_functions.domain.ledger_v2.house import CLEARING_PREFIX
-from payment_posting_functions.domain.ledger_v2.model import EXPIRE_PREFIX, TransferResult
 from payment_posting_functions.domain.log_redaction import payment_logger
-from payment_posting_functions.domain.money import Money
-from payment_posting_functions.domain.publisher import Entry, EventPublisher
+from payment_posting_functions.handlers.tracing import capture_lambda_handler
+
+# The ledger and the events (pydantic models) are imported where they are used, on the first
+# invocation, not here: docs/adr/0024-lazy-imports-on-the-payment-path.md.
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from payment_posting_functions.domain.events import HoldExpired
+    from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger
+    from payment_posting_functions.domain.ledger_v2.model import TransferResult
+    from payment_posting_functions.domain.publisher import EventPublisher
 
 logger = payment_logger()
-tracer = Tracer()
 
 # At most this many expiries per sweep: one transfer each, so a sweep stays well inside the
 # function's timeout however many holds fall due at once; the rest go at the next tick.
@@ -42,6 +44,8 @@ DEFAULT_BATCH = 500
 
 @cache
 def ledger() -> DynamoDBLedger:
+    from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger
+
     return DynamoDBLedger(
         boto3.client("dynamodb"),
         os.environ["LEDGER_JOURNAL_TABLE_NAME"],
@@ -51,6 +55,8 @@ def ledger() -> DynamoDBLedger:
 
 @cache
 def publisher() -> EventPublisher | None:
+    from payment_posting_functions.domain.publisher import EventPublisher
+
     bus = os.environ.get("EVENT_BUS_NAME")
     return EventPublisher(boto3.client("events"), bus) if bus else None
 
@@ -58,6 +64,11 @@ def publisher() -> EventPublisher | None:
 def expired_event(result: TransferResult, at: datetime) -> HoldExpired | None:
     """The ``HoldExpired`` of one expiry: the hold's id (its authorization's transaction id),
     the cardholder's side of it and what was released."""
+    from payment_posting_functions.domain.events import HoldExpired
+    from payment_posting_functions.domain.ledger_v2.house import CLEARING_PREFIX
+    from payment_posting_functions.domain.ledger_v2.model import EXPIRE_PREFIX
+    from payment_posting_functions.domain.money import Money
+
     pending_id = result.transfer_id.removeprefix(EXPIRE_PREFIX)
     booked = ledger().lookup_transfer(result.transfer_id)
     if booked is None:  # pragma: no cover - it was just booked, and reads are consistent
@@ -79,6 +90,8 @@ class UnannouncedExpiriesError(Exception):
 
 
 def announce(expired: list[TransferResult], at: datetime) -> None:
+    from payment_posting_functions.domain.publisher import Entry
+
     bus = publisher()
     if bus is None or not expired:
         return
@@ -105,7 +118,7 @@ def sweep_time(event: dict[str, Any] | None) -> datetime:
 
 
 @logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
+@capture_lambda_handler
 def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, Any]:
     at = sweep_time(event)
     batch = int(os.environ.get("EXPIRY_BATCH", DEFAULT_BATCH))

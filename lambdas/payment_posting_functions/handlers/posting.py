@@ -26,56 +26,47 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import boto3
-from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from aws_lambda_powertools.utilities.idempotency.config import IdempotencyConfig
 
-from payment_posting_functions.domain.card_message import TransactionType
 from payment_posting_functions.domain.client_certificate import ClientCertificate
-from payment_posting_functions.domain.events import (
-    AuthorizationHeld,
-    ClearingMatched,
-    EventSource,
-    LifecycleEvent,
-    PostingFailed,
-    ReversalApplied,
-    TransactionApproved,
-    TransactionPosted,
-)
-from payment_posting_functions.domain.idempotency_store import IdempotencyStore
+from payment_posting_functions.domain.event_names import EventSource
 from payment_posting_functions.domain.latency import milliseconds_since
 from payment_posting_functions.domain.log_redaction import payment_logger
-from payment_posting_functions.domain.money import Money
-from payment_posting_functions.domain.posting import (
-    FAILURE_REASONS,
-    OriginalNotYetPosted,
-    PermanentPostingError,
-    PostingFailureCode,
-    PostingOutcome,
-    PostingRequest,
-    PostingResult,
-    PostingSystem,
-)
-from payment_posting_functions.domain.posting_instructions import (
-    LifecycleSettings,
-    posting_request_for,
-)
-from payment_posting_functions.domain.publisher import Entry, EventPublisher
+from payment_posting_functions.handlers.tracing import capture_lambda_handler
+
+# The domain (its pydantic models), the posting systems and Powertools' batch and idempotency
+# machinery are imported where they are used, on the first invocation, not here:
+# docs/adr/0024-lazy-imports-on-the-payment-path.md.
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from payment_posting_functions.domain.events import LifecycleEvent, TransactionApproved
+    from payment_posting_functions.domain.posting import (
+        PostingRequest,
+        PostingResult,
+        PostingSystem,
+    )
+    from payment_posting_functions.domain.posting_instructions import LifecycleSettings
+    from payment_posting_functions.domain.publisher import Entry, EventPublisher
 
 logger = payment_logger()
-tracer = Tracer()
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@cache
+def batch_processor() -> BatchProcessor:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+
+    return BatchProcessor(event_type=EventType.SQS)
+
+
 # What a posting is made of (posting_instructions.posting_request_for): the same transaction
 # id with any of these different is another posting, not a repeat to answer from the record.
 POSTING_CONTENT = (
@@ -238,6 +229,8 @@ def posting_system_for(settings: tuple[tuple[str, str], ...]) -> tuple[str, Post
 
 @cache
 def publisher() -> EventPublisher:
+    from payment_posting_functions.domain.publisher import EventPublisher
+
     return EventPublisher(boto3.client("events"), os.environ["EVENT_BUS_NAME"])
 
 
@@ -249,6 +242,10 @@ def post_once() -> Callable[..., dict[str, Any]]:
     its detail): the event is published after the batch, and a redelivery of a record whose
     event the bus refused (or never got: the function died first) publishes it from here.
     """
+    from aws_lambda_powertools.utilities.idempotency import idempotent_function
+
+    from payment_posting_functions.domain.idempotency_store import IdempotencyStore
+
     store = IdempotencyStore(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
     once: Callable[..., dict[str, Any]] = idempotent_function(
         data_keyword_argument="approved", persistence_store=store, config=idempotency
@@ -258,6 +255,8 @@ def post_once() -> Callable[..., dict[str, Any]]:
 
 def lifecycle_settings() -> LifecycleSettings:
     """The hold windows and the tip tolerance the construct put in the environment."""
+    from payment_posting_functions.domain.posting_instructions import LifecycleSettings
+
     defaults = LifecycleSettings()
     return LifecycleSettings(
         hold_seconds=int(os.environ.get("HOLD_SECONDS", defaults.hold_seconds)),
@@ -273,6 +272,15 @@ def post_unsaved(approved: dict[str, Any], original_overdue: bool = False) -> di
     ``original_overdue``: a clearing or reversal whose original is still not in the ledger
     has been waited for long enough (see ``original_overdue``); not part of the hashed content.
     """
+    from payment_posting_functions.domain.card_message import TransactionType
+    from payment_posting_functions.domain.events import PostingFailed, TransactionApproved
+    from payment_posting_functions.domain.posting import (
+        FAILURE_REASONS,
+        PermanentPostingError,
+        PostingFailureCode,
+    )
+    from payment_posting_functions.domain.posting_instructions import posting_request_for
+
     transaction = TransactionApproved.model_validate(approved)
     request = posting_request_for(
         transaction, lifecycle_settings(), original_overdue=original_overdue
@@ -327,6 +335,15 @@ def outcome_event(
     request: PostingRequest, result: PostingResult, system_name: str
 ) -> LifecycleEvent:
     """The event a posting ends in, by what it did (``PostingOutcome``)."""
+    from payment_posting_functions.domain.events import (
+        AuthorizationHeld,
+        ClearingMatched,
+        ReversalApplied,
+        TransactionPosted,
+    )
+    from payment_posting_functions.domain.money import Money
+    from payment_posting_functions.domain.posting import PostingOutcome
+
     # Where the money went: suspense, when the ledger does not hold the account.
     account_id = result.account_id or request.account_id
     common = {
@@ -363,16 +380,27 @@ def outcome_event(
                              original_id=result.original_id)  # fmt: skip
 
 
-_OUTCOME_EVENTS: dict[str, type[LifecycleEvent]] = {
-    model.NAME.value: model
-    for model in (
-        TransactionPosted,
-        PostingFailed,
+@cache
+def outcome_events() -> dict[str, type[LifecycleEvent]]:
+    """The events a posting can end in, by name."""
+    from payment_posting_functions.domain.events import (
         AuthorizationHeld,
         ClearingMatched,
+        PostingFailed,
         ReversalApplied,
+        TransactionPosted,
     )
-}
+
+    return {
+        model.NAME.value: model
+        for model in (
+            TransactionPosted,
+            PostingFailed,
+            AuthorizationHeld,
+            ClearingMatched,
+            ReversalApplied,
+        )
+    }
 
 
 def outcome_entry(response: Mapping[str, Any]) -> Entry | None:
@@ -381,7 +409,9 @@ def outcome_entry(response: Mapping[str, Any]) -> Entry | None:
     detail = response.get("event")
     if not isinstance(detail, dict):
         return None
-    return Entry.of(_OUTCOME_EVENTS[detail["name"]].model_validate(detail))
+    from payment_posting_functions.domain.publisher import Entry
+
+    return Entry.of(outcome_events()[detail["name"]].model_validate(detail))
 
 
 def publish_outcomes(processed: list[tuple[Any, ...]]) -> list[str]:
@@ -429,6 +459,12 @@ def original_overdue(record: SQSRecord) -> bool:
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyValidationError,
+    )
+
+    from payment_posting_functions.domain.posting import OriginalNotYetPosted
+
     # The queue holds the EventBridge event as the rule delivered it.
     try:
         event = json.loads(record.body)
@@ -465,12 +501,13 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(log_event=False)  # bodies hold card data: never log the event
-@tracer.capture_lambda_handler(capture_response=False)
+@capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
     # What process_partial_response does, with the batch's events published between the
     # records and the response (a batch where every record failed still raises here).
+    processor = batch_processor()
     with processor(event["Records"], record_handler, context):
         processed = processor.process()
     failures = [dict(failure) for failure in processor.response()["batchItemFailures"]]

@@ -11,29 +11,31 @@ from __future__ import annotations
 import json
 import os
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
-from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payment_posting_functions.domain.events import (
-    DuplicateFlagged,
-    TransactionAuthorized,
-    TransactionQuarantined,
-)
 from payment_posting_functions.domain.latency import milliseconds_since
 from payment_posting_functions.domain.log_redaction import payment_logger
-from payment_posting_functions.domain.publisher import EventPublisher
+from payment_posting_functions.handlers.tracing import capture_lambda_handler
+
+# The domain (its pydantic models) is imported where it is used, on the first invocation, not
+# here: docs/adr/0024-lazy-imports-on-the-payment-path.md.
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from payment_posting_functions.domain.publisher import EventPublisher
 
 logger = payment_logger()
-tracer = Tracer()
 metrics = Metrics()
 
 
 @cache
 def publisher() -> EventPublisher:
+    from payment_posting_functions.domain.publisher import EventPublisher
+
     return EventPublisher(boto3.client("events"), os.environ["EVENT_BUS_NAME"])
 
 
@@ -47,9 +49,15 @@ def sns() -> Any:
 
 
 @logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
+@capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> None:
+    from payment_posting_functions.domain.events import (
+        DuplicateFlagged,
+        TransactionAuthorized,
+        TransactionQuarantined,
+    )
+
     authorized = TransactionAuthorized.model_validate(event["detail"])
     screening = authorized.screening
     if not screening.valid:

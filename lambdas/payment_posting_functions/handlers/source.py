@@ -14,43 +14,29 @@ import os
 from collections import Counter
 from datetime import timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
-from aws_lambda_powertools import Tracer
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
-from payment_posting_functions.domain.account_table import AccountTable
-from payment_posting_functions.domain.accounts import sample_accounts
-from payment_posting_functions.domain.generator import LIFECYCLE_MIX, Knobs, TransactionGenerator
-from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger
-from payment_posting_functions.domain.ledger_v2.sample_accounts import open_sample_accounts
 from payment_posting_functions.domain.log_redaction import payment_logger
-from payment_posting_functions.domain.transaction_table import TransactionTable
+from payment_posting_functions.handlers.tracing import capture_lambda_handler
+
+# The request model, the generator and the tables (pydantic models) are imported where they
+# are used, on the first invocation, not here: docs/adr/0024-lazy-imports-on-the-payment-path.md.
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from payment_posting_functions.domain.account_table import AccountTable
+    from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger
+    from payment_posting_functions.domain.transaction_table import TransactionTable
 
 logger = payment_logger()
-tracer = Tracer()
-
-MAX_COUNT = 10_000  # keeps one invocation well inside the function timeout
-
-
-class SourceRequest(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-    count: int = Field(default=100, ge=1, le=MAX_COUNT)
-    seed: int | None = None
-    duplicate_rate: float = Field(default=0.05, ge=0, le=1)
-    foreign_rate: float = Field(default=0.15, ge=0, le=1)
-    high_value_rate: float = Field(default=0.03, ge=0, le=1)
-    unknown_account_rate: float = Field(default=0.02, ge=0, le=1)
-    malformed_rate: float = Field(default=0.02, ge=0, le=1)
-    lifecycle: bool = True
 
 
 @cache
 def account_table() -> AccountTable | None:
+    from payment_posting_functions.domain.account_table import AccountTable
+
     name = os.environ.get("ACCOUNTS_TABLE_NAME")
     return AccountTable(boto3.resource("dynamodb").Table(name)) if name else None
 
@@ -58,6 +44,8 @@ def account_table() -> AccountTable | None:
 @cache
 def ledger() -> DynamoDBLedger | None:
     """The stack's built-in ledger, when it has one (an HTTP target has none)."""
+    from payment_posting_functions.domain.ledger_v2.dynamodb import DynamoDBLedger
+
     journal = os.environ.get("LEDGER_JOURNAL_TABLE_NAME")
     balances = os.environ.get("LEDGER_BALANCES_TABLE_NAME")
     if not (journal and balances):
@@ -67,14 +55,25 @@ def ledger() -> DynamoDBLedger | None:
 
 @cache
 def transaction_table() -> TransactionTable:
+    from payment_posting_functions.domain.transaction_table import TransactionTable
+
     resource = boto3.resource("dynamodb")
     retention = timedelta(seconds=int(os.environ["RETENTION_SECONDS"]))
     return TransactionTable(resource.Table(os.environ["TRANSACTIONS_TABLE_NAME"]), retention)
 
 
 @logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
+@capture_lambda_handler
 def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, Any]:
+    from payment_posting_functions.domain.accounts import sample_accounts
+    from payment_posting_functions.domain.generator import (
+        LIFECYCLE_MIX,
+        Knobs,
+        TransactionGenerator,
+    )
+    from payment_posting_functions.domain.ledger_v2.sample_accounts import open_sample_accounts
+    from payment_posting_functions.domain.source_request import SourceRequest
+
     request = SourceRequest.model_validate(event or {})
     rates = request.model_dump(exclude={"count", "seed", "lifecycle"})
     knobs = dataclasses.replace(LIFECYCLE_MIX, **rates) if request.lifecycle else Knobs(**rates)
