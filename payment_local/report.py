@@ -40,9 +40,13 @@ def final_state(events: list[LoggedEvent]) -> str:
     """The state the transaction is in after its last state-changing event.
 
     Side events (a foreign transaction found, a merchant category warning) inform without
-    moving a transaction on, so they are passed over.
+    moving a transaction on, so they are passed over. So is an enrichment replayed from the
+    archive (``replayOf``): it moves the transaction on only through the events it leads to,
+    and leads to none when the outcome stands (a held transaction a person has decided).
     """
     for event in reversed(events):
+        if event.detail.get("replayOf"):
+            continue
         model = BY_NAME.get(event.detail_type)
         if model is None:
             return event.detail_type

@@ -69,9 +69,10 @@ REVIEW_DECIDED: str = EventName.REVIEW_DECIDED.value
 PENDING_REVIEWS_TABLE = "PendingReviewsTableName"
 PENDING_REVIEWS_KEY = "transactionId"
 PENDING_REVIEWS_TTL = "expiresAt"
-# Store a review (PutItem), claim it for a decision (UpdateItem), remove it once the outcome
-# is published (DeleteItem); the workflow never reads it otherwise.
-PENDING_REVIEW_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+# Store a review (PutItem), claim it for a decision and mark its outcome published
+# (UpdateItem), read one stored before when a hold comes again (GetItem: decided, the decision
+# stands). Never deleted by the workflow: its time to live ends it.
+PENDING_REVIEW_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem")
 # The workflow counts the expiry day with lookups of at most 1,000 entries (an ArrayRange).
 MAX_PENDING_REVIEW_DAYS = 999
 # Gambling, quasi-cash and money orders: categories card schemes treat as higher risk.

@@ -153,3 +153,27 @@ def test_a_replay_notifies_nobody_twice(
         assert result.deliveries
         assert result.deliveries > 0
         assert sent() == before
+
+
+def test_replaying_authorizations_leaves_decided_reviews_decided(
+    assembly: StackAssembly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replay of the roots re-derives what follows an authorization; a person's decision on
+    a held transaction is not undone by it: no second hold, no second review to take."""
+    monkeypatch.chdir(tmp_path)
+    _cli(assembly, "run", "-n", "60", "--seed", "5")
+    before = json.loads(_cli(assembly, "check", "--json"))
+    events = [
+        json.loads(line)
+        for line in (tmp_path / ".payments-local/default/events.jsonl").read_text().splitlines()
+    ]
+    assert any(e["detailType"] == "ReviewDecided" for e in events), "the run decided no review"
+
+    replayed = _cli(assembly, "replay", "--from", "1h", "--detail-type", "TransactionAuthorized")
+
+    assert "state: COMPLETED" in replayed
+    after = json.loads(_cli(assembly, "check", "--json"))
+    assert after["finalStates"] == before["finalStates"]
+    assert after["waitingForReview"] == before["waitingForReview"]
+    assert after["problems"] == []
+    assert after["postedTwice"] == []

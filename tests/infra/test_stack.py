@@ -491,7 +491,7 @@ class TestStageConfig:
             log_retention=logs.RetentionDays.ONE_YEAR,
             sample_source=False,
             data_retention_days=35,
-            archive_retention_days=90,
+            archive_retention_days=35,
             posting_batching_window_seconds=1,
             observability=Observability(
                 log_level="INFO", tracing="sampled", trace_sample_rate=0.01

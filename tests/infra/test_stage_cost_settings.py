@@ -59,7 +59,7 @@ def test_each_stage_logs_at_its_level_and_samples_its_share_of_executions(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("stage", "window", "archive_days"), [("dev", None, 7), ("prod", 1, 90)])
+@pytest.mark.parametrize(("stage", "window", "archive_days"), [("dev", None, 7), ("prod", 1, 35)])
 def test_each_stage_batches_postings_and_keeps_its_archive_as_configured(
     request: pytest.FixtureRequest, stage: str, window: int | None, archive_days: int
 ) -> None:

@@ -74,7 +74,7 @@ def test_the_placeholders_are_those_the_stack_substitutes() -> None:
 
 def test_there_are_tasks_to_check() -> None:
     assert len(PUT_EVENTS) == 8
-    assert len(PENDING_REVIEW_TASKS) == 3
+    assert len(PENDING_REVIEW_TASKS) == 4
     assert {"NotifyRejected", "NotifyWorkflowFailure", "NotifyDecisionNotTaken"} <= set(TASKS)
 
 
@@ -96,7 +96,10 @@ def test_every_pending_review_call_names_the_table_and_one_transaction(name: str
     assert parameters["TableName"] == "${PendingReviewsTableName}"
     key = parameters.get("Key") or {"transactionId": parameters["Item"]["transactionId"]}
     assert key == {"transactionId": {"S.$": "$.detail.transactionId"}}
-    # Each call is conditional: a second hold, decision or removal cannot overwrite the first.
+    if STATES[name]["Resource"].endswith(":getItem"):
+        assert parameters["ConsistentRead"] is True  # what the claim just wrote, not older
+        return
+    # Each write is conditional: a second hold or decision cannot overwrite the first.
     assert parameters["ConditionExpression"]
     # A failed condition is handled, never an execution's unexplained failure.
     handled = [c for c in STATES[name]["Catch"] if c["ErrorEquals"] == [CONDITION_FAILED]]

@@ -1,7 +1,8 @@
 """Transactions held for review, and the decisions that end the wait, on moto's interpreter.
 
 A hold stores the pending review before ``TransactionHeld`` is published; a ``ReviewDecided``
-event claims it, publishes the outcome it decides (built from the stored review), and removes
+event claims it, publishes the outcome it decides (built from the stored review), and marks it
+decided; it stays until its time to live, so a replayed hold finds the decision and stands by
 it. A decision that finds no review to take fails the execution and tells the failure topic.
 """
 
@@ -51,6 +52,13 @@ def hold(rules: RulesWorkflow, case: Case = HIGH_VALUE) -> dict[str, Any]:
     return held
 
 
+def assert_decided(rules: RulesWorkflow, transaction_id: str, decision: ReviewDecision) -> None:
+    """The review is kept, decided, its outcome published: no other decision can take it."""
+    stored = rules.pending_reviews()[transaction_id]
+    assert stored["decision"] == {"S": decision}
+    assert "outcomePublishedAt" in stored
+
+
 def assert_not_taken(execution: Execution, *expected_in_message: str) -> dict[str, Any]:
     """The decision changed nothing, and the rules team was told (ids only)."""
     assert execution.status == "FAILED"
@@ -96,7 +104,7 @@ def test_an_approval_publishes_the_held_transaction_approved_and_ends_the_review
     assert approved.transaction == TransactionHeld.model_validate(held).transaction
     assert execution.events[0]["detail"]["enrichment"] == held["enrichment"]
     assert execution.notifications == []  # a decision taken is no failure
-    assert rules.pending_reviews() == {}
+    assert_decided(rules, held["transactionId"], APPROVE)
 
 
 def test_a_decline_rejects_the_held_transaction_as_declined_in_review(
@@ -115,7 +123,7 @@ def test_a_decline_rejects_the_held_transaction_as_declined_in_review(
     assert execution.events[0]["detail"]["transaction"] == held["transaction"]
     # A person's decision, not a validation rule: the rules team is not notified.
     assert execution.notifications == []
-    assert rules.pending_reviews() == {}
+    assert_decided(rules, held["transactionId"], DECLINE)
 
 
 @pytest.mark.parametrize(
@@ -215,7 +223,7 @@ def test_a_review_claimed_by_one_decision_is_refused_to_another_and_finished_by_
     redelivered = rules.run(review_event(held["transactionId"], DECLINE))
     assert redelivered.status == "SUCCEEDED", (redelivered.error, redelivered.cause)
     assert [e["detail-type"] for e in redelivered.events] == [EventName.TRANSACTION_REJECTED]
-    assert rules.pending_reviews() == {}
+    assert_decided(rules, held["transactionId"], DECLINE)
 
 
 def test_an_outcome_the_bus_refuses_fails_the_decision_and_keeps_the_review_claimed(
@@ -244,6 +252,27 @@ def test_a_transaction_held_twice_keeps_its_first_review(rules: RulesWorkflow) -
 
     assert second["transaction"] == first["transaction"]
     assert rules.pending_reviews()[first["transactionId"]] == stored
+
+
+@pytest.mark.parametrize("decision", [APPROVE, DECLINE])
+def test_a_decided_transaction_replayed_is_not_held_again(
+    rules: RulesWorkflow, decision: ReviewDecision
+) -> None:
+    # A replay of its authorization from the archive brings the enriched event again after
+    # a person decided: the decision stands; no second hold, no second review to take.
+    first = build_input(HIGH_VALUE)
+    held = hold(rules)
+    assert rules.run(review_event(held["transactionId"], decision)).status == "SUCCEEDED"
+    decided = rules.pending_reviews()[held["transactionId"]]
+
+    replayed = rules.run({**first, "detail": {**first["detail"], "replayOf": "replay-1"}})
+
+    assert replayed.status == "SUCCEEDED", (replayed.error, replayed.cause)
+    assert replayed.events == []
+    assert replayed.notifications == []
+    assert rules.pending_reviews()[held["transactionId"]] == decided
+    # And a decision sent again still finds nothing to take.
+    assert_not_taken(rules.run(review_event(held["transactionId"], decision)))
 
 
 def test_a_hold_whose_review_cannot_be_stored_is_not_announced(
