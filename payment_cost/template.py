@@ -74,7 +74,7 @@ def ref_id(value: Any) -> str | None:
 
 
 def resolve_pattern(value: Any) -> Any:
-    """An event pattern with ``Ref AWS::AccountId`` and ``AWS::Region`` as the placeholders the
+    """An event pattern with ``Ref AWS::AccountId`` and ``AWS::Region`` as the stand-ins the
     activity's events carry; any other intrinsic function cannot be matched."""
     if isinstance(value, dict):
         if set(value) == {"Ref"}:

@@ -229,10 +229,12 @@ def child_environment(function_environment: Mapping[str, str], handler: str) -> 
     }
 
 
-def timed_import(module: str, environment: Mapping[str, str]) -> Sample:
+def _python(module: str, environment: Mapping[str, str], *args: str, stderr: bool = False) -> str:
+    """What a fresh interpreter running ``args`` writes to stdout (``stderr``: to stderr, where
+    -X importtime writes); a failed import is an ImportFailedError naming the module."""
     # The module is one of HANDLERS or boto3, never user text; this interpreter runs it.
     completed = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", _TIMED_IMPORT.format(module=module)],
+        [sys.executable, *args],
         env=dict(environment),
         capture_output=True,
         text=True,
@@ -240,21 +242,19 @@ def timed_import(module: str, environment: Mapping[str, str]) -> Sample:
     )
     if completed.returncode != 0:
         raise ImportFailedError(module, completed.stderr)
-    milliseconds, max_rss_kib = completed.stdout.split()
+    return completed.stderr if stderr else completed.stdout
+
+
+def timed_import(module: str, environment: Mapping[str, str]) -> Sample:
+    output = _python(module, environment, "-c", _TIMED_IMPORT.format(module=module))
+    milliseconds, max_rss_kib = output.split()
     return Sample(float(milliseconds), int(max_rss_kib) / 1024)
 
 
 def importtime(module: str, environment: Mapping[str, str]) -> list[ImportRecord]:
-    completed = subprocess.run(  # noqa: S603 - as in timed_import
-        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-        env=dict(environment),
-        capture_output=True,
-        text=True,
-        check=False,
+    return parse_importtime(
+        _python(module, environment, "-X", "importtime", "-c", f"import {module}", stderr=True)
     )
-    if completed.returncode != 0:
-        raise ImportFailedError(module, completed.stderr)
-    return parse_importtime(completed.stderr)
 
 
 class ImportFailedError(Exception):
