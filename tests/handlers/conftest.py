@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,6 +11,8 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+
+from payment_posting_functions.domain.log_redaction import StandardOutput
 
 TRANSACTIONS_TABLE = "transactions"
 BUS = "payments"
@@ -106,28 +106,18 @@ def read_stream(dynamodb: Any, table_name: str) -> list[dict[str, Any]]:
     return records
 
 
-class _CurrentStdout(io.TextIOBase):
-    """Writes to whatever ``sys.stdout`` is at the time of writing."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
-
 @contextmanager
 def handler_output(logger: Any, capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], str]]:
     """Everything a handler writes to stdout (logs and metrics), as Lambda would ship it at
     DEBUG.
 
-    Powertools binds its stream when the module is imported, so capsys alone sees none of the
-    log lines; the handler writes through to the current stdout for the test instead.
+    The payment logger writes to standard output as it is at each line (``StandardOutput``);
+    the stream is set again here for a logger some other code made first for the service.
     """
     handler = logger.registered_handler
     assert isinstance(handler, logging.StreamHandler)
     original, level = handler.stream, logger.log_level
-    handler.setStream(_CurrentStdout())
+    handler.setStream(StandardOutput())
     # Every line, DEBUG too: what a stage at DEBUG would ship must hold no card number either.
     logger.setLevel(logging.DEBUG)
     try:
